@@ -1,0 +1,96 @@
+//! The application state passed to every handler and job: configuration, database,
+//! blob store, secrets and the small in-memory helpers. No globals.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::auth::limiter::LoginLimiter;
+use crate::auth::principal::BasicCache;
+use crate::auth::{DEFAULT_ADMIN, Role, password};
+use crate::config::Config;
+use crate::db::{self, Db};
+use crate::secrets::Sealer;
+use crate::storage::BlobStore;
+use crate::storage::local::LocalStore;
+
+pub struct AppInner {
+    pub config: Config,
+    pub db: Db,
+    pub store: Arc<dyn BlobStore>,
+    pub sealer: Sealer,
+    pub limiter: LoginLimiter,
+    pub basic_cache: BasicCache,
+    /// Verified against for unknown users, so a failed login costs the same either way.
+    pub dummy_hash: String,
+    pub jobs_wake: Notify,
+    pub started: Instant,
+    pub worker_id: String,
+}
+
+#[derive(Clone)]
+pub struct App(Arc<AppInner>);
+
+impl Deref for App {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// What `App::open` found on the way up, for the start-up banner.
+pub struct Opened {
+    pub app: App,
+    pub first_start: bool,
+}
+
+impl App {
+    /// Connects, migrates, and makes sure this server has an identity and an admin.
+    /// Fails here, at start, on any bad configuration.
+    pub async fn open(config: Config) -> anyhow::Result<Opened> {
+        let db = Db::connect(&config.database_url.0).await.map_err(|e| {
+            anyhow::anyhow!("cannot open the database {}: {e}", config.database_url_redacted())
+        })?;
+        db::migrations::run(&db).await?;
+        let sealer = Sealer::new(&config.database_key.0);
+        let created = db::server::ensure(&db, &sealer).await?;
+        let server = db::server::get(&db).await?;
+        if let Some(sealed) = &server.key_sealed {
+            sealer.open(sealed).map_err(|e| anyhow::anyhow!("{e}; set DATABASE_KEY to the key this database was created with"))?;
+        }
+        let first_start = if db::users::count(&db).await? == 0 {
+            let hash = password::hash_async(DEFAULT_ADMIN.1.to_string()).await?;
+            match db::users::insert(&db, DEFAULT_ADMIN.0, &hash, Role::Admin, true).await {
+                Ok(_) => true,
+                Err(e) if db::is_unique_violation(&e) => false,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            false
+        };
+        let store = LocalStore::open(config.data_dir.join("blobs"), config.staging_dir.clone())?;
+        let inner = AppInner {
+            db,
+            store: Arc::new(store),
+            sealer,
+            limiter: LoginLimiter::new(Duration::from_secs(300), 10, 30),
+            basic_cache: BasicCache::default(),
+            dummy_hash: password::hash_async(crate::secrets::random_id()).await?,
+            jobs_wake: Notify::new(),
+            started: Instant::now(),
+            worker_id: format!("{}-{}", hostname(), std::process::id()),
+            config,
+        };
+        Ok(Opened { app: App(Arc::new(inner)), first_start: first_start || created })
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "ods".into())
+}

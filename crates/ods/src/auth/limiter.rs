@@ -1,0 +1,72 @@
+//! Failed-login limiter: after too many failures from one address (or against one
+//! account) within a window, further attempts get 429 until the window passes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub struct LoginLimiter {
+    window: Duration,
+    per_addr: u32,
+    per_user: u32,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl LoginLimiter {
+    pub fn new(window: Duration, per_addr: u32, per_user: u32) -> Self {
+        LoginLimiter { window, per_addr, per_user, failures: Mutex::new(HashMap::new()) }
+    }
+
+    fn keys(addr: &str, user: &str) -> [String; 2] {
+        [format!("a:{addr}"), format!("u:{user}")]
+    }
+
+    /// Seconds to wait when this address or account is locked out, else `None`.
+    pub fn blocked(&self, addr: &str, user: &str) -> Option<u64> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let [a, u] = Self::keys(addr, user);
+        [(a, self.per_addr), (u, self.per_user)].into_iter().find_map(|(k, limit)| {
+            let (n, since) = map.get(&k)?;
+            let left = self.window.checked_sub(since.elapsed())?;
+            (*n >= limit).then(|| left.as_secs().max(1))
+        })
+    }
+
+    pub fn record_failure(&self, addr: &str, user: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            let window = self.window;
+            map.retain(|_, (_, since)| since.elapsed() < window);
+        }
+        for k in Self::keys(addr, user) {
+            let e = map.entry(k).or_insert((0, Instant::now()));
+            if e.1.elapsed() >= self.window {
+                *e = (0, Instant::now());
+            }
+            e.0 += 1;
+        }
+    }
+
+    pub fn record_success(&self, addr: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&format!("a:{addr}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_after_limit_then_window_passes() {
+        let l = LoginLimiter::new(Duration::from_millis(200), 3, 100);
+        for _ in 0..3 {
+            assert!(l.blocked("1.2.3.4", "admin").is_none());
+            l.record_failure("1.2.3.4", "admin");
+        }
+        assert!(l.blocked("1.2.3.4", "admin").is_some());
+        assert!(l.blocked("5.6.7.8", "admin").is_none(), "another address is not locked");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(l.blocked("1.2.3.4", "admin").is_none());
+    }
+}

@@ -1,0 +1,204 @@
+//! The durable job table: enqueue (inside the caller's transaction), claim with a
+//! lease, heartbeat, complete, retry. Claiming is an optimistic conditional UPDATE, so
+//! it is portable and safe with several worker processes on one database.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::Db;
+use crate::model::{now_millis, now_unix};
+
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub id: i64,
+    pub kind: String,
+    pub payload: String,
+    pub dedup_key: Option<String>,
+    pub state: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub run_at: i64,
+    pub lease_until: Option<i64>,
+    pub locked_by: Option<String>,
+    pub last_error: Option<String>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+const COLS: &str = "id, kind, payload, dedup_key, state, attempts, max_attempts, run_at, lease_until, locked_by, last_error, created, updated";
+
+fn from_row(r: &AnyRow) -> sqlx::Result<JobRow> {
+    Ok(JobRow {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        payload: r.try_get::<Option<String>, _>("payload")?.unwrap_or_default(),
+        dedup_key: r.try_get("dedup_key")?,
+        state: r.try_get("state")?,
+        attempts: r.try_get("attempts")?,
+        max_attempts: r.try_get("max_attempts")?,
+        run_at: r.try_get("run_at")?,
+        lease_until: r.try_get("lease_until")?,
+        locked_by: r.try_get("locked_by")?,
+        last_error: r.try_get("last_error")?,
+        created: r.try_get("created")?,
+        updated: r.try_get("updated")?,
+    })
+}
+
+pub struct NewJob {
+    pub kind: &'static str,
+    pub payload: String,
+    pub dedup_key: Option<String>,
+    pub max_attempts: i64,
+    pub run_at_ms: i64,
+}
+
+/// Adds a job unless one with the same dedup key is still waiting; returns its id.
+pub async fn enqueue(db: &Db, conn: &mut AnyConnection, job: &NewJob) -> sqlx::Result<Option<i64>> {
+    if let Some(key) = &job.dedup_key {
+        let dup = db
+            .q("SELECT id FROM jobs WHERE dedup_key = ? AND state = 'queued'")
+            .bind(key.clone())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if dup.is_some() {
+            return Ok(None);
+        }
+    }
+    let now = now_unix();
+    let id = db
+        .insert_id(
+            &mut *conn,
+            "INSERT INTO jobs (kind, payload, dedup_key, state, attempts, max_attempts, run_at, created, updated) \
+             VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+            |q| {
+                q.bind(job.kind)
+                    .bind(job.payload.clone())
+                    .bind(job.dedup_key.clone())
+                    .bind(job.max_attempts)
+                    .bind(job.run_at_ms)
+                    .bind(now)
+                    .bind(now)
+            },
+        )
+        .await?;
+    Ok(Some(id))
+}
+
+/// Claims one due job (or one whose lease expired: its worker died) for `worker`.
+pub async fn claim(db: &Db, worker: &str, lease_ms: i64) -> sqlx::Result<Option<JobRow>> {
+    let now = now_millis();
+    let due = "((state = 'queued' AND run_at <= ?) OR (state = 'running' AND lease_until < ?))";
+    let candidates = db
+        .q(&format!("SELECT id FROM jobs WHERE {due} ORDER BY run_at, id LIMIT 8"))
+        .bind(now)
+        .bind(now)
+        .fetch_all(db.reader())
+        .await?;
+    for c in candidates {
+        let id: i64 = c.try_get(0)?;
+        let res = db
+            .q(&format!(
+                "UPDATE jobs SET state = 'running', locked_by = ?, lease_until = ?, attempts = attempts + 1, updated = ? \
+                 WHERE id = ? AND {due}"
+            ))
+            .bind(worker.to_string())
+            .bind(now + lease_ms)
+            .bind(now_unix())
+            .bind(id)
+            .bind(now)
+            .bind(now)
+            .execute(db.writer())
+            .await?;
+        if res.rows_affected() == 1 {
+            return get(db, id).await;
+        }
+    }
+    Ok(None)
+}
+
+pub async fn get(db: &Db, id: i64) -> sqlx::Result<Option<JobRow>> {
+    let sql = format!("SELECT {COLS} FROM jobs WHERE id = ?");
+    db.q(&sql).bind(id).fetch_optional(db.writer()).await?.as_ref().map(from_row).transpose()
+}
+
+/// Extends the lease of a running job; false when the lease was lost.
+pub async fn heartbeat(db: &Db, id: i64, worker: &str, lease_ms: i64) -> sqlx::Result<bool> {
+    let r = db
+        .q("UPDATE jobs SET lease_until = ? WHERE id = ? AND locked_by = ? AND state = 'running'")
+        .bind(now_millis() + lease_ms)
+        .bind(id)
+        .bind(worker.to_string())
+        .execute(db.writer())
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn complete(db: &Db, id: i64, worker: &str) -> sqlx::Result<()> {
+    db.q("UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL, updated = ? WHERE id = ? AND locked_by = ?")
+        .bind(now_unix())
+        .bind(id)
+        .bind(worker.to_string())
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
+/// Records a failed attempt: back to the queue at `retry_at_ms`, or `dead` when none.
+pub async fn fail(db: &Db, id: i64, worker: &str, error: &str, retry_at_ms: Option<i64>) -> sqlx::Result<()> {
+    let (state, run_at) = match retry_at_ms {
+        Some(t) => ("queued", t),
+        None => ("dead", now_millis()),
+    };
+    db.q("UPDATE jobs SET state = ?, run_at = ?, lease_until = NULL, last_error = ?, updated = ? WHERE id = ? AND locked_by = ?")
+        .bind(state)
+        .bind(run_at)
+        .bind(error.to_string())
+        .bind(now_unix())
+        .bind(id)
+        .bind(worker.to_string())
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
+/// Puts a dead or queued job back to run now (admin action).
+pub async fn retry_now(db: &Db, id: i64) -> sqlx::Result<bool> {
+    let r = db
+        .q("UPDATE jobs SET state = 'queued', run_at = ?, attempts = 0, updated = ? WHERE id = ? AND state IN ('dead', 'queued')")
+        .bind(now_millis())
+        .bind(now_unix())
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn list(db: &Db, state: Option<&str>, kind: Option<&str>, limit: i64) -> sqlx::Result<Vec<JobRow>> {
+    let mut sql = format!("SELECT {COLS} FROM jobs WHERE 1 = 1");
+    if state.is_some() {
+        sql.push_str(" AND state = ?");
+    }
+    if kind.is_some() {
+        sql.push_str(" AND kind = ?");
+    }
+    sql.push_str(" ORDER BY id DESC LIMIT ?");
+    let mut q = db.q(&sql);
+    if let Some(s) = state {
+        q = q.bind(s.to_string());
+    }
+    if let Some(k) = kind {
+        q = q.bind(k.to_string());
+    }
+    q.bind(limit).fetch_all(db.reader()).await?.iter().map(from_row).collect()
+}
+
+/// Forgets finished jobs older than `cutoff` (unix seconds).
+pub async fn prune_done(db: &Db, cutoff: i64) -> sqlx::Result<u64> {
+    let r = db
+        .q("DELETE FROM jobs WHERE state = 'done' AND updated < ?")
+        .bind(cutoff)
+        .execute(db.writer())
+        .await?;
+    Ok(r.rows_affected())
+}

@@ -1,0 +1,255 @@
+//! The one migration set. Each migration is frozen once released: new schema changes
+//! are new entries at the end. Tables are defined once with sea-query and rendered for
+//! the connected engine; every statement is idempotent so concurrent starts are safe.
+
+use sea_query::{
+    ColumnDef, Index, IndexCreateStatement, MysqlQueryBuilder, PostgresQueryBuilder,
+    SqliteQueryBuilder, Table, TableCreateStatement,
+};
+use sqlx::Row;
+
+use super::{Db, Dialect};
+
+enum Step {
+    Table(TableCreateStatement),
+    Index(IndexCreateStatement),
+}
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    steps: fn() -> Vec<Step>,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "core", steps: core_schema }];
+
+fn id() -> ColumnDef {
+    ColumnDef::new("id").big_integer().not_null().auto_increment().primary_key().take()
+}
+fn text(name: &'static str, len: u32) -> ColumnDef {
+    ColumnDef::new(name).string_len(len).not_null().take()
+}
+fn text_null(name: &'static str, len: u32) -> ColumnDef {
+    ColumnDef::new(name).string_len(len).null().take()
+}
+fn long_text_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).text().null().take()
+}
+fn int(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).big_integer().not_null().take()
+}
+fn int_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).big_integer().null().take()
+}
+fn table(name: &'static str) -> TableCreateStatement {
+    Table::create().table(name).if_not_exists().take()
+}
+fn index(table: &'static str, name: &'static str, cols: &[&'static str], unique: bool) -> Step {
+    let mut i = Index::create();
+    i.name(name).table(table).if_not_exists();
+    for c in cols {
+        i.col(*c);
+    }
+    if unique {
+        i.unique();
+    }
+    Step::Index(i.take())
+}
+
+fn core_schema() -> Vec<Step> {
+    vec![
+        // This server's identity and settings: one row, id = 1.
+        Step::Table(
+            table("server")
+                .col(ColumnDef::new("id").big_integer().not_null().primary_key())
+                .col(text("name", 255))
+                .col(text_null("url", 2048))
+                .col(text("iss", 32))
+                .col(long_text_null("key_sealed"))
+                .col(text("stage", 8))
+                .col(int("firewalled"))
+                .col(text("download_auth", 16))
+                .col(int("created"))
+                .take(),
+        ),
+        // Content: one row per distinct file content, shared by filenames.
+        Step::Table(
+            table("blobs")
+                .col(ColumnDef::new("sha256").string_len(64).not_null().primary_key())
+                .col(int("file_size"))
+                .col(text("sha1", 40))
+                .col(text_null("sha512", 128))
+                .col(text_null("md5", 32))
+                .col(int("created"))
+                .take(),
+        ),
+        Step::Table(
+            table("chunks")
+                .col(text("sha256", 64))
+                .col(int("idx"))
+                .col(text("sha1", 40))
+                .primary_key(Index::create().col("sha256").col("idx"))
+                .take(),
+        ),
+        Step::Table(
+            table("packages")
+                .col(id())
+                .col(text("uuid", 32))
+                .col(text("filename", 255))
+                .col(int("file_size"))
+                .col(text("sha1", 40))
+                .col(text("sha256", 64))
+                .col(text("stage", 8))
+                .col(text("status", 16))
+                .col(long_text_null("status_reason"))
+                .col(int("created"))
+                .col(int("updated"))
+                .take(),
+        ),
+        index("packages", "packages_uuid", &["uuid"], true),
+        index("packages", "packages_filename", &["filename"], true),
+        index("packages", "packages_sha256", &["sha256"], false),
+        Step::Table(
+            table("users")
+                .col(id())
+                .col(text("username", 64))
+                .col(text("password_hash", 255))
+                .col(text("role", 16))
+                .col(int("must_change_password"))
+                .col(int("created"))
+                .col(int("updated"))
+                .take(),
+        ),
+        index("users", "users_username", &["username"], true),
+        Step::Table(
+            table("api_tokens")
+                .col(id())
+                .col(int("user_id"))
+                .col(text("name", 255))
+                .col(text("token_hash", 64))
+                .col(int("created"))
+                .col(int_null("last_used"))
+                .take(),
+        ),
+        index("api_tokens", "api_tokens_hash", &["token_hash"], true),
+        index("api_tokens", "api_tokens_user", &["user_id"], false),
+        Step::Table(
+            table("peers")
+                .col(id())
+                .col(text("iss", 32))
+                .col(text("name", 255))
+                .col(text_null("url", 2048))
+                .col(text("stage", 8))
+                .col(int("firewalled"))
+                .col(int("registered_on"))
+                .take(),
+        ),
+        index("peers", "peers_iss", &["iss"], true),
+        Step::Table(
+            table("jobs")
+                .col(id())
+                .col(text("kind", 64))
+                .col(long_text_null("payload"))
+                .col(text_null("dedup_key", 255))
+                .col(text("state", 16))
+                .col(int("attempts"))
+                .col(int("max_attempts"))
+                .col(int("run_at"))
+                .col(int_null("lease_until"))
+                .col(text_null("locked_by", 64))
+                .col(long_text_null("last_error"))
+                .col(int("created"))
+                .col(int("updated"))
+                .take(),
+        ),
+        index("jobs", "jobs_due", &["state", "run_at"], false),
+        index("jobs", "jobs_dedup", &["dedup_key", "state"], false),
+    ]
+}
+
+impl Step {
+    fn render(&self, dialect: Dialect) -> String {
+        match self {
+            Step::Table(t) => {
+                let mut sql = match dialect {
+                    Dialect::Sqlite => t.to_string(SqliteQueryBuilder),
+                    Dialect::Postgres => t.to_string(PostgresQueryBuilder),
+                    Dialect::MySql => t.to_string(MysqlQueryBuilder),
+                };
+                if dialect == Dialect::MySql {
+                    // Byte-exact, case-sensitive names, as on SQLite and PostgreSQL.
+                    sql.push_str(" ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin");
+                }
+                sql
+            }
+            Step::Index(i) => match dialect {
+                Dialect::Sqlite => i.to_string(SqliteQueryBuilder),
+                Dialect::Postgres => i.to_string(PostgresQueryBuilder),
+                Dialect::MySql => i.to_string(MysqlQueryBuilder),
+            },
+        }
+    }
+}
+
+/// Applies every migration not yet recorded. Safe to run from several processes.
+pub async fn run(db: &Db) -> anyhow::Result<Vec<i64>> {
+    let ledger = Table::create()
+        .table("schema_migrations")
+        .if_not_exists()
+        .col(ColumnDef::new("version").big_integer().not_null().primary_key())
+        .col(text("name", 64))
+        .col(int("applied_at"))
+        .take();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(Step::Table(ledger).render(db.dialect)))
+        .execute(db.writer())
+        .await?;
+    let done: Vec<i64> = db
+        .q("SELECT version FROM schema_migrations")
+        .fetch_all(db.writer())
+        .await?
+        .iter()
+        .map(|r| r.get::<i64, _>(0))
+        .collect();
+    let mut applied = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+        for step in (m.steps)() {
+            let sql = step.render(db.dialect);
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(db.writer())
+                .await
+                .map_err(|e| anyhow::anyhow!("migration {} ({}) failed: {e}\n{sql}", m.version, m.name))?;
+        }
+        let rec = db
+            .q("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(crate::model::now_unix())
+            .execute(db.writer())
+            .await;
+        match rec {
+            Ok(_) => applied.push(m.version),
+            Err(e) if super::is_unique_violation(&e) => {} // another process got there first
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ddl_renders_for_every_engine() {
+        for d in [Dialect::Sqlite, Dialect::Postgres, Dialect::MySql] {
+            for step in core_schema() {
+                let sql = step.render(d);
+                assert!(sql.contains("IF NOT EXISTS"), "{d:?}: {sql}");
+            }
+        }
+        let pk = Step::Table(table("t").col(id()).take());
+        let sqlite = pk.render(Dialect::Sqlite);
+        assert!(sqlite.contains("AUTOINCREMENT"), "{sqlite}");
+        assert!(pk.render(Dialect::MySql).contains("AUTO_INCREMENT"));
+    }
+}

@@ -1,0 +1,150 @@
+//! Database access for all three engines through one code path: a sqlx `Any` pool,
+//! one migration set (built per dialect by sea-query), and SQL written once with `?`
+//! placeholders that are rewritten for PostgreSQL. SQLite gets one writer connection and
+//! a pool of readers so concurrent requests queue instead of failing with `SQLITE_BUSY`.
+
+pub mod jobs;
+pub mod migrations;
+pub mod packages;
+pub mod peers;
+pub mod server;
+pub mod users;
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, AssertSqlSafe, Executor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+/// The metadata database.
+#[derive(Clone)]
+pub struct Db {
+    pub dialect: Dialect,
+    write: AnyPool,
+    read: AnyPool,
+}
+
+pub type Tx = sqlx::Transaction<'static, Any>;
+pub type Q = Query<'static, Any, AnyArguments>;
+
+impl Db {
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres") {
+            Dialect::Postgres
+        } else {
+            Dialect::MySql
+        };
+        let url = url.replacen("mariadb://", "mysql://", 1);
+        let db = match dialect {
+            Dialect::Sqlite => {
+                let pragmas = |opts: AnyPoolOptions| {
+                    opts.after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; \
+                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                };
+                let write = pragmas(AnyPoolOptions::new().max_connections(1))
+                    .acquire_timeout(Duration::from_secs(60))
+                    .connect(&url)
+                    .await?;
+                let read = pragmas(AnyPoolOptions::new().max_connections(8))
+                    .acquire_timeout(Duration::from_secs(60))
+                    .connect(&url)
+                    .await?;
+                Db { dialect, write, read }
+            }
+            _ => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(&url)
+                    .await?;
+                Db { dialect, write: pool.clone(), read: pool }
+            }
+        };
+        Ok(db)
+    }
+
+    /// The pool for statements that only read.
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// The pool for statements that write (one connection on SQLite).
+    pub fn writer(&self) -> &AnyPool {
+        &self.write
+    }
+
+    pub async fn begin(&self) -> sqlx::Result<Tx> {
+        self.write.begin().await
+    }
+
+    /// Builds a query from SQL written with `?` placeholders.
+    pub fn q(&self, sql: &str) -> Q {
+        sqlx::query(AssertSqlSafe(self.sql(sql).into_owned()))
+    }
+
+    /// Rewrites `?` placeholders to `$n` for PostgreSQL (our SQL has no `?` literals).
+    pub fn sql<'a>(&self, sql: &'a str) -> Cow<'a, str> {
+        if self.dialect != Dialect::Postgres || !sql.contains('?') {
+            return Cow::Borrowed(sql);
+        }
+        let mut out = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// Runs an INSERT and returns the new row's id, on every dialect.
+    pub async fn insert_id<'c, E>(&self, exec: E, sql: &str, bind: impl FnOnce(Q) -> Q) -> sqlx::Result<i64>
+    where
+        E: sqlx::Executor<'c, Database = Any>,
+    {
+        // PostgreSQL, SQLite >= 3.35 and MariaDB >= 10.5 all support RETURNING.
+        let sql = format!("{sql} RETURNING id");
+        let row: AnyRow = bind(self.q(&sql)).fetch_one(exec).await?;
+        sqlx::Row::try_get::<i64, _>(&row, 0)
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// True when the error is a unique-constraint violation (any engine).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation)
+                || db.code().as_deref() == Some("23000")
+                || db.code().as_deref() == Some("1062")
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,224 @@
+//! Packages (a filename and stage on this server) and blobs (content by sha256, with
+//! its 1 MiB chunk hashes and the extra digests Jamf Pro needs).
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::Db;
+use crate::model::{Stage, Status, now_unix};
+
+#[derive(Debug, Clone)]
+pub struct PackageRow {
+    pub id: i64,
+    pub uuid: String,
+    pub filename: String,
+    pub file_size: i64,
+    pub sha1: String,
+    pub sha256: String,
+    pub stage: Stage,
+    pub status: Status,
+    pub status_reason: Option<String>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+const COLS: &str =
+    "id, uuid, filename, file_size, sha1, sha256, stage, status, status_reason, created, updated";
+
+fn from_row(r: &AnyRow) -> sqlx::Result<PackageRow> {
+    let bad = |what: &str, v: String| sqlx::Error::Decode(format!("bad {what} {v:?}").into());
+    let stage: String = r.try_get("stage")?;
+    let status: String = r.try_get("status")?;
+    Ok(PackageRow {
+        id: r.try_get("id")?,
+        uuid: r.try_get("uuid")?,
+        filename: r.try_get("filename")?,
+        file_size: r.try_get("file_size")?,
+        sha1: r.try_get("sha1")?,
+        sha256: r.try_get("sha256")?,
+        stage: Stage::parse(&stage).ok_or_else(|| bad("stage", stage.clone()))?,
+        status: Status::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
+        status_reason: r.try_get("status_reason")?,
+        created: r.try_get("created")?,
+        updated: r.try_get("updated")?,
+    })
+}
+
+pub async fn list(db: &Db) -> sqlx::Result<Vec<PackageRow>> {
+    let sql = format!("SELECT {COLS} FROM packages ORDER BY id");
+    db.q(&sql).fetch_all(db.reader()).await?.iter().map(from_row).collect()
+}
+
+/// By database id when the text is a number, else by filename (as the seed).
+pub async fn find(db: &Db, id_or_name: &str) -> sqlx::Result<Option<PackageRow>> {
+    if let Ok(id) = id_or_name.parse::<i64>() {
+        let sql = format!("SELECT {COLS} FROM packages WHERE id = ?");
+        if let Some(r) = db.q(&sql).bind(id).fetch_optional(db.reader()).await? {
+            return from_row(&r).map(Some);
+        }
+    }
+    find_by_filename(db, db.reader(), id_or_name).await
+}
+
+pub async fn find_by_filename<'c, E>(db: &Db, exec: E, filename: &str) -> sqlx::Result<Option<PackageRow>>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let sql = format!("SELECT {COLS} FROM packages WHERE filename = ?");
+    db.q(&sql).bind(filename.to_string()).fetch_optional(exec).await?.as_ref().map(from_row).transpose()
+}
+
+pub struct NewPackage<'a> {
+    pub uuid: &'a str,
+    pub filename: &'a str,
+    pub file_size: i64,
+    pub sha1: &'a str,
+    pub sha256: &'a str,
+    pub stage: Stage,
+    pub status: Status,
+    pub created: i64,
+}
+
+pub async fn insert(db: &Db, conn: &mut AnyConnection, p: &NewPackage<'_>) -> sqlx::Result<i64> {
+    db.insert_id(
+        &mut *conn,
+        "INSERT INTO packages (uuid, filename, file_size, sha1, sha256, stage, status, status_reason, created, updated) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+        |q| {
+            q.bind(p.uuid.to_string())
+                .bind(p.filename.to_string())
+                .bind(p.file_size)
+                .bind(p.sha1.to_string())
+                .bind(p.sha256.to_string())
+                .bind(p.stage.as_str())
+                .bind(p.status.as_str())
+                .bind(p.created)
+                .bind(now_unix())
+        },
+    )
+    .await
+}
+
+pub async fn delete(db: &Db, conn: &mut AnyConnection, id: i64) -> sqlx::Result<bool> {
+    let r = db.q("DELETE FROM packages WHERE id = ?").bind(id).execute(&mut *conn).await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn set_stage(db: &Db, conn: &mut AnyConnection, id: i64, stage: Stage) -> sqlx::Result<()> {
+    db.q("UPDATE packages SET stage = ?, updated = ? WHERE id = ?")
+        .bind(stage.as_str())
+        .bind(now_unix())
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// How many packages use this content.
+pub async fn blob_refs(db: &Db, conn: &mut AnyConnection, sha256: &str) -> sqlx::Result<i64> {
+    let r = db
+        .q("SELECT COUNT(*) FROM packages WHERE sha256 = ?")
+        .bind(sha256.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
+    r.try_get(0)
+}
+
+#[derive(Debug, Clone)]
+pub struct BlobRow {
+    pub sha256: String,
+    pub file_size: i64,
+    pub sha1: String,
+    pub sha512: Option<String>,
+    pub md5: Option<String>,
+}
+
+pub async fn blob(db: &Db, sha256: &str) -> sqlx::Result<Option<BlobRow>> {
+    let r = db
+        .q("SELECT sha256, file_size, sha1, sha512, md5 FROM blobs WHERE sha256 = ?")
+        .bind(sha256.to_string())
+        .fetch_optional(db.reader())
+        .await?;
+    r.map(|r| {
+        Ok(BlobRow {
+            sha256: r.try_get("sha256")?,
+            file_size: r.try_get("file_size")?,
+            sha1: r.try_get("sha1")?,
+            sha512: r.try_get("sha512")?,
+            md5: r.try_get("md5")?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn all_blob_hashes(db: &Db) -> sqlx::Result<Vec<String>> {
+    let rows = db.q("SELECT sha256 FROM blobs").fetch_all(db.reader()).await?;
+    rows.iter().map(|r| r.try_get(0)).collect()
+}
+
+/// Records content and its chunk hashes once; a second upload of the same bytes is a no-op.
+pub async fn insert_blob(
+    db: &Db,
+    conn: &mut AnyConnection,
+    sha256: &str,
+    size: i64,
+    sha1: &str,
+    chunks: &[String],
+) -> sqlx::Result<()> {
+    let exists = db
+        .q("SELECT 1 FROM blobs WHERE sha256 = ?")
+        .bind(sha256.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    if exists.is_some() {
+        return Ok(());
+    }
+    db.q("INSERT INTO blobs (sha256, file_size, sha1, sha512, md5, created) VALUES (?, ?, ?, NULL, NULL, ?)")
+        .bind(sha256.to_string())
+        .bind(size)
+        .bind(sha1.to_string())
+        .bind(now_unix())
+        .execute(&mut *conn)
+        .await?;
+    for (batch_no, batch) in chunks.chunks(200).enumerate() {
+        let mut sql = String::from("INSERT INTO chunks (sha256, idx, sha1) VALUES ");
+        for i in 0..batch.len() {
+            sql.push_str(if i == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
+        }
+        let mut q = db.q(&sql);
+        for (i, h) in batch.iter().enumerate() {
+            q = q.bind(sha256.to_string()).bind((batch_no * 200 + i) as i64).bind(h.clone());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Removes the record of content no package uses any more; true when it was removed.
+pub async fn delete_unused_blob(db: &Db, conn: &mut AnyConnection, sha256: &str) -> sqlx::Result<bool> {
+    if blob_refs(db, conn, sha256).await? > 0 {
+        return Ok(false);
+    }
+    db.q("DELETE FROM chunks WHERE sha256 = ?").bind(sha256.to_string()).execute(&mut *conn).await?;
+    db.q("DELETE FROM blobs WHERE sha256 = ?").bind(sha256.to_string()).execute(&mut *conn).await?;
+    Ok(true)
+}
+
+pub async fn chunks(db: &Db, sha256: &str) -> sqlx::Result<Vec<String>> {
+    let rows = db
+        .q("SELECT sha1 FROM chunks WHERE sha256 = ? ORDER BY idx")
+        .bind(sha256.to_string())
+        .fetch_all(db.reader())
+        .await?;
+    rows.iter().map(|r| r.try_get(0)).collect()
+}
+
+pub async fn set_extra_digests(db: &Db, sha256: &str, sha512: &str, md5: &str) -> sqlx::Result<()> {
+    db.q("UPDATE blobs SET sha512 = ?, md5 = ? WHERE sha256 = ?")
+        .bind(sha512.to_string())
+        .bind(md5.to_string())
+        .bind(sha256.to_string())
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! This server's own identity and settings (the seed's About page): a single row.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::Db;
+use crate::model::{Stage, now_unix};
+use crate::secrets::{Sealer, random_bytes, random_id};
+
+#[derive(Debug, Clone)]
+pub struct ServerRow {
+    pub name: String,
+    pub url: Option<String>,
+    pub iss: String,
+    pub key_sealed: Option<String>,
+    pub stage: Stage,
+    pub firewalled: bool,
+    pub download_auth: String,
+    pub created: i64,
+}
+
+fn from_row(r: &AnyRow) -> sqlx::Result<ServerRow> {
+    Ok(ServerRow {
+        name: r.try_get("name")?,
+        url: r.try_get("url")?,
+        iss: r.try_get("iss")?,
+        key_sealed: r.try_get("key_sealed")?,
+        stage: Stage::parse(&r.try_get::<String, _>("stage")?).unwrap_or(Stage::Prod),
+        firewalled: r.try_get::<i64, _>("firewalled")? != 0,
+        download_auth: r.try_get("download_auth")?,
+        created: r.try_get("created")?,
+    })
+}
+
+pub async fn get(db: &Db) -> sqlx::Result<ServerRow> {
+    let row = db
+        .q("SELECT name, url, iss, key_sealed, stage, firewalled, download_auth, created FROM server WHERE id = 1")
+        .fetch_one(db.reader())
+        .await?;
+    from_row(&row)
+}
+
+/// Creates this server's identity on first start: a random ISS id and key.
+pub async fn ensure(db: &Db, sealer: &Sealer) -> sqlx::Result<bool> {
+    use base64::Engine;
+    let exists = db.q("SELECT 1 FROM server WHERE id = 1").fetch_optional(db.writer()).await?;
+    if exists.is_some() {
+        return Ok(false);
+    }
+    let key = base64::engine::general_purpose::URL_SAFE.encode(random_bytes::<32>());
+    let res = db
+        .q("INSERT INTO server (id, name, url, iss, key_sealed, stage, firewalled, download_auth, created) \
+            VALUES (1, 'ODS', NULL, ?, ?, 'Prod', 0, 'none', ?)")
+        .bind(random_id())
+        .bind(sealer.seal(&key))
+        .bind(now_unix())
+        .execute(db.writer())
+        .await;
+    match res {
+        Ok(_) => Ok(true),
+        Err(e) if super::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The fields an admin may change (never iss or key).
+#[derive(Debug, Default, Clone)]
+pub struct ServerUpdate {
+    pub name: Option<String>,
+    pub url: Option<Option<String>>,
+    pub stage: Option<Stage>,
+    pub firewalled: Option<bool>,
+    pub download_auth: Option<String>,
+}
+
+pub async fn update(db: &Db, conn: &mut sqlx::AnyConnection, u: &ServerUpdate) -> sqlx::Result<()> {
+    let cur = {
+        let row = db
+            .q("SELECT name, url, iss, key_sealed, stage, firewalled, download_auth, created FROM server WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+        from_row(&row)?
+    };
+    db.q("UPDATE server SET name = ?, url = ?, stage = ?, firewalled = ?, download_auth = ? WHERE id = 1")
+        .bind(u.name.clone().unwrap_or(cur.name))
+        .bind(u.url.clone().unwrap_or(cur.url))
+        .bind(u.stage.unwrap_or(cur.stage).as_str())
+        .bind(i64::from(u.firewalled.unwrap_or(cur.firewalled)))
+        .bind(u.download_auth.clone().unwrap_or(cur.download_auth))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

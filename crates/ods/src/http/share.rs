@@ -1,0 +1,205 @@
+//! Client downloads: `GET`/`HEAD /share/<filename>` and the Jamf distribution point
+//! layout `/<context>/Packages/<filename>`. Only Public packages; single and multiple
+//! byte ranges, conditional requests, strong ETag (the sha256), `Repr-Digest`, never
+//! compressed. Download auth is `none` or `basic` (any ODS user).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use crate::app::App;
+use crate::auth::principal::{basic_credentials, check_password};
+use crate::db::{self, packages::PackageRow};
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Status, filename_problem};
+use crate::storage::ByteStream;
+
+pub fn routes(context: &str) -> Router<App> {
+    Router::new()
+        .route("/share/{filename}", get(download))
+        .route(&format!("/{context}/Packages/{{filename}}"), get(download))
+}
+
+async fn download(State(app): State<App>, Path(filename): Path<String>, parts: Parts) -> ApiResult<Response> {
+    if let Some(problem) = filename_problem(&filename) {
+        return Err(ApiError::bad_request("invalid_filename", format!("{problem}: {filename:?}")));
+    }
+    let server = db::server::get(&app.db).await?;
+    if server.download_auth == "basic" {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default();
+        match basic_credentials(&parts) {
+            Some(creds) => {
+                let (u, p) = creds?;
+                check_password(&app, &addr, &u, &p).await?;
+            }
+            None => return Err(ApiError::unauthorized("downloads from this server need a username and password")),
+        }
+    }
+    let pkg = db::packages::find_by_filename(&app.db, app.db.reader(), &filename)
+        .await?
+        .filter(|p| p.status == Status::Public)
+        .ok_or_else(|| ApiError::not_found(format!("no downloadable package named {filename:?}")))?;
+    serve(&app, &pkg, &parts.method, &parts.headers).await
+}
+
+fn etag(p: &PackageRow) -> String {
+    format!("\"{}\"", p.sha256)
+}
+
+fn modified(p: &PackageRow) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(p.created.max(0) as u64)
+}
+
+/// True when an `If-None-Match`/`If-Match` list names our strong ETag (or `*`).
+fn etag_listed(list: &str, ours: &str, weak_ok: bool) -> bool {
+    list.split(',').map(str::trim).any(|t| {
+        t == "*" || t == ours || (weak_ok && t.strip_prefix("W/") == Some(ours))
+    })
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> ApiResult<Response> {
+    let len = p.file_size.max(0) as u64;
+    let tag = etag(p);
+    let mtime = modified(p);
+    let last_modified = httpdate::fmt_http_date(mtime);
+    let digest = hex::decode(&p.sha256).map_err(|e| ApiError::internal("reading the package digest", e))?;
+    let repr_digest = format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(digest));
+
+    let mut base = Response::builder()
+        .header(header::ETAG, &tag)
+        .header(header::LAST_MODIFIED, &last_modified)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header("repr-digest", &repr_digest)
+        .header(header::CACHE_CONTROL, "no-cache");
+
+    // Preconditions (RFC 9110 §13.2.2 order).
+    if let Some(im) = header_str(h, header::IF_MATCH) {
+        if !etag_listed(im, &tag, false) {
+            return Ok(status_only(base, StatusCode::PRECONDITION_FAILED));
+        }
+    } else if let Some(ius) = header_str(h, header::IF_UNMODIFIED_SINCE).and_then(|v| httpdate::parse_http_date(v).ok())
+        && mtime > ius
+    {
+        return Ok(status_only(base, StatusCode::PRECONDITION_FAILED));
+    }
+    if let Some(inm) = header_str(h, header::IF_NONE_MATCH) {
+        if etag_listed(inm, &tag, true) {
+            return Ok(status_only(base, StatusCode::NOT_MODIFIED));
+        }
+    } else if let Some(ims) = header_str(h, header::IF_MODIFIED_SINCE).and_then(|v| httpdate::parse_http_date(v).ok())
+        && mtime <= ims
+    {
+        return Ok(status_only(base, StatusCode::NOT_MODIFIED));
+    }
+
+    // Range, unless If-Range says the client's copy is stale.
+    let range_applies = match header_str(h, header::IF_RANGE) {
+        None => true,
+        Some(v) if v.starts_with('"') => v == tag,
+        Some(v) => httpdate::parse_http_date(v).is_ok_and(|d| d >= mtime && p.created > 0),
+    };
+    let ranges = match header_str(h, header::RANGE).filter(|_| range_applies) {
+        None => None,
+        Some(r) => match http_range_header::parse_range_header(r) {
+            // Syntax we do not understand: ignore the header (RFC 9110 §14.2).
+            Err(_) => None,
+            Ok(parsed) => match parsed.validate(len) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    base = base.header(header::CONTENT_RANGE, format!("bytes */{len}"));
+                    let body = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", format!("the file has {len} bytes"));
+                    let mut resp = body.into_response();
+                    for (k, v) in base.headers_ref().into_iter().flatten() {
+                        resp.headers_mut().insert(k.clone(), v.clone());
+                    }
+                    return Ok(resp);
+                }
+            },
+        },
+    };
+    let head = method == Method::HEAD;
+    let stream = |offset: u64, n: u64| async move {
+        if head || n == 0 { Ok::<ByteStream, std::io::Error>(Box::pin(futures_util::stream::empty())) } else { app.store.read(&p.sha256, offset, n).await }
+    };
+
+    let resp = match ranges.as_deref() {
+        None => base
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, len)
+            .body(Body::from_stream(stream(0, len).await?)),
+        Some([one]) => {
+            let (start, end) = (*one.start(), *one.end());
+            base.status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
+                .header(header::CONTENT_LENGTH, end - start + 1)
+                .body(Body::from_stream(stream(start, end - start + 1).await?))
+        }
+        Some(many) => {
+            let boundary = crate::secrets::random_id();
+            let mut parts: Vec<(Bytes, u64, u64)> = Vec::new();
+            let mut total = 0u64;
+            for r in many {
+                let (start, end) = (*r.start(), *r.end());
+                let head = Bytes::from(format!(
+                    "\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes {start}-{end}/{len}\r\n\r\n"
+                ));
+                total += head.len() as u64 + (end - start + 1);
+                parts.push((head, start, end - start + 1));
+            }
+            let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
+            total += tail.len() as u64;
+            let body: ByteStream = if head {
+                Box::pin(futures_util::stream::empty())
+            } else {
+                let store = app.store.clone();
+                let sha = p.sha256.clone();
+                Box::pin(
+                    futures_util::stream::iter(parts)
+                        .then(move |(h, off, n)| {
+                            let store = store.clone();
+                            let sha = sha.clone();
+                            async move {
+                                let data = store.read(&sha, off, n).await?;
+                                Ok::<_, std::io::Error>(futures_util::stream::once(async { Ok(h) }).chain(data))
+                            }
+                        })
+                        .map(|r| match r {
+                            Ok(s) => s.boxed(),
+                            Err(e) => futures_util::stream::once(async { Err(e) }).boxed(),
+                        })
+                        .flatten()
+                        .chain(futures_util::stream::once(async { Ok(tail) })),
+                )
+            };
+            base.status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_TYPE, format!("multipart/byteranges; boundary={boundary}"))
+                .header(header::CONTENT_LENGTH, total)
+                .body(Body::from_stream(body))
+        }
+    };
+    resp.map_err(|e| ApiError::internal("building the download response", e))
+}
+
+fn status_only(b: axum::http::response::Builder, status: StatusCode) -> Response {
+    b.status(status).body(Body::empty()).unwrap_or_else(|_| status.into_response())
+}
+

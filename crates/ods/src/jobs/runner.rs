@@ -1,0 +1,108 @@
+//! The worker loop: claims due jobs with a lease, keeps the lease alive while a job
+//! runs, and records success, or failure with exponential backoff and jitter. Jobs
+//! whose worker died are reclaimed when their lease runs out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{Semaphore, watch};
+
+use crate::app::App;
+use crate::db;
+use crate::model::now_millis;
+
+const LEASE_MS: i64 = 60_000;
+const PARALLEL: usize = 4;
+
+/// Delay before attempt `attempts + 1`: 2 s doubling to one hour, +-25% jitter.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let base = 2_000i64.saturating_mul(1 << attempts.clamp(0, 20) as u32).min(3_600_000);
+    let jitter = rand::rng().random_range(-base / 4..=base / 4);
+    base + jitter
+}
+
+pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
+    let slots = Arc::new(Semaphore::new(PARALLEL));
+    let poll = Duration::from_millis(app.config.job_poll_ms);
+    tracing::info!(worker = %app.worker_id, "job worker started");
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore open"),
+            _ = shutdown.changed() => break,
+        };
+        match db::jobs::claim(&app.db, &app.worker_id, LEASE_MS).await {
+            Ok(Some(job)) => {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    execute(app, job).await;
+                    drop(permit);
+                });
+                continue;
+            }
+            Ok(None) => drop(permit),
+            Err(e) => {
+                drop(permit);
+                tracing::warn!(%e, "claiming jobs failed; retrying");
+            }
+        }
+        tokio::select! {
+            _ = app.jobs_wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    // Let running jobs finish (their leases protect them if we are killed instead).
+    let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(PARALLEL as u32)).await;
+    tracing::info!("job worker stopped");
+}
+
+async fn execute(app: App, job: db::jobs::JobRow) {
+    let heartbeat = {
+        let app = app.clone();
+        let id = job.id;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)).await;
+                match db::jobs::heartbeat(&app.db, id, &app.worker_id, LEASE_MS).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => tracing::warn!(%e, job = id, "heartbeat failed"),
+                }
+            }
+        })
+    };
+    let result = super::dispatch(app.clone(), &job.kind, &job.payload).await;
+    heartbeat.abort();
+    let recorded = match result {
+        Ok(()) => {
+            tracing::debug!(job = job.id, kind = %job.kind, "job done");
+            db::jobs::complete(&app.db, job.id, &app.worker_id).await
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let retry = (job.attempts < job.max_attempts).then(|| now_millis() + backoff_ms(job.attempts));
+            tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %msg, retry = retry.is_some(), "job failed");
+            db::jobs::fail(&app.db, job.id, &app.worker_id, &msg, retry).await
+        }
+    };
+    if let Err(e) = recorded {
+        tracing::error!(%e, job = job.id, "could not record the job's outcome; its lease will expire and it reruns");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_grows_and_caps() {
+        for a in 0..30 {
+            let d = super::backoff_ms(a);
+            assert!(d >= 1_500 && d <= 4_500_000, "{a}: {d}");
+        }
+        assert!(super::backoff_ms(0) <= 2_500);
+        assert!(super::backoff_ms(5) >= 48_000);
+    }
+}

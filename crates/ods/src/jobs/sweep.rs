@@ -1,0 +1,43 @@
+//! Periodic housekeeping: staging files of crashed uploads, blobs no package uses,
+//! and old finished jobs. It re-queues itself, so exactly one is always pending.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Job;
+use crate::app::App;
+use crate::db;
+use crate::model::now_unix;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Sweep;
+
+pub const EVERY: Duration = Duration::from_secs(3600);
+/// A blob younger than this may belong to an upload about to commit its row.
+pub const BLOB_GRACE_SECS: u64 = 600;
+
+impl Job for Sweep {
+    const KIND: &'static str = "sweep";
+    fn dedup_key(&self) -> Option<String> {
+        Some("sweep".into())
+    }
+    async fn run(self, app: App) -> anyhow::Result<()> {
+        let staged = app.store.sweep_staging().await?;
+        let known: std::collections::HashSet<String> =
+            db::packages::all_blob_hashes(&app.db).await?.into_iter().collect();
+        let mut removed = 0;
+        for (sha, age) in app.store.list().await? {
+            if age >= BLOB_GRACE_SECS && !known.contains(&sha) {
+                app.store.delete(&sha).await?;
+                removed += 1;
+            }
+        }
+        let pruned = db::jobs::prune_done(&app.db, now_unix() - 7 * 86_400).await?;
+        tracing::info!(staged, removed, pruned, "housekeeping done");
+        let mut conn = app.db.writer().acquire().await?;
+        // The running row still holds the key as 'running', so this queues the next one.
+        super::enqueue(&app.db, &mut conn, &Sweep, EVERY).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! ODS, the Open Distribution Server: hands installer packages to managed computers
+//! and keeps a mesh of servers in sync. `launch` runs the HTTP server and the job
+//! worker on a given listener until the shutdown future resolves.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod jobs;
+pub mod model;
+pub mod packages;
+pub mod secrets;
+pub mod storage;
+pub mod system;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use app::App;
+
+/// What runs in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// HTTP server and job worker (`ods serve`).
+    Serve,
+    /// Job worker only (`ods worker`).
+    Worker,
+}
+
+/// Housekeeping every process does at start: sweep crashed uploads, queue the sweep.
+async fn start_housekeeping(app: &App) -> anyhow::Result<()> {
+    let swept = app.store.sweep_staging().await?;
+    if swept > 0 {
+        tracing::info!(swept, "removed staging files of interrupted uploads");
+    }
+    let mut conn = app.db.writer().acquire().await?;
+    jobs::enqueue(&app.db, &mut conn, &jobs::sweep::Sweep, Duration::ZERO).await?;
+    Ok(())
+}
+
+/// Runs until `shutdown` resolves. With `listener`, also serves HTTP.
+pub async fn launch(
+    app: App,
+    listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    start_housekeeping(&app).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(jobs::runner::run(app.clone(), stop_rx.clone()));
+    let mut stop_http = stop_rx.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    if let Some(listener) = listener {
+        let router = http::router(app.clone());
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = stop_http.wait_for(|s| *s).await;
+            })
+            .await?;
+    } else {
+        let _ = stop_http.wait_for(|s| *s).await;
+    }
+    let _ = worker.await;
+    app.db.close().await;
+    Ok(())
+}

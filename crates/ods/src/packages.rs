@@ -1,0 +1,146 @@
+//! Package operations shared by the admin API and the web UI: accept an upload,
+//! delete, change stage, request the Jamf digests. Each writes its rows and queues its
+//! follow-up jobs in one transaction.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::db::{self, packages::PackageRow};
+use crate::error::{ApiError, ApiResult};
+use crate::ingest::Received;
+use crate::jobs::{self, blob_gc::BlobGc, digests::Digests};
+use crate::model::{Stage, Status, human_size, iso_seconds, now_unix};
+use crate::secrets::random_id;
+
+pub fn conflict(filename: &str) -> ApiError {
+    ApiError::conflict(
+        "filename_exists",
+        format!("a package named {filename:?} exists; send replace=true to replace it"),
+    )
+}
+
+/// Stores an upload that has been received and hashed, as a Public package.
+pub async fn accept_upload(
+    app: &App,
+    filename: &str,
+    stage: Stage,
+    replace: bool,
+    received: Received,
+) -> ApiResult<PackageRow> {
+    let db = &app.db;
+    if !replace && db::packages::find_by_filename(db, db.reader(), filename).await?.is_some() {
+        return Err(conflict(filename)); // `received` dropped: staging file removed
+    }
+    let d = received.digests.clone();
+    received.commit().await?;
+    let mut tx = db.begin().await?;
+    let existing = db::packages::find_by_filename(db, &mut *tx, filename).await?;
+    if let Some(old) = &existing {
+        if !replace {
+            return Err(conflict(filename));
+        }
+        db::packages::delete(db, &mut tx, old.id).await?;
+        if old.sha256 != d.sha256 {
+            jobs::enqueue(db, &mut tx, &BlobGc { sha256: old.sha256.clone() }, Duration::ZERO).await?;
+        }
+    }
+    db::packages::insert_blob(db, &mut tx, &d.sha256, d.size as i64, &d.sha1, &d.chunks).await?;
+    let uuid = random_id();
+    let inserted = db::packages::insert(
+        db,
+        &mut tx,
+        &db::packages::NewPackage {
+            uuid: &uuid,
+            filename,
+            file_size: d.size as i64,
+            sha1: &d.sha1,
+            sha256: &d.sha256,
+            stage,
+            status: Status::Public,
+            created: now_unix(),
+        },
+    )
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if db::is_unique_violation(&e) => return Err(conflict(filename)),
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    app.jobs_wake.notify_one();
+    tracing::info!(filename, sha256 = %d.sha256, size = d.size, stage = stage.as_str(), "package uploaded");
+    db::packages::find_by_filename(db, db.writer(), filename)
+        .await?
+        .ok_or_else(|| ApiError::internal("reading the new package", "row vanished"))
+}
+
+pub async fn find(app: &App, id_or_name: &str) -> ApiResult<PackageRow> {
+    db::packages::find(&app.db, id_or_name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no package with id or filename {id_or_name:?}")))
+}
+
+pub async fn delete(app: &App, pkg: &PackageRow) -> ApiResult<()> {
+    let mut tx = app.db.begin().await?;
+    if !db::packages::delete(&app.db, &mut tx, pkg.id).await? {
+        return Err(ApiError::not_found(format!("package {:?} is already gone", pkg.filename)));
+    }
+    jobs::enqueue(&app.db, &mut tx, &BlobGc { sha256: pkg.sha256.clone() }, Duration::ZERO).await?;
+    tx.commit().await?;
+    app.jobs_wake.notify_one();
+    tracing::info!(filename = %pkg.filename, "package deleted");
+    Ok(())
+}
+
+pub async fn set_stage(app: &App, pkg: &PackageRow, stage: Stage) -> ApiResult<()> {
+    let mut tx = app.db.begin().await?;
+    db::packages::set_stage(&app.db, &mut tx, pkg.id, stage).await?;
+    tx.commit().await?;
+    tracing::info!(filename = %pkg.filename, from = pkg.stage.as_str(), to = stage.as_str(), "stage changed");
+    Ok(())
+}
+
+/// Queues the SHA-512/MD5 computation unless it is done already.
+pub async fn request_digests(app: &App, pkg: &PackageRow) -> ApiResult<bool> {
+    let blob = db::packages::blob(&app.db, &pkg.sha256).await?;
+    if blob.is_some_and(|b| b.sha512.is_some()) {
+        return Ok(false);
+    }
+    jobs::enqueue_now(app, &Digests { sha256: pkg.sha256.clone() }).await?;
+    Ok(true)
+}
+
+/// The seed's package object (keys sorted as the original's JSON), plus sha256.
+pub fn to_json(p: &PackageRow) -> Value {
+    json!({
+        "created": iso_seconds(p.created),
+        "created_ts": p.created,
+        "file_size": p.file_size,
+        "file_size_hr": human_size(p.file_size.max(0) as u64),
+        "filename": p.filename,
+        "id": p.id,
+        "sha1": p.sha1,
+        "sha256": p.sha256,
+        "stage": p.stage.as_str(),
+        "status": p.status.as_str(),
+        "status_reason": p.status_reason,
+        "uuid": p.uuid,
+    })
+}
+
+/// The single-package view: adds chunks and the extra digests once computed.
+pub async fn to_json_detail(app: &App, p: &PackageRow) -> ApiResult<Value> {
+    let mut v = to_json(p);
+    let chunks = db::packages::chunks(&app.db, &p.sha256).await?;
+    let blob = db::packages::blob(&app.db, &p.sha256).await?;
+    v["chunks"] = chunks
+        .into_iter()
+        .enumerate()
+        .map(|(index, sha1)| json!({"index": index, "sha1": sha1}))
+        .collect();
+    v["sha512"] = json!(blob.as_ref().and_then(|b| b.sha512.clone()));
+    v["md5"] = json!(blob.as_ref().and_then(|b| b.md5.clone()));
+    Ok(v)
+}

@@ -1,0 +1,215 @@
+//! Blobs on local disk: `<root>/<first two hex>/<sha256>`. Uploads are written to a
+//! staging file on the same filesystem, fsynced, then renamed into place, so a reader
+//! never sees a partial blob and a crash leaves at most a staging file to sweep.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+
+use super::{BlobStore, BlobWriter, ByteStream, valid_sha256};
+
+pub struct LocalStore {
+    root: PathBuf,
+    staging: PathBuf,
+}
+
+/// Staging files older than this are swept even if their process still runs.
+const STALE_STAGING: Duration = Duration::from_secs(24 * 3600);
+const READ_BLOCK: usize = 512 * 1024;
+
+impl LocalStore {
+    /// Fails at start when the staging directory is on another filesystem than the
+    /// blobs (the commit would not be a rename).
+    pub fn open(root: PathBuf, staging: Option<PathBuf>) -> anyhow::Result<LocalStore> {
+        let staging = staging.unwrap_or_else(|| root.join(".staging"));
+        fs::create_dir_all(&root)?;
+        fs::create_dir_all(&staging)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if fs::metadata(&root)?.dev() != fs::metadata(&staging)?.dev() {
+                anyhow::bail!(
+                    "UPLOAD_STAGING_DIRECTORY {} is on another filesystem than the blob store {}; \
+                     put it on the same filesystem so uploads commit with a rename",
+                    staging.display(),
+                    root.display()
+                );
+            }
+        }
+        Ok(LocalStore { root, staging })
+    }
+
+    fn path(&self, sha256: &str) -> io::Result<PathBuf> {
+        if !valid_sha256(sha256) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256"));
+        }
+        Ok(self.root.join(&sha256[..2]).join(sha256))
+    }
+}
+
+struct LocalWriter {
+    file: Option<File>,
+    path: PathBuf,
+    root: PathBuf,
+}
+
+impl BlobWriter for LocalWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.as_mut().expect("writer used after commit").write_all(buf)
+    }
+
+    fn commit(mut self: Box<Self>, sha256: &str) -> io::Result<()> {
+        if !valid_sha256(sha256) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256"));
+        }
+        let file = self.file.take().expect("commit twice");
+        let dir = self.root.join(&sha256[..2]);
+        let dest = dir.join(sha256);
+        if dest.exists() {
+            // Same content already stored: keep it, refresh its age for the collector.
+            drop(file);
+            let _ = File::options().write(true).open(&dest).and_then(|f| f.set_modified(SystemTime::now()));
+            return fs::remove_file(&self.path);
+        }
+        file.sync_all()?;
+        drop(file);
+        fs::create_dir_all(&dir)?;
+        fs::rename(&self.path, &dest)?;
+        File::open(&dir)?.sync_all()
+    }
+}
+
+impl Drop for LocalWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true // elsewhere rely on age alone
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for LocalStore {
+    async fn begin(&self) -> io::Result<Box<dyn BlobWriter>> {
+        let name = format!("{}-{}.part", std::process::id(), crate::secrets::random_id());
+        let path = self.staging.join(name);
+        let file = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || File::options().write(true).create_new(true).open(path)
+        })
+        .await??;
+        Ok(Box::new(LocalWriter { file: Some(file), path, root: self.root.clone() }))
+    }
+
+    async fn size(&self, sha256: &str) -> io::Result<Option<u64>> {
+        match tokio::fs::metadata(self.path(sha256)?).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn read(&self, sha256: &str, offset: u64, len: u64) -> io::Result<ByteStream> {
+        let path = self.path(sha256)?;
+        let mut file = tokio::task::spawn_blocking(move || File::open(path)).await??;
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(4);
+        tokio::task::spawn_blocking(move || {
+            let mut left = len;
+            if let Err(e) = file.seek(SeekFrom::Start(offset)) {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+            while left > 0 {
+                let n = left.min(READ_BLOCK as u64) as usize;
+                let mut buf = BytesMut::zeroed(n);
+                match file.read_exact(&mut buf) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(e));
+                        return;
+                    }
+                }
+                left -= n as u64;
+                if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                    return; // the client went away
+                }
+            }
+        });
+        Ok(Box::pin(tokio_stream_from(rx)))
+    }
+
+    async fn delete(&self, sha256: &str) -> io::Result<()> {
+        match tokio::fs::remove_file(self.path(sha256)?).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn list(&self) -> io::Result<Vec<(String, u64)>> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for dir in fs::read_dir(&root)? {
+                let dir = dir?;
+                if !dir.file_type()?.is_dir() || dir.file_name().len() != 2 {
+                    continue;
+                }
+                for f in fs::read_dir(dir.path())? {
+                    let f = f?;
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    if valid_sha256(&name) {
+                        let age = f.metadata()?.modified()?.elapsed().unwrap_or_default().as_secs();
+                        out.push((name, age));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await?
+    }
+
+    async fn sweep_staging(&self) -> io::Result<usize> {
+        let staging = self.staging.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut removed = 0;
+            for f in fs::read_dir(&staging)? {
+                let f = f?;
+                let name = f.file_name().to_string_lossy().into_owned();
+                let Some(stem) = name.strip_suffix(".part") else { continue };
+                let pid = stem.split('-').next().and_then(|p| p.parse::<u32>().ok());
+                let age = f.metadata()?.modified()?.elapsed().unwrap_or_default();
+                let orphan = match pid {
+                    Some(pid) if pid == std::process::id() => age > STALE_STAGING,
+                    Some(pid) => !pid_alive(pid) || age > STALE_STAGING,
+                    None => true,
+                };
+                if orphan {
+                    fs::remove_file(f.path())?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await?
+    }
+
+    fn describe(&self) -> String {
+        format!("local disk at {}", self.root.display())
+    }
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<io::Result<bytes::Bytes>>,
+) -> impl futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

@@ -1,0 +1,42 @@
+//! Blob storage: content addressed by sha256, behind one trait so the rest of the
+//! server never assumes a local path. `local.rs` keeps blobs on disk; an S3 backend
+//! implements the same trait.
+
+pub mod local;
+
+use std::io;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// Receives one upload's bytes (from a blocking thread) and either commits them under
+/// their sha256 or throws them away. Dropping without `commit` discards the bytes.
+pub trait BlobWriter: Send {
+    fn write(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Makes the bytes durable and visible as `sha256` (atomic; a no-op when that
+    /// content is already stored). Blocking.
+    fn commit(self: Box<Self>, sha256: &str) -> io::Result<()>;
+}
+
+#[async_trait::async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Starts a new blob; staging space lives where `commit` is a cheap rename.
+    async fn begin(&self) -> io::Result<Box<dyn BlobWriter>>;
+    /// Size of a stored blob, or `None`.
+    async fn size(&self, sha256: &str) -> io::Result<Option<u64>>;
+    /// Streams `len` bytes from `offset`.
+    async fn read(&self, sha256: &str, offset: u64, len: u64) -> io::Result<ByteStream>;
+    async fn delete(&self, sha256: &str) -> io::Result<()>;
+    /// Every stored blob with its age in seconds (for garbage collection).
+    async fn list(&self) -> io::Result<Vec<(String, u64)>>;
+    /// Removes staging files left by crashed or aborted uploads; returns how many.
+    async fn sweep_staging(&self) -> io::Result<usize>;
+    fn describe(&self) -> String;
+}
+
+pub fn valid_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
