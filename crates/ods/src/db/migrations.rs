@@ -214,10 +214,13 @@ pub async fn run(db: &Db) -> anyhow::Result<Vec<i64>> {
     for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
         for step in (m.steps)() {
             let sql = step.render(db.dialect);
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
-                .execute(db.writer())
-                .await
-                .map_err(|e| anyhow::anyhow!("migration {} ({}) failed: {e}\n{sql}", m.version, m.name))?;
+            match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).execute(db.writer()).await {
+                Ok(_) => {}
+                // MySQL has no CREATE INDEX IF NOT EXISTS: "duplicate key name" means done.
+                Err(sqlx::Error::Database(e))
+                    if matches!(step, Step::Index(_)) && e.code().as_deref() == Some("42000") && e.message().contains("Duplicate key name") => {}
+                Err(e) => anyhow::bail!("migration {} ({}) failed: {e}\n{sql}", m.version, m.name),
+            }
         }
         let rec = db
             .q("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
@@ -244,7 +247,8 @@ mod tests {
         for d in [Dialect::Sqlite, Dialect::Postgres, Dialect::MySql] {
             for step in core_schema() {
                 let sql = step.render(d);
-                assert!(sql.contains("IF NOT EXISTS"), "{d:?}: {sql}");
+                let idempotent = sql.contains("IF NOT EXISTS") || (d == Dialect::MySql && matches!(step, Step::Index(_)));
+                assert!(idempotent, "{d:?}: {sql}");
             }
         }
         let pk = Step::Table(table("t").col(id()).take());

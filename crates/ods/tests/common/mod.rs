@@ -1,0 +1,323 @@
+//! Test harness: starts real `ods` processes on loopback ports, each with its own data
+//! directory and its own fresh database on the engine named by `ODS_TEST_DB`
+//! (`sqlite`, the default; `postgres`; `mysql`). PostgreSQL and MariaDB databases are
+//! created with the engines' own command-line clients and dropped afterwards.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const ADMIN: (&str, &str) = ("admin", "ods1234!");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+pub fn engine() -> Engine {
+    match std::env::var("ODS_TEST_DB").unwrap_or_default().as_str() {
+        "" | "sqlite" => Engine::Sqlite,
+        "postgres" | "postgresql" => Engine::Postgres,
+        "mysql" | "mariadb" => Engine::MySql,
+        other => panic!("ODS_TEST_DB={other:?}: use sqlite, postgres or mysql"),
+    }
+}
+
+fn pg_host() -> String {
+    std::env::var("ODS_TEST_PG_HOST").unwrap_or_else(|_| "127.0.0.1:5432".into())
+}
+fn my_host() -> String {
+    std::env::var("ODS_TEST_MYSQL_HOST").unwrap_or_else(|_| "127.0.0.1:3306".into())
+}
+
+/// A database made for one server of one test; dropped with it.
+pub struct TestDb {
+    pub url: Option<String>,
+    name: String,
+    engine: Engine,
+}
+
+fn run_sql(engine: Engine, sql: &str) {
+    let out = match engine {
+        Engine::Postgres => {
+            let (h, p) = pg_host().split_once(':').map(|(h, p)| (h.to_string(), p.to_string())).unwrap();
+            Command::new("psql").args(["-h", &h, "-p", &p, "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql]).output()
+        }
+        Engine::MySql => {
+            let (h, p) = my_host().split_once(':').map(|(h, p)| (h.to_string(), p.to_string())).unwrap();
+            Command::new("mariadb").args(["-h", &h, "-P", &p, "-u", "root", "-e", sql]).output()
+        }
+        Engine::Sqlite => return,
+    }
+    .expect("running the database client (psql / mariadb)");
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl TestDb {
+    pub fn create() -> TestDb {
+        let engine = engine();
+        let name = format!("ods_t_{}", hex_id());
+        let url = match engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => {
+                run_sql(engine, &format!("CREATE DATABASE {name}"));
+                Some(format!("postgres://postgres@{}/{name}", pg_host()))
+            }
+            Engine::MySql => {
+                run_sql(engine, &format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"));
+                Some(format!("mysql://root@{}/{name}", my_host()))
+            }
+        };
+        TestDb { url, name, engine }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match self.engine {
+            Engine::Postgres => run_sql(self.engine, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)),
+            Engine::MySql => run_sql(self.engine, &format!("DROP DATABASE IF EXISTS {}", self.name)),
+            Engine::Sqlite => {}
+        }
+    }
+}
+
+pub fn hex_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{:x}{:x}{:x}", std::process::id(), t & 0xffff_ffff, N.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn ods_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ods"))
+}
+
+/// Options for starting a server.
+#[derive(Default, Clone)]
+pub struct Opts {
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+}
+
+/// A running `ods serve` process.
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+    pub db: TestDb,
+    pub opts: Opts,
+    pub http: reqwest::Client,
+    pub stdout_lines: Vec<String>,
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::start_with(Opts::default()).await
+    }
+
+    pub async fn start_with(opts: Opts) -> Server {
+        let dir = tempfile::Builder::new().prefix("ods-test-").tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let db = TestDb::create();
+        let mut s = Server {
+            child: None,
+            url: String::new(),
+            data_dir,
+            _dir: dir,
+            db,
+            opts,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            stdout_lines: Vec::new(),
+        };
+        s.spawn().await;
+        s
+    }
+
+    /// The command that would start this server (for `ods user ...` and friends).
+    pub fn command(&self, sub: &[&str]) -> Command {
+        let mut c = Command::new(ods_bin());
+        c.args(sub);
+        c.arg("--data-dir").arg(&self.data_dir);
+        if let Some(url) = &self.db.url {
+            c.arg("--database-url").arg(url);
+        }
+        for k in ["DATABASE_URL", "ODS_CONF", "ODS_DATA_DIR", "ODS_LISTEN", "SECRET_KEY", "DATABASE_KEY", "MYSQL_SERVER", "UPLOAD_STAGING_DIRECTORY", "DEBUG"] {
+            c.env_remove(k);
+        }
+        c.env("ODS_JOB_POLL_MS", "100");
+        for (k, v) in &self.opts.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    async fn spawn(&mut self) {
+        let mut cmd = self.command(&["serve", "--listen", "127.0.0.1:0"]);
+        cmd.args(&self.opts.args);
+        std::fs::create_dir_all(&self.data_dir).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        cmd.stdout(Stdio::piped()).stderr(log);
+        let mut child = cmd.spawn().expect("starting ods");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        self.stdout_lines.clear();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("ODS listening on ") {
+                        self.url = url.trim().to_string();
+                    }
+                    self.stdout_lines.push(line);
+                    if !self.url.is_empty() {
+                        // Collect the banner line that may follow.
+                        while let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+                            self.stdout_lines.push(l);
+                        }
+                        break;
+                    }
+                }
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!("ods exited with {status} before listening:\n{}", self.log());
+                    }
+                    assert!(Instant::now() < deadline, "ods did not start in 60 s:\n{}", self.log());
+                }
+            }
+        }
+        self.child = Some(child);
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.parent().unwrap().join("ods.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Kills the process with SIGKILL (no clean shutdown).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops with SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("server running");
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        c.wait().unwrap()
+    }
+
+    /// Starts the process again on the same data directory and database.
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.spawn().await;
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// A request as the default admin.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.at(path)).basic_auth(ADMIN.0, Some(ADMIN.1))
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let r = self.admin(reqwest::Method::GET, path).send().await.unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
+    /// Uploads `data` as `filename` with `stage` (admin); returns the response.
+    pub async fn upload(&self, filename: &str, data: Vec<u8>, stage: &str) -> reqwest::Response {
+        let part = reqwest::multipart::Part::bytes(data).file_name(filename.to_string());
+        let form = reqwest::multipart::Form::new().part("file", part).text("stage", stage.to_string());
+        self.admin(reqwest::Method::POST, "/api/admin/upload").multipart(form).send().await.unwrap()
+    }
+
+    /// Waits until `check` passes or `secs` elapse.
+    pub async fn eventually<F, Fut>(&self, secs: u64, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !check().await {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Files in the staging directory (uploads in progress or left behind).
+    pub fn staging_files(&self) -> Vec<PathBuf> {
+        list(&self.data_dir.join("blobs/.staging"))
+    }
+
+    /// Stored blobs.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for d in list(&self.data_dir.join("blobs")) {
+            if d.is_dir() && d.file_name().is_some_and(|n| n.len() == 2) {
+                out.extend(list(&d));
+            }
+        }
+        out
+    }
+}
+
+fn list(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift) of length `n`.
+pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+pub fn sha1_hex(d: &[u8]) -> String {
+    use sha1::Digest;
+    hex::encode(sha1::Sha1::digest(d))
+}
+
+pub fn sha256_hex(d: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(d))
+}
