@@ -51,14 +51,19 @@ impl App {
     /// Fails here, at start, on any bad configuration.
     pub async fn open(config: Config) -> anyhow::Result<Opened> {
         let db = Db::connect(&config.database_url.0).await.map_err(|e| {
-            anyhow::anyhow!("cannot open the database {}: {e}", config.database_url_redacted())
+            anyhow::anyhow!(
+                "cannot open the database {}: {e}",
+                config.database_url_redacted()
+            )
         })?;
         db::migrations::run(&db).await?;
         let sealer = Sealer::new(&config.database_key.0);
         let created = db::server::ensure(&db, &sealer).await?;
         let server = db::server::get(&db).await?;
         if let Some(sealed) = &server.key_sealed {
-            sealer.open(sealed).map_err(|e| anyhow::anyhow!("{e}; set DATABASE_KEY to the key this database was created with"))?;
+            sealer.open(sealed).map_err(|e| {
+                anyhow::anyhow!("{e}; set DATABASE_KEY to the key this database was created with")
+            })?;
         }
         let first_start = if db::users::count(&db).await? == 0 {
             let hash = password::hash_async(DEFAULT_ADMIN.1.to_string()).await?;
@@ -83,7 +88,10 @@ impl App {
             worker_id: format!("{}-{}", hostname(), std::process::id()),
             config,
         };
-        Ok(Opened { app: App(Arc::new(inner)), first_start: first_start || created })
+        Ok(Opened {
+            app: App(Arc::new(inner)),
+            first_start: first_start || created,
+        })
     }
 }
 

@@ -55,7 +55,9 @@ impl Layer {
             database_url: self.database_url.or(base.database_url),
             secret_key: self.secret_key.or(base.secret_key),
             database_key: self.database_key.or(base.database_key),
-            upload_staging_directory: self.upload_staging_directory.or(base.upload_staging_directory),
+            upload_staging_directory: self
+                .upload_staging_directory
+                .or(base.upload_staging_directory),
             debug: self.debug.or(base.debug),
             mysql_server: self.mysql_server.or(base.mysql_server),
             mysql_database: self.mysql_database.or(base.mysql_database),
@@ -86,7 +88,9 @@ impl Layer {
             Some(v) => match v.parse() {
                 Ok(n) => Some(n),
                 Err(_) => {
-                    problems.push(format!("ODS_JOB_POLL_MS={v:?} is not a number of milliseconds"));
+                    problems.push(format!(
+                        "ODS_JOB_POLL_MS={v:?} is not a number of milliseconds"
+                    ));
                     None
                 }
             },
@@ -108,7 +112,11 @@ impl Layer {
             allow_insecure_peers,
             job_poll_ms,
         };
-        if problems.is_empty() { Ok(layer) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(layer)
+        } else {
+            Err(problems)
+        }
     }
 
     /// The file layer: TOML with the same keys as the environment (any letter case).
@@ -130,7 +138,9 @@ impl Layer {
                 (k, v)
             })
             .collect();
-        lowered.try_into().map_err(|e| format!("ODS_CONF has a bad value: {e}"))
+        lowered
+            .try_into()
+            .map_err(|e| format!("ODS_CONF has a bad value: {e}"))
     }
 }
 
@@ -208,7 +218,10 @@ impl Config {
         let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("./ods-data"));
         if keys == KeyFiles::Create {
             if let Err(e) = std::fs::create_dir_all(&data_dir) {
-                problems.push(format!("data directory {}: cannot create it: {e}", data_dir.display()));
+                problems.push(format!(
+                    "data directory {}: cannot create it: {e}",
+                    data_dir.display()
+                ));
             }
         } else if !data_dir.is_dir() {
             problems.push(format!(
@@ -251,8 +264,7 @@ impl Config {
                 problems.push("SECRET_KEY is shorter than 16 characters".into());
                 None
             }
-            None => key_file(&data_dir, "secret.key", keys, &mut problems)
-                .map(|k| k.into_bytes()),
+            None => key_file(&data_dir, "secret.key", keys, &mut problems).map(|k| k.into_bytes()),
         };
         let database_key = match raw.database_key {
             Some(s) => decode_key32(&s.0).or_else(|| {
@@ -274,7 +286,9 @@ impl Config {
 
         let share_context = raw.share_context.unwrap_or_else(|| "CasperShare".into());
         if share_context.is_empty()
-            || !share_context.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || !share_context
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             || ["api", "share", "static", "ui"].contains(&share_context.as_str())
         {
             problems.push(format!(
@@ -324,7 +338,9 @@ fn url_escape(s: &str) -> String {
 
 /// `scheme://user:secret@host/db` -> `scheme://user:***@host/db`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
     match rest.split_once('@') {
         Some((auth, host)) => match auth.split_once(':') {
             Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
@@ -422,7 +438,10 @@ mod tests {
     #[test]
     fn keys_generated_once_with_private_mode() {
         let dir = tempfile::tempdir().unwrap();
-        let flags = || Layer { data_dir: Some(dir.path().into()), ..Layer::default() };
+        let flags = || Layer {
+            data_dir: Some(dir.path().into()),
+            ..Layer::default()
+        };
         let a = Config::resolve(flags(), KeyFiles::Create).unwrap();
         let b = Config::resolve(flags(), KeyFiles::Create).unwrap();
         assert_eq!(a.database_key.0, b.database_key.0);
@@ -430,7 +449,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("database.key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("database.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -440,7 +462,10 @@ mod tests {
         let l = Layer::from_toml("MYSQL_SERVER = \"db:3306\"\nmysql_user = \"ods\"\nMYSQL_PASSWORD = \"p@ss\"\nDEBUG = true").unwrap();
         assert_eq!(l.mysql_server.as_deref(), Some("db:3306"));
         let dir = tempfile::tempdir().unwrap();
-        let l = Layer { data_dir: Some(dir.path().into()), ..l };
+        let l = Layer {
+            data_dir: Some(dir.path().into()),
+            ..l
+        };
         let c = Config::resolve(l, KeyFiles::Create).unwrap();
         assert_eq!(c.database_url.0, "mysql://ods:p%40ss@db:3306/ods");
         assert!(c.debug);

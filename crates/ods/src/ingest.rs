@@ -107,7 +107,8 @@ impl Ingest {
     }
 
     async fn dispatch(&mut self) -> io::Result<()> {
-        let block = std::mem::replace(&mut self.block, BytesMut::with_capacity(CHUNK_SIZE)).freeze();
+        let block =
+            std::mem::replace(&mut self.block, BytesMut::with_capacity(CHUNK_SIZE)).freeze();
         let lanes = self.lanes.as_ref().expect("feed after finish");
         for lane in lanes {
             if lane.send(block.clone()).await.is_err() {
@@ -120,14 +121,26 @@ impl Ingest {
 
     /// Flushes the last short chunk and collects the hashes.
     pub async fn finish(mut self) -> io::Result<Received> {
-        let sent = if self.block.is_empty() { Ok(()) } else { self.dispatch().await };
+        let sent = if self.block.is_empty() {
+            Ok(())
+        } else {
+            self.dispatch().await
+        };
         self.lanes = None; // closes the channels: the threads finish
         // A writer error explains a failed send better than the send error itself.
         let (writer, sha1) = self.writer.await??;
         sent?;
         let sha256 = self.sha256.await?;
         let chunks = self.chunks.await?;
-        Ok(Received { digests: Digests { size: self.size, sha1, sha256, chunks }, writer })
+        Ok(Received {
+            digests: Digests {
+                size: self.size,
+                sha1,
+                sha256,
+                chunks,
+            },
+            writer,
+        })
     }
 }
 
@@ -140,7 +153,9 @@ mod tests {
     async fn hashes_match_one_shot_and_commit_is_atomic() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path().join("blobs"), None).unwrap();
-        let data: Vec<u8> = (0..(CHUNK_SIZE * 2 + 12345)).map(|i| (i * 31 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(CHUNK_SIZE * 2 + 12345))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
         let mut ing = Ingest::start(&store).await.unwrap();
         for piece in data.chunks(70_001) {
             ing.feed(Bytes::copy_from_slice(piece)).await.unwrap();
@@ -151,10 +166,20 @@ mod tests {
         assert_eq!(d.sha1, hex::encode(Sha1::digest(&data)));
         assert_eq!(d.sha256, hex::encode(Sha256::digest(&data)));
         assert_eq!(d.chunks.len(), 3);
-        assert_eq!(d.chunks[2], hex::encode(Sha1::digest(&data[CHUNK_SIZE * 2..])));
-        assert_eq!(store.size(&d.sha256).await.unwrap(), None, "not visible before commit");
+        assert_eq!(
+            d.chunks[2],
+            hex::encode(Sha1::digest(&data[CHUNK_SIZE * 2..]))
+        );
+        assert_eq!(
+            store.size(&d.sha256).await.unwrap(),
+            None,
+            "not visible before commit"
+        );
         rec.commit().await.unwrap();
-        assert_eq!(store.size(&d.sha256).await.unwrap(), Some(data.len() as u64));
+        assert_eq!(
+            store.size(&d.sha256).await.unwrap(),
+            Some(data.len() as u64)
+        );
         assert_eq!(store.sweep_staging().await.unwrap(), 0);
     }
 
@@ -166,7 +191,9 @@ mod tests {
         ing.feed(Bytes::from_static(b"partial")).await.unwrap();
         let rec = ing.finish().await.unwrap();
         drop(rec);
-        let staged = std::fs::read_dir(dir.path().join("blobs/.staging")).unwrap().count();
+        let staged = std::fs::read_dir(dir.path().join("blobs/.staging"))
+            .unwrap()
+            .count();
         assert_eq!(staged, 0);
     }
 }

@@ -61,11 +61,14 @@ pub async fn launch(
     });
     if let Some(listener) = listener {
         let router = http::router(app.clone());
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = stop_http.wait_for(|s| *s).await;
-            })
-            .await?;
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_http.wait_for(|s| *s).await;
+        })
+        .await?;
     } else {
         let _ = stop_http.wait_for(|s| *s).await;
     }

@@ -97,10 +97,17 @@ fn load(flags: Layer, keys: KeyFiles) -> Result<Config, ExitCode> {
 }
 
 fn init_logging(debug: bool) {
-    let default = if debug { "ods=debug,tower_http=debug,info" } else { "ods=info,warn" };
+    let default = if debug {
+        "ods=debug,tower_http=debug,info"
+    } else {
+        "ods=info,warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ODS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn shutdown_signal() {
@@ -120,14 +127,24 @@ async fn shutdown_signal() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("starting the runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the runtime");
     rt.block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve { common, listen, allow_insecure_peers } => {
-            let Ok(config) = load(flags(&common, listen, allow_insecure_peers), KeyFiles::Create) else {
+        Command::Serve {
+            common,
+            listen,
+            allow_insecure_peers,
+        } => {
+            let Ok(config) = load(
+                flags(&common, listen, allow_insecure_peers),
+                KeyFiles::Create,
+            ) else {
                 return ExitCode::from(2);
             };
             init_logging(config.debug);
@@ -145,7 +162,10 @@ async fn run(cli: Cli) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            let addr = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             println!("ODS listening on http://{addr}");
             if opened.first_start {
                 println!("First start: log in as admin / ods1234! and change the password.");
@@ -204,16 +224,26 @@ async fn run(cli: Cli) -> ExitCode {
             match ods::db::Db::connect(&config.database_url.0).await {
                 Ok(db) => {
                     db.close().await;
-                    println!("configuration OK: listen {}, data {}, database {}", config.listen, config.data_dir.display(), config.database_url_redacted());
+                    println!(
+                        "configuration OK: listen {}, data {}, database {}",
+                        config.listen,
+                        config.data_dir.display(),
+                        config.database_url_redacted()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("ods: the configuration has 1 problem(s):\n  - cannot open the database {}: {e}", config.database_url_redacted());
+                    eprintln!(
+                        "ods: the configuration has 1 problem(s):\n  - cannot open the database {}: {e}",
+                        config.database_url_redacted()
+                    );
                     ExitCode::from(2)
                 }
             }
         }
-        Command::User { action: UserAction::SetPassword { name, common } } => {
+        Command::User {
+            action: UserAction::SetPassword { name, common },
+        } => {
             let Ok(config) = load(flags(&common, None, false), KeyFiles::Create) else {
                 return ExitCode::from(2);
             };

@@ -26,7 +26,9 @@ impl Stage {
 
     /// Accepts the seed's spellings, case-insensitively.
     pub fn parse(s: &str) -> Option<Stage> {
-        Stage::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
+        Stage::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s.trim()))
     }
 
     /// A server of stage `self` holds a package of stage `pkg` when the package is at
@@ -146,10 +148,25 @@ mod tests {
 
     #[test]
     fn hostile_filenames_are_refused() {
-        for bad in ["", "..", "../x", "a/b", "a\\b", "a\0b", "a\nb", "x..y", &"a".repeat(256)] {
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            "x..y",
+            &"a".repeat(256),
+        ] {
             assert!(filename_problem(bad).is_some(), "{bad:?} accepted");
         }
-        for good in ["NoMAD.pkg", "Zoom 5.1 (x86).dmg", "Größe.zip", ".hidden.pkg"] {
+        for good in [
+            "NoMAD.pkg",
+            "Zoom 5.1 (x86).dmg",
+            "Größe.zip",
+            ".hidden.pkg",
+        ] {
             assert_eq!(filename_problem(good), None, "{good:?} refused");
         }
     }

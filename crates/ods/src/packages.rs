@@ -30,7 +30,11 @@ pub async fn accept_upload(
     received: Received,
 ) -> ApiResult<PackageRow> {
     let db = &app.db;
-    if !replace && db::packages::find_by_filename(db, db.reader(), filename).await?.is_some() {
+    if !replace
+        && db::packages::find_by_filename(db, db.reader(), filename)
+            .await?
+            .is_some()
+    {
         return Err(conflict(filename)); // `received` dropped: staging file removed
     }
     let d = received.digests.clone();
@@ -43,7 +47,15 @@ pub async fn accept_upload(
         }
         db::packages::delete(db, &mut tx, old.id).await?;
         if old.sha256 != d.sha256 {
-            jobs::enqueue(db, &mut tx, &BlobGc { sha256: old.sha256.clone() }, Duration::ZERO).await?;
+            jobs::enqueue(
+                db,
+                &mut tx,
+                &BlobGc {
+                    sha256: old.sha256.clone(),
+                },
+                Duration::ZERO,
+            )
+            .await?;
         }
     }
     db::packages::insert_blob(db, &mut tx, &d.sha256, d.size as i64, &d.sha1, &d.chunks).await?;
@@ -79,15 +91,28 @@ pub async fn accept_upload(
 pub async fn find(app: &App, id_or_name: &str) -> ApiResult<PackageRow> {
     db::packages::find(&app.db, id_or_name)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no package with id or filename {id_or_name:?}")))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no package with id or filename {id_or_name:?}"))
+        })
 }
 
 pub async fn delete(app: &App, pkg: &PackageRow) -> ApiResult<()> {
     let mut tx = app.db.begin().await?;
     if !db::packages::delete(&app.db, &mut tx, pkg.id).await? {
-        return Err(ApiError::not_found(format!("package {:?} is already gone", pkg.filename)));
+        return Err(ApiError::not_found(format!(
+            "package {:?} is already gone",
+            pkg.filename
+        )));
     }
-    jobs::enqueue(&app.db, &mut tx, &BlobGc { sha256: pkg.sha256.clone() }, Duration::ZERO).await?;
+    jobs::enqueue(
+        &app.db,
+        &mut tx,
+        &BlobGc {
+            sha256: pkg.sha256.clone(),
+        },
+        Duration::ZERO,
+    )
+    .await?;
     tx.commit().await?;
     app.jobs_wake.notify_one();
     tracing::info!(filename = %pkg.filename, "package deleted");
@@ -108,7 +133,13 @@ pub async fn request_digests(app: &App, pkg: &PackageRow) -> ApiResult<bool> {
     if blob.is_some_and(|b| b.sha512.is_some()) {
         return Ok(false);
     }
-    jobs::enqueue_now(app, &Digests { sha256: pkg.sha256.clone() }).await?;
+    jobs::enqueue_now(
+        app,
+        &Digests {
+            sha256: pkg.sha256.clone(),
+        },
+    )
+    .await?;
     Ok(true)
 }
 

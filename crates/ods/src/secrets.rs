@@ -34,7 +34,9 @@ const PREFIX: &str = "v1:";
 
 impl Sealer {
     pub fn new(key: &[u8; 32]) -> Self {
-        Sealer { cipher: XChaCha20Poly1305::new(key.into()) }
+        Sealer {
+            cipher: XChaCha20Poly1305::new(key.into()),
+        }
     }
 
     /// `v1:` + base64url(nonce || ciphertext).

@@ -36,16 +36,18 @@ pub fn snapshot(data_dir: &Path) -> Value {
     let disk_used = disk_total.saturating_sub(disk_free);
 
     let (sent, received) = match Networks::new_with_refreshed_list() {
-        Ok(nets) => nets
-            .iter()
-            .fold((0u64, 0u64), |(s, r), (_, n)| (s + n.total_transmitted(), r + n.total_received())),
+        Ok(nets) => nets.iter().fold((0u64, 0u64), |(s, r), (_, n)| {
+            (s + n.total_transmitted(), r + n.total_received())
+        }),
         Err(e) => {
             tracing::warn!(%e, "reading network figures");
             (0, 0)
         }
     };
     let uptime = System::uptime().unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
 
     json!({
         "cpu_count": cpus,

@@ -4,7 +4,13 @@ mod common;
 #[tokio::test]
 async fn server_starts_and_prints_the_first_login() {
     let s = common::Server::start().await;
-    assert!(s.stdout_lines.iter().any(|l| l.contains("admin / ods1234!")), "{:?}", s.stdout_lines);
+    assert!(
+        s.stdout_lines
+            .iter()
+            .any(|l| l.contains("admin / ods1234!")),
+        "{:?}",
+        s.stdout_lines
+    );
     let about = s.get_json("/api/admin/about").await;
     assert_eq!(about["name"], "ODS");
 }

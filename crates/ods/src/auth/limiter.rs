@@ -14,7 +14,12 @@ pub struct LoginLimiter {
 
 impl LoginLimiter {
     pub fn new(window: Duration, per_addr: u32, per_user: u32) -> Self {
-        LoginLimiter { window, per_addr, per_user, failures: Mutex::new(HashMap::new()) }
+        LoginLimiter {
+            window,
+            per_addr,
+            per_user,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     fn keys(addr: &str, user: &str) -> [String; 2] {
@@ -25,11 +30,13 @@ impl LoginLimiter {
     pub fn blocked(&self, addr: &str, user: &str) -> Option<u64> {
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let [a, u] = Self::keys(addr, user);
-        [(a, self.per_addr), (u, self.per_user)].into_iter().find_map(|(k, limit)| {
-            let (n, since) = map.get(&k)?;
-            let left = self.window.checked_sub(since.elapsed())?;
-            (*n >= limit).then(|| left.as_secs().max(1))
-        })
+        [(a, self.per_addr), (u, self.per_user)]
+            .into_iter()
+            .find_map(|(k, limit)| {
+                let (n, since) = map.get(&k)?;
+                let left = self.window.checked_sub(since.elapsed())?;
+                (*n >= limit).then(|| left.as_secs().max(1))
+            })
     }
 
     pub fn record_failure(&self, addr: &str, user: &str) {
@@ -65,7 +72,10 @@ mod tests {
             l.record_failure("1.2.3.4", "admin");
         }
         assert!(l.blocked("1.2.3.4", "admin").is_some());
-        assert!(l.blocked("5.6.7.8", "admin").is_none(), "another address is not locked");
+        assert!(
+            l.blocked("5.6.7.8", "admin").is_none(),
+            "another address is not locked"
+        );
         std::thread::sleep(Duration::from_millis(250));
         assert!(l.blocked("1.2.3.4", "admin").is_none());
     }

@@ -1,8 +1,8 @@
 //! Argon2id password hashing and the rules a new password must meet.
 
+use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
 
 use crate::error::ApiError;
 
@@ -15,14 +15,18 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
 
 pub fn verify(password: &str, stored: &str) -> bool {
     match PasswordHash::new(stored) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
 
 /// Hashes in a blocking thread: Argon2 is deliberately slow.
 pub async fn verify_async(password: String, stored: String) -> bool {
-    tokio::task::spawn_blocking(move || verify(&password, &stored)).await.unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify(&password, &stored))
+        .await
+        .unwrap_or(false)
 }
 
 pub async fn hash_async(password: String) -> anyhow::Result<String> {
@@ -31,13 +35,22 @@ pub async fn hash_async(password: String) -> anyhow::Result<String> {
 
 pub fn check_new(password: &str) -> Result<(), ApiError> {
     if password.chars().count() < 8 {
-        return Err(ApiError::bad_request("weak_password", "a password needs at least 8 characters"));
+        return Err(ApiError::bad_request(
+            "weak_password",
+            "a password needs at least 8 characters",
+        ));
     }
     if password.len() > 1024 {
-        return Err(ApiError::bad_request("bad_password", "a password may have at most 1024 bytes"));
+        return Err(ApiError::bad_request(
+            "bad_password",
+            "a password may have at most 1024 bytes",
+        ));
     }
     if password == crate::auth::DEFAULT_ADMIN.1 {
-        return Err(ApiError::bad_request("weak_password", "choose a password other than the default one"));
+        return Err(ApiError::bad_request(
+            "weak_password",
+            "choose a password other than the default one",
+        ));
     }
     Ok(())
 }

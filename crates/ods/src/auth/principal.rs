@@ -62,7 +62,9 @@ impl BasicCache {
     }
     fn get(&self, k: &[u8; 32]) -> Option<i64> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(k).filter(|(_, at)| at.elapsed() < BASIC_CACHE_TTL).map(|(id, _)| *id)
+        map.get(k)
+            .filter(|(_, at)| at.elapsed() < BASIC_CACHE_TTL)
+            .map(|(id, _)| *id)
     }
     fn put(&self, k: [u8; 32], id: i64) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
@@ -73,7 +75,10 @@ impl BasicCache {
     }
     /// Forget every cached credential (a password or role changed).
     pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 
@@ -92,8 +97,11 @@ pub fn basic_credentials(parts: &Parts) -> Option<Result<(String, String), ApiEr
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let bad = || ApiError::unauthorized("the Basic credentials are not valid base64 of user:password");
-    let decoded = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| bad());
+    let bad =
+        || ApiError::unauthorized("the Basic credentials are not valid base64 of user:password");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| bad());
     Some(decoded.and_then(|d| {
         let s = String::from_utf8(d).map_err(|_| bad())?;
         let (u, p) = s.split_once(':').ok_or_else(bad)?;
@@ -102,7 +110,12 @@ pub fn basic_credentials(parts: &Parts) -> Option<Result<(String, String), ApiEr
 }
 
 /// Checks a username and password (with the limiter and the cache).
-pub async fn check_password(app: &App, addr: &str, user: &str, pass: &str) -> Result<db::users::UserRow, ApiError> {
+pub async fn check_password(
+    app: &App,
+    addr: &str,
+    user: &str,
+    pass: &str,
+) -> Result<db::users::UserRow, ApiError> {
     if let Some(wait) = app.limiter.blocked(addr, user) {
         return Err(ApiError::too_many_requests(wait));
     }
@@ -115,7 +128,10 @@ pub async fn check_password(app: &App, addr: &str, user: &str, pass: &str) -> Re
     }
     let found = db::users::by_name(&app.db, user).await?;
     // Verify against a dummy hash for unknown users so timing does not reveal names.
-    let stored = found.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| app.dummy_hash.clone());
+    let stored = found
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| app.dummy_hash.clone());
     let ok = password::verify_async(pass.to_string(), stored).await;
     match (ok, found) {
         (true, Some(u)) => {
@@ -136,13 +152,19 @@ impl FromRequestParts<App> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         let addr = client_addr(parts);
-        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         let Some(header) = header else {
             return Err(ApiError::unauthorized(
                 "this needs authentication: send Authorization: Bearer <token> or HTTP Basic",
             ));
         };
-        if let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) {
+        if let Some(token) = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+        {
             if let Some(wait) = app.limiter.blocked(&addr, "") {
                 return Err(ApiError::too_many_requests(wait));
             }
@@ -155,22 +177,33 @@ impl FromRequestParts<App> for Principal {
                 }
                 None => {
                     app.limiter.record_failure(&addr, "");
-                    Err(ApiError::unauthorized("the API token is not valid (revoked or mistyped)"))
+                    Err(ApiError::unauthorized(
+                        "the API token is not valid (revoked or mistyped)",
+                    ))
                 }
             };
         }
         match basic_credentials(parts) {
             Some(creds) => {
                 let (user, pass) = creds?;
-                check_password(app, &addr, &user, &pass).await.map(Principal::from)
+                check_password(app, &addr, &user, &pass)
+                    .await
+                    .map(Principal::from)
             }
-            None => Err(ApiError::unauthorized("unsupported Authorization scheme: use Bearer or Basic")),
+            None => Err(ApiError::unauthorized(
+                "unsupported Authorization scheme: use Bearer or Basic",
+            )),
         }
     }
 }
 
 impl From<db::users::UserRow> for Principal {
     fn from(u: db::users::UserRow) -> Self {
-        Principal { user_id: u.id, username: u.username, role: u.role, must_change_password: u.must_change_password }
+        Principal {
+            user_id: u.id,
+            username: u.username,
+            role: u.role,
+            must_change_password: u.must_change_password,
+        }
     }
 }

@@ -31,7 +31,9 @@ fn from_row(r: &AnyRow) -> sqlx::Result<JobRow> {
     Ok(JobRow {
         id: r.try_get("id")?,
         kind: r.try_get("kind")?,
-        payload: r.try_get::<Option<String>, _>("payload")?.unwrap_or_default(),
+        payload: r
+            .try_get::<Option<String>, _>("payload")?
+            .unwrap_or_default(),
         dedup_key: r.try_get("dedup_key")?,
         state: r.try_get("state")?,
         attempts: r.try_get("attempts")?,
@@ -90,7 +92,9 @@ pub async fn claim(db: &Db, worker: &str, lease_ms: i64) -> sqlx::Result<Option<
     let now = now_millis();
     let due = "((state = 'queued' AND run_at <= ?) OR (state = 'running' AND lease_until < ?))";
     let candidates = db
-        .q(&format!("SELECT id FROM jobs WHERE {due} ORDER BY run_at, id LIMIT 8"))
+        .q(&format!(
+            "SELECT id FROM jobs WHERE {due} ORDER BY run_at, id LIMIT 8"
+        ))
         .bind(now)
         .bind(now)
         .fetch_all(db.reader())
@@ -119,7 +123,13 @@ pub async fn claim(db: &Db, worker: &str, lease_ms: i64) -> sqlx::Result<Option<
 
 pub async fn get(db: &Db, id: i64) -> sqlx::Result<Option<JobRow>> {
     let sql = format!("SELECT {COLS} FROM jobs WHERE id = ?");
-    db.q(&sql).bind(id).fetch_optional(db.writer()).await?.as_ref().map(from_row).transpose()
+    db.q(&sql)
+        .bind(id)
+        .fetch_optional(db.writer())
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 /// Extends the lease of a running job; false when the lease was lost.
@@ -145,7 +155,13 @@ pub async fn complete(db: &Db, id: i64, worker: &str) -> sqlx::Result<()> {
 }
 
 /// Records a failed attempt: back to the queue at `retry_at_ms`, or `dead` when none.
-pub async fn fail(db: &Db, id: i64, worker: &str, error: &str, retry_at_ms: Option<i64>) -> sqlx::Result<()> {
+pub async fn fail(
+    db: &Db,
+    id: i64,
+    worker: &str,
+    error: &str,
+    retry_at_ms: Option<i64>,
+) -> sqlx::Result<()> {
     let (state, run_at) = match retry_at_ms {
         Some(t) => ("queued", t),
         None => ("dead", now_millis()),
@@ -174,7 +190,12 @@ pub async fn retry_now(db: &Db, id: i64) -> sqlx::Result<bool> {
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn list(db: &Db, state: Option<&str>, kind: Option<&str>, limit: i64) -> sqlx::Result<Vec<JobRow>> {
+pub async fn list(
+    db: &Db,
+    state: Option<&str>,
+    kind: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<JobRow>> {
     let mut sql = format!("SELECT {COLS} FROM jobs WHERE 1 = 1");
     if state.is_some() {
         sql.push_str(" AND state = ?");
@@ -190,7 +211,12 @@ pub async fn list(db: &Db, state: Option<&str>, kind: Option<&str>, limit: i64) 
     if let Some(k) = kind {
         q = q.bind(k.to_string());
     }
-    q.bind(limit).fetch_all(db.reader()).await?.iter().map(from_row).collect()
+    q.bind(limit)
+        .fetch_all(db.reader())
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 /// Forgets finished jobs older than `cutoff` (unix seconds).

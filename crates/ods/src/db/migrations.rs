@@ -11,7 +11,7 @@ use sqlx::Row;
 use super::{Db, Dialect};
 
 enum Step {
-    Table(TableCreateStatement),
+    Table(Box<TableCreateStatement>),
     Index(IndexCreateStatement),
 }
 
@@ -21,10 +21,19 @@ struct Migration {
     steps: fn() -> Vec<Step>,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "core", steps: core_schema }];
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "core",
+    steps: core_schema,
+}];
 
 fn id() -> ColumnDef {
-    ColumnDef::new("id").big_integer().not_null().auto_increment().primary_key().take()
+    ColumnDef::new("id")
+        .big_integer()
+        .not_null()
+        .auto_increment()
+        .primary_key()
+        .take()
 }
 fn text(name: &'static str, len: u32) -> ColumnDef {
     ColumnDef::new(name).string_len(len).not_null().take()
@@ -59,7 +68,7 @@ fn index(table: &'static str, name: &'static str, cols: &[&'static str], unique:
 fn core_schema() -> Vec<Step> {
     vec![
         // This server's identity and settings: one row, id = 1.
-        Step::Table(
+        Step::table(
             table("server")
                 .col(ColumnDef::new("id").big_integer().not_null().primary_key())
                 .col(text("name", 255))
@@ -73,9 +82,14 @@ fn core_schema() -> Vec<Step> {
                 .take(),
         ),
         // Content: one row per distinct file content, shared by filenames.
-        Step::Table(
+        Step::table(
             table("blobs")
-                .col(ColumnDef::new("sha256").string_len(64).not_null().primary_key())
+                .col(
+                    ColumnDef::new("sha256")
+                        .string_len(64)
+                        .not_null()
+                        .primary_key(),
+                )
                 .col(int("file_size"))
                 .col(text("sha1", 40))
                 .col(text_null("sha512", 128))
@@ -83,7 +97,7 @@ fn core_schema() -> Vec<Step> {
                 .col(int("created"))
                 .take(),
         ),
-        Step::Table(
+        Step::table(
             table("chunks")
                 .col(text("sha256", 64))
                 .col(int("idx"))
@@ -91,7 +105,7 @@ fn core_schema() -> Vec<Step> {
                 .primary_key(Index::create().col("sha256").col("idx"))
                 .take(),
         ),
-        Step::Table(
+        Step::table(
             table("packages")
                 .col(id())
                 .col(text("uuid", 32))
@@ -109,7 +123,7 @@ fn core_schema() -> Vec<Step> {
         index("packages", "packages_uuid", &["uuid"], true),
         index("packages", "packages_filename", &["filename"], true),
         index("packages", "packages_sha256", &["sha256"], false),
-        Step::Table(
+        Step::table(
             table("users")
                 .col(id())
                 .col(text("username", 64))
@@ -121,7 +135,7 @@ fn core_schema() -> Vec<Step> {
                 .take(),
         ),
         index("users", "users_username", &["username"], true),
-        Step::Table(
+        Step::table(
             table("api_tokens")
                 .col(id())
                 .col(int("user_id"))
@@ -133,7 +147,7 @@ fn core_schema() -> Vec<Step> {
         ),
         index("api_tokens", "api_tokens_hash", &["token_hash"], true),
         index("api_tokens", "api_tokens_user", &["user_id"], false),
-        Step::Table(
+        Step::table(
             table("peers")
                 .col(id())
                 .col(text("iss", 32))
@@ -145,7 +159,7 @@ fn core_schema() -> Vec<Step> {
                 .take(),
         ),
         index("peers", "peers_iss", &["iss"], true),
-        Step::Table(
+        Step::table(
             table("jobs")
                 .col(id())
                 .col(text("kind", 64))
@@ -168,6 +182,10 @@ fn core_schema() -> Vec<Step> {
 }
 
 impl Step {
+    fn table(t: TableCreateStatement) -> Step {
+        Step::Table(Box::new(t))
+    }
+
     fn render(&self, dialect: Dialect) -> String {
         match self {
             Step::Table(t) => {
@@ -196,11 +214,16 @@ pub async fn run(db: &Db) -> anyhow::Result<Vec<i64>> {
     let ledger = Table::create()
         .table("schema_migrations")
         .if_not_exists()
-        .col(ColumnDef::new("version").big_integer().not_null().primary_key())
+        .col(
+            ColumnDef::new("version")
+                .big_integer()
+                .not_null()
+                .primary_key(),
+        )
         .col(text("name", 64))
         .col(int("applied_at"))
         .take();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(Step::Table(ledger).render(db.dialect)))
+    sqlx::raw_sql(sqlx::AssertSqlSafe(Step::table(ledger).render(db.dialect)))
         .execute(db.writer())
         .await?;
     let done: Vec<i64> = db
@@ -214,11 +237,16 @@ pub async fn run(db: &Db) -> anyhow::Result<Vec<i64>> {
     for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
         for step in (m.steps)() {
             let sql = step.render(db.dialect);
-            match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).execute(db.writer()).await {
+            match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(db.writer())
+                .await
+            {
                 Ok(_) => {}
                 // MySQL has no CREATE INDEX IF NOT EXISTS: "duplicate key name" means done.
                 Err(sqlx::Error::Database(e))
-                    if matches!(step, Step::Index(_)) && e.code().as_deref() == Some("42000") && e.message().contains("Duplicate key name") => {}
+                    if matches!(step, Step::Index(_))
+                        && e.code().as_deref() == Some("42000")
+                        && e.message().contains("Duplicate key name") => {}
                 Err(e) => anyhow::bail!("migration {} ({}) failed: {e}\n{sql}", m.version, m.name),
             }
         }
@@ -247,11 +275,12 @@ mod tests {
         for d in [Dialect::Sqlite, Dialect::Postgres, Dialect::MySql] {
             for step in core_schema() {
                 let sql = step.render(d);
-                let idempotent = sql.contains("IF NOT EXISTS") || (d == Dialect::MySql && matches!(step, Step::Index(_)));
+                let idempotent = sql.contains("IF NOT EXISTS")
+                    || (d == Dialect::MySql && matches!(step, Step::Index(_)));
                 assert!(idempotent, "{d:?}: {sql}");
             }
         }
-        let pk = Step::Table(table("t").col(id()).take());
+        let pk = Step::table(table("t").col(id()).take());
         let sqlite = pk.render(Dialect::Sqlite);
         assert!(sqlite.contains("AUTOINCREMENT"), "{sqlite}");
         assert!(pk.render(Dialect::MySql).contains("AUTO_INCREMENT"));

@@ -68,7 +68,11 @@ impl Db {
                     .acquire_timeout(Duration::from_secs(60))
                     .connect(&url)
                     .await?;
-                Db { dialect, write, read }
+                Db {
+                    dialect,
+                    write,
+                    read,
+                }
             }
             _ => {
                 let pool = AnyPoolOptions::new()
@@ -76,7 +80,11 @@ impl Db {
                     .acquire_timeout(Duration::from_secs(30))
                     .connect(&url)
                     .await?;
-                Db { dialect, write: pool.clone(), read: pool }
+                Db {
+                    dialect,
+                    write: pool.clone(),
+                    read: pool,
+                }
             }
         };
         Ok(db)
@@ -121,7 +129,12 @@ impl Db {
     }
 
     /// Runs an INSERT and returns the new row's id, on every dialect.
-    pub async fn insert_id<'c, E>(&self, exec: E, sql: &str, bind: impl FnOnce(Q) -> Q) -> sqlx::Result<i64>
+    pub async fn insert_id<'c, E>(
+        &self,
+        exec: E,
+        sql: &str,
+        bind: impl FnOnce(Q) -> Q,
+    ) -> sqlx::Result<i64>
     where
         E: sqlx::Executor<'c, Database = Any>,
     {

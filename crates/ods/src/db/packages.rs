@@ -46,7 +46,12 @@ fn from_row(r: &AnyRow) -> sqlx::Result<PackageRow> {
 
 pub async fn list(db: &Db) -> sqlx::Result<Vec<PackageRow>> {
     let sql = format!("SELECT {COLS} FROM packages ORDER BY id");
-    db.q(&sql).fetch_all(db.reader()).await?.iter().map(from_row).collect()
+    db.q(&sql)
+        .fetch_all(db.reader())
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 /// By database id when the text is a number, else by filename (as the seed).
@@ -60,12 +65,22 @@ pub async fn find(db: &Db, id_or_name: &str) -> sqlx::Result<Option<PackageRow>>
     find_by_filename(db, db.reader(), id_or_name).await
 }
 
-pub async fn find_by_filename<'c, E>(db: &Db, exec: E, filename: &str) -> sqlx::Result<Option<PackageRow>>
+pub async fn find_by_filename<'c, E>(
+    db: &Db,
+    exec: E,
+    filename: &str,
+) -> sqlx::Result<Option<PackageRow>>
 where
     E: sqlx::Executor<'c, Database = sqlx::Any>,
 {
     let sql = format!("SELECT {COLS} FROM packages WHERE filename = ?");
-    db.q(&sql).bind(filename.to_string()).fetch_optional(exec).await?.as_ref().map(from_row).transpose()
+    db.q(&sql)
+        .bind(filename.to_string())
+        .fetch_optional(exec)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 pub struct NewPackage<'a> {
@@ -100,11 +115,20 @@ pub async fn insert(db: &Db, conn: &mut AnyConnection, p: &NewPackage<'_>) -> sq
 }
 
 pub async fn delete(db: &Db, conn: &mut AnyConnection, id: i64) -> sqlx::Result<bool> {
-    let r = db.q("DELETE FROM packages WHERE id = ?").bind(id).execute(&mut *conn).await?;
+    let r = db
+        .q("DELETE FROM packages WHERE id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn set_stage(db: &Db, conn: &mut AnyConnection, id: i64, stage: Stage) -> sqlx::Result<()> {
+pub async fn set_stage(
+    db: &Db,
+    conn: &mut AnyConnection,
+    id: i64,
+    stage: Stage,
+) -> sqlx::Result<()> {
     db.q("UPDATE packages SET stage = ?, updated = ? WHERE id = ?")
         .bind(stage.as_str())
         .bind(now_unix())
@@ -152,7 +176,10 @@ pub async fn blob(db: &Db, sha256: &str) -> sqlx::Result<Option<BlobRow>> {
 }
 
 pub async fn all_blob_hashes(db: &Db) -> sqlx::Result<Vec<String>> {
-    let rows = db.q("SELECT sha256 FROM blobs").fetch_all(db.reader()).await?;
+    let rows = db
+        .q("SELECT sha256 FROM blobs")
+        .fetch_all(db.reader())
+        .await?;
     rows.iter().map(|r| r.try_get(0)).collect()
 }
 
@@ -187,7 +214,10 @@ pub async fn insert_blob(
         }
         let mut q = db.q(&sql);
         for (i, h) in batch.iter().enumerate() {
-            q = q.bind(sha256.to_string()).bind((batch_no * 200 + i) as i64).bind(h.clone());
+            q = q
+                .bind(sha256.to_string())
+                .bind((batch_no * 200 + i) as i64)
+                .bind(h.clone());
         }
         q.execute(&mut *conn).await?;
     }
@@ -195,12 +225,22 @@ pub async fn insert_blob(
 }
 
 /// Removes the record of content no package uses any more; true when it was removed.
-pub async fn delete_unused_blob(db: &Db, conn: &mut AnyConnection, sha256: &str) -> sqlx::Result<bool> {
+pub async fn delete_unused_blob(
+    db: &Db,
+    conn: &mut AnyConnection,
+    sha256: &str,
+) -> sqlx::Result<bool> {
     if blob_refs(db, conn, sha256).await? > 0 {
         return Ok(false);
     }
-    db.q("DELETE FROM chunks WHERE sha256 = ?").bind(sha256.to_string()).execute(&mut *conn).await?;
-    db.q("DELETE FROM blobs WHERE sha256 = ?").bind(sha256.to_string()).execute(&mut *conn).await?;
+    db.q("DELETE FROM chunks WHERE sha256 = ?")
+        .bind(sha256.to_string())
+        .execute(&mut *conn)
+        .await?;
+    db.q("DELETE FROM blobs WHERE sha256 = ?")
+        .bind(sha256.to_string())
+        .execute(&mut *conn)
+        .await?;
     Ok(true)
 }
 

@@ -43,7 +43,10 @@ pub async fn get(db: &Db) -> sqlx::Result<ServerRow> {
 /// Creates this server's identity on first start: a random ISS id and key.
 pub async fn ensure(db: &Db, sealer: &Sealer) -> sqlx::Result<bool> {
     use base64::Engine;
-    let exists = db.q("SELECT 1 FROM server WHERE id = 1").fetch_optional(db.writer()).await?;
+    let exists = db
+        .q("SELECT 1 FROM server WHERE id = 1")
+        .fetch_optional(db.writer())
+        .await?;
     if exists.is_some() {
         return Ok(false);
     }

@@ -25,36 +25,66 @@ fn from_row(r: &AnyRow) -> sqlx::Result<UserRow> {
         id: r.try_get("id")?,
         username: r.try_get("username")?,
         password_hash: r.try_get("password_hash")?,
-        role: Role::parse(&role).ok_or_else(|| sqlx::Error::Decode(format!("bad role {role:?}").into()))?,
+        role: Role::parse(&role)
+            .ok_or_else(|| sqlx::Error::Decode(format!("bad role {role:?}").into()))?,
         must_change_password: r.try_get::<i64, _>("must_change_password")? != 0,
         created: r.try_get("created")?,
     })
 }
 
 pub async fn count(db: &Db) -> sqlx::Result<i64> {
-    db.q("SELECT COUNT(*) FROM users").fetch_one(db.writer()).await?.try_get(0)
+    db.q("SELECT COUNT(*) FROM users")
+        .fetch_one(db.writer())
+        .await?
+        .try_get(0)
 }
 
 pub async fn count_admins(db: &Db, conn: &mut AnyConnection) -> sqlx::Result<i64> {
-    db.q("SELECT COUNT(*) FROM users WHERE role = 'admin'").fetch_one(conn).await?.try_get(0)
+    db.q("SELECT COUNT(*) FROM users WHERE role = 'admin'")
+        .fetch_one(conn)
+        .await?
+        .try_get(0)
 }
 
 pub async fn list(db: &Db) -> sqlx::Result<Vec<UserRow>> {
     let sql = format!("SELECT {COLS} FROM users ORDER BY id");
-    db.q(&sql).fetch_all(db.reader()).await?.iter().map(from_row).collect()
+    db.q(&sql)
+        .fetch_all(db.reader())
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
 }
 
 pub async fn by_name(db: &Db, username: &str) -> sqlx::Result<Option<UserRow>> {
     let sql = format!("SELECT {COLS} FROM users WHERE username = ?");
-    db.q(&sql).bind(username.to_string()).fetch_optional(db.reader()).await?.as_ref().map(from_row).transpose()
+    db.q(&sql)
+        .bind(username.to_string())
+        .fetch_optional(db.reader())
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
 pub async fn by_id(db: &Db, id: i64) -> sqlx::Result<Option<UserRow>> {
     let sql = format!("SELECT {COLS} FROM users WHERE id = ?");
-    db.q(&sql).bind(id).fetch_optional(db.reader()).await?.as_ref().map(from_row).transpose()
+    db.q(&sql)
+        .bind(id)
+        .fetch_optional(db.reader())
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
 }
 
-pub async fn insert(db: &Db, username: &str, hash: &str, role: Role, must_change: bool) -> sqlx::Result<i64> {
+pub async fn insert(
+    db: &Db,
+    username: &str,
+    hash: &str,
+    role: Role,
+    must_change: bool,
+) -> sqlx::Result<i64> {
     let now = now_unix();
     db.insert_id(
         db.writer(),
@@ -93,8 +123,14 @@ pub async fn set_role(db: &Db, conn: &mut AnyConnection, id: i64, role: Role) ->
 }
 
 pub async fn delete(db: &Db, conn: &mut AnyConnection, id: i64) -> sqlx::Result<()> {
-    db.q("DELETE FROM api_tokens WHERE user_id = ?").bind(id).execute(&mut *conn).await?;
-    db.q("DELETE FROM users WHERE id = ?").bind(id).execute(&mut *conn).await?;
+    db.q("DELETE FROM api_tokens WHERE user_id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    db.q("DELETE FROM users WHERE id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -125,7 +161,8 @@ pub async fn user_by_token(db: &Db, digest: &str) -> sqlx::Result<Option<(i64, U
         .bind(digest.to_string())
         .fetch_optional(db.reader())
         .await?;
-    r.map(|r| Ok((r.try_get("token_id")?, from_row(&r)?))).transpose()
+    r.map(|r| Ok((r.try_get("token_id")?, from_row(&r)?)))
+        .transpose()
 }
 
 pub async fn touch_token(db: &Db, token_id: i64) -> sqlx::Result<()> {
@@ -141,7 +178,9 @@ pub async fn list_tokens(db: &Db, user_id: Option<i64>) -> sqlx::Result<Vec<Toke
     let base = "SELECT t.id, t.user_id, u.username, t.name, t.created, t.last_used FROM api_tokens t \
                 JOIN users u ON u.id = t.user_id";
     let q = match user_id {
-        Some(uid) => db.q(&format!("{base} WHERE t.user_id = ? ORDER BY t.id")).bind(uid),
+        Some(uid) => db
+            .q(&format!("{base} WHERE t.user_id = ? ORDER BY t.id"))
+            .bind(uid),
         None => db.q(&format!("{base} ORDER BY t.id")),
     };
     q.fetch_all(db.reader())
@@ -161,10 +200,17 @@ pub async fn list_tokens(db: &Db, user_id: Option<i64>) -> sqlx::Result<Vec<Toke
 }
 
 pub async fn token(db: &Db, id: i64) -> sqlx::Result<Option<TokenRow>> {
-    Ok(list_tokens(db, None).await?.into_iter().find(|t| t.id == id))
+    Ok(list_tokens(db, None)
+        .await?
+        .into_iter()
+        .find(|t| t.id == id))
 }
 
 pub async fn delete_token(db: &Db, id: i64) -> sqlx::Result<bool> {
-    let r = db.q("DELETE FROM api_tokens WHERE id = ?").bind(id).execute(db.writer()).await?;
+    let r = db
+        .q("DELETE FROM api_tokens WHERE id = ?")
+        .bind(id)
+        .execute(db.writer())
+        .await?;
     Ok(r.rows_affected() == 1)
 }

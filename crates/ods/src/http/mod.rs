@@ -4,12 +4,12 @@
 pub mod api;
 pub mod share;
 
+use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -36,7 +36,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method; see /api/openapi.json")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /api/openapi.json",
+    )
 }
 
 const OPENAPI: &str = include_str!("openapi.json");
@@ -63,8 +67,13 @@ where
                 "unsupported_media_type",
                 "send the body as JSON with Content-Type: application/json",
             )),
-            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::bad_request("invalid_field", e.body_text())),
-            Err(e) => Err(ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {}", e.body_text()))),
+            Err(JsonRejection::JsonDataError(e)) => {
+                Err(ApiError::bad_request("invalid_field", e.body_text()))
+            }
+            Err(e) => Err(ApiError::bad_request(
+                "invalid_json",
+                format!("the body is not valid JSON: {}", e.body_text()),
+            )),
         }
     }
 }

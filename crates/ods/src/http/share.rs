@@ -29,9 +29,16 @@ pub fn routes(context: &str) -> Router<App> {
         .route(&format!("/{context}/Packages/{{filename}}"), get(download))
 }
 
-async fn download(State(app): State<App>, Path(filename): Path<String>, parts: Parts) -> ApiResult<Response> {
+async fn download(
+    State(app): State<App>,
+    Path(filename): Path<String>,
+    parts: Parts,
+) -> ApiResult<Response> {
     if let Some(problem) = filename_problem(&filename) {
-        return Err(ApiError::bad_request("invalid_filename", format!("{problem}: {filename:?}")));
+        return Err(ApiError::bad_request(
+            "invalid_filename",
+            format!("{problem}: {filename:?}"),
+        ));
     }
     let server = db::server::get(&app.db).await?;
     if server.download_auth == "basic" {
@@ -45,13 +52,19 @@ async fn download(State(app): State<App>, Path(filename): Path<String>, parts: P
                 let (u, p) = creds?;
                 check_password(&app, &addr, &u, &p).await?;
             }
-            None => return Err(ApiError::unauthorized("downloads from this server need a username and password")),
+            None => {
+                return Err(ApiError::unauthorized(
+                    "downloads from this server need a username and password",
+                ));
+            }
         }
     }
     let pkg = db::packages::find_by_filename(&app.db, app.db.reader(), &filename)
         .await?
         .filter(|p| p.status == Status::Public)
-        .ok_or_else(|| ApiError::not_found(format!("no downloadable package named {filename:?}")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no downloadable package named {filename:?}"))
+        })?;
     serve(&app, &pkg, &parts.method, &parts.headers).await
 }
 
@@ -65,12 +78,12 @@ fn modified(p: &PackageRow) -> SystemTime {
 
 /// True when an `If-None-Match`/`If-Match` list names our strong ETag (or `*`).
 fn etag_listed(list: &str, ours: &str, weak_ok: bool) -> bool {
-    list.split(',').map(str::trim).any(|t| {
-        t == "*" || t == ours || (weak_ok && t.strip_prefix("W/") == Some(ours))
-    })
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == ours || (weak_ok && t.strip_prefix("W/") == Some(ours)))
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -79,8 +92,12 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
     let tag = etag(p);
     let mtime = modified(p);
     let last_modified = httpdate::fmt_http_date(mtime);
-    let digest = hex::decode(&p.sha256).map_err(|e| ApiError::internal("reading the package digest", e))?;
-    let repr_digest = format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD.encode(digest));
+    let digest =
+        hex::decode(&p.sha256).map_err(|e| ApiError::internal("reading the package digest", e))?;
+    let repr_digest = format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    );
 
     let mut base = Response::builder()
         .header(header::ETAG, &tag)
@@ -94,7 +111,8 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
         if !etag_listed(im, &tag, false) {
             return Ok(status_only(base, StatusCode::PRECONDITION_FAILED));
         }
-    } else if let Some(ius) = header_str(h, header::IF_UNMODIFIED_SINCE).and_then(|v| httpdate::parse_http_date(v).ok())
+    } else if let Some(ius) =
+        header_str(h, header::IF_UNMODIFIED_SINCE).and_then(|v| httpdate::parse_http_date(v).ok())
         && mtime > ius
     {
         return Ok(status_only(base, StatusCode::PRECONDITION_FAILED));
@@ -103,7 +121,8 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
         if etag_listed(inm, &tag, true) {
             return Ok(status_only(base, StatusCode::NOT_MODIFIED));
         }
-    } else if let Some(ims) = header_str(h, header::IF_MODIFIED_SINCE).and_then(|v| httpdate::parse_http_date(v).ok())
+    } else if let Some(ims) =
+        header_str(h, header::IF_MODIFIED_SINCE).and_then(|v| httpdate::parse_http_date(v).ok())
         && mtime <= ims
     {
         return Ok(status_only(base, StatusCode::NOT_MODIFIED));
@@ -124,7 +143,11 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
                 Ok(v) => Some(v),
                 Err(_) => {
                     base = base.header(header::CONTENT_RANGE, format!("bytes */{len}"));
-                    let body = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", format!("the file has {len} bytes"));
+                    let body = ApiError::new(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "range_not_satisfiable",
+                        format!("the file has {len} bytes"),
+                    );
                     let mut resp = body.into_response();
                     for (k, v) in base.headers_ref().into_iter().flatten() {
                         resp.headers_mut().insert(k.clone(), v.clone());
@@ -136,7 +159,11 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
     };
     let head = method == Method::HEAD;
     let stream = |offset: u64, n: u64| async move {
-        if head || n == 0 { Ok::<ByteStream, std::io::Error>(Box::pin(futures_util::stream::empty())) } else { app.store.read(&p.sha256, offset, n).await }
+        if head || n == 0 {
+            Ok::<ByteStream, std::io::Error>(Box::pin(futures_util::stream::empty()))
+        } else {
+            app.store.read(&p.sha256, offset, n).await
+        }
     };
 
     let resp = match ranges.as_deref() {
@@ -179,7 +206,9 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
                             let sha = sha.clone();
                             async move {
                                 let data = store.read(&sha, off, n).await?;
-                                Ok::<_, std::io::Error>(futures_util::stream::once(async { Ok(h) }).chain(data))
+                                Ok::<_, std::io::Error>(
+                                    futures_util::stream::once(async { Ok(h) }).chain(data),
+                                )
                             }
                         })
                         .map(|r| match r {
@@ -191,7 +220,10 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
                 )
             };
             base.status(StatusCode::PARTIAL_CONTENT)
-                .header(header::CONTENT_TYPE, format!("multipart/byteranges; boundary={boundary}"))
+                .header(
+                    header::CONTENT_TYPE,
+                    format!("multipart/byteranges; boundary={boundary}"),
+                )
                 .header(header::CONTENT_LENGTH, total)
                 .body(Body::from_stream(body))
         }
@@ -200,6 +232,7 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
 }
 
 fn status_only(b: axum::http::response::Builder, status: StatusCode) -> Response {
-    b.status(status).body(Body::empty()).unwrap_or_else(|_| status.into_response())
+    b.status(status)
+        .body(Body::empty())
+        .unwrap_or_else(|_| status.into_response())
 }
-

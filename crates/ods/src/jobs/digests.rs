@@ -27,7 +27,10 @@ impl Job for Digests {
         if blob.sha512.is_some() && blob.md5.is_some() {
             return Ok(());
         }
-        let mut stream = app.store.read(&self.sha256, 0, blob.file_size as u64).await?;
+        let mut stream = app
+            .store
+            .read(&self.sha256, 0, blob.file_size as u64)
+            .await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
         let hasher = tokio::task::spawn_blocking(move || {
             let (mut s, mut m) = (Sha512::new(), Md5::new());

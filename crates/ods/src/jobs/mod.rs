@@ -30,7 +30,12 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
 }
 
 /// Queues `job` on `conn` (pass the transaction that writes the change).
-pub async fn enqueue<J: Job>(db: &Db, conn: &mut AnyConnection, job: &J, delay: Duration) -> sqlx::Result<Option<i64>> {
+pub async fn enqueue<J: Job>(
+    db: &Db,
+    conn: &mut AnyConnection,
+    job: &J,
+    delay: Duration,
+) -> sqlx::Result<Option<i64>> {
     let new = db::jobs::NewJob {
         kind: J::KIND,
         payload: serde_json::to_string(job).expect("job payloads serialize"),

@@ -17,7 +17,9 @@ const PARALLEL: usize = 4;
 
 /// Delay before attempt `attempts + 1`: 2 s doubling to one hour, +-25% jitter.
 pub fn backoff_ms(attempts: i64) -> i64 {
-    let base = 2_000i64.saturating_mul(1 << attempts.clamp(0, 20) as u32).min(3_600_000);
+    let base = 2_000i64
+        .saturating_mul(1 << attempts.clamp(0, 20) as u32)
+        .min(3_600_000);
     let jitter = rand::rng().random_range(-base / 4..=base / 4);
     base + jitter
 }
@@ -56,7 +58,8 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
         }
     }
     // Let running jobs finish (their leases protect them if we are killed instead).
-    let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(PARALLEL as u32)).await;
+    let _ =
+        tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(PARALLEL as u32)).await;
     tracing::info!("job worker stopped");
 }
 
@@ -84,7 +87,8 @@ async fn execute(app: App, job: db::jobs::JobRow) {
         }
         Err(e) => {
             let msg = format!("{e:#}");
-            let retry = (job.attempts < job.max_attempts).then(|| now_millis() + backoff_ms(job.attempts));
+            let retry =
+                (job.attempts < job.max_attempts).then(|| now_millis() + backoff_ms(job.attempts));
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %msg, retry = retry.is_some(), "job failed");
             db::jobs::fail(&app.db, job.id, &app.worker_id, &msg, retry).await
         }
@@ -100,7 +104,7 @@ mod tests {
     fn backoff_grows_and_caps() {
         for a in 0..30 {
             let d = super::backoff_ms(a);
-            assert!(d >= 1_500 && d <= 4_500_000, "{a}: {d}");
+            assert!((1_500..=4_500_000).contains(&d), "{a}: {d}");
         }
         assert!(super::backoff_ms(0) <= 2_500);
         assert!(super::backoff_ms(5) >= 48_000);

@@ -24,8 +24,10 @@ impl Job for Sweep {
     }
     async fn run(self, app: App) -> anyhow::Result<()> {
         let staged = app.store.sweep_staging().await?;
-        let known: std::collections::HashSet<String> =
-            db::packages::all_blob_hashes(&app.db).await?.into_iter().collect();
+        let known: std::collections::HashSet<String> = db::packages::all_blob_hashes(&app.db)
+            .await?
+            .into_iter()
+            .collect();
         let mut removed = 0;
         for (sha, age) in app.store.list().await? {
             if age >= BLOB_GRACE_SECS && !known.contains(&sha) {

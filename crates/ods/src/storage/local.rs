@@ -58,7 +58,10 @@ struct LocalWriter {
 
 impl BlobWriter for LocalWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.as_mut().expect("writer used after commit").write_all(buf)
+        self.file
+            .as_mut()
+            .expect("writer used after commit")
+            .write_all(buf)
     }
 
     fn commit(mut self: Box<Self>, sha256: &str) -> io::Result<()> {
@@ -71,7 +74,10 @@ impl BlobWriter for LocalWriter {
         if dest.exists() {
             // Same content already stored: keep it, refresh its age for the collector.
             drop(file);
-            let _ = File::options().write(true).open(&dest).and_then(|f| f.set_modified(SystemTime::now()));
+            let _ = File::options()
+                .write(true)
+                .open(&dest)
+                .and_then(|f| f.set_modified(SystemTime::now()));
             return fs::remove_file(&self.path);
         }
         file.sync_all()?;
@@ -101,14 +107,22 @@ fn pid_alive(pid: u32) -> bool {
 #[async_trait::async_trait]
 impl BlobStore for LocalStore {
     async fn begin(&self) -> io::Result<Box<dyn BlobWriter>> {
-        let name = format!("{}-{}.part", std::process::id(), crate::secrets::random_id());
+        let name = format!(
+            "{}-{}.part",
+            std::process::id(),
+            crate::secrets::random_id()
+        );
         let path = self.staging.join(name);
         let file = tokio::task::spawn_blocking({
             let path = path.clone();
             move || File::options().write(true).create_new(true).open(path)
         })
         .await??;
-        Ok(Box::new(LocalWriter { file: Some(file), path, root: self.root.clone() }))
+        Ok(Box::new(LocalWriter {
+            file: Some(file),
+            path,
+            root: self.root.clone(),
+        }))
     }
 
     async fn size(&self, sha256: &str) -> io::Result<Option<u64>> {
@@ -168,7 +182,12 @@ impl BlobStore for LocalStore {
                     let f = f?;
                     let name = f.file_name().to_string_lossy().into_owned();
                     if valid_sha256(&name) {
-                        let age = f.metadata()?.modified()?.elapsed().unwrap_or_default().as_secs();
+                        let age = f
+                            .metadata()?
+                            .modified()?
+                            .elapsed()
+                            .unwrap_or_default()
+                            .as_secs();
                         out.push((name, age));
                     }
                 }
@@ -185,7 +204,9 @@ impl BlobStore for LocalStore {
             for f in fs::read_dir(&staging)? {
                 let f = f?;
                 let name = f.file_name().to_string_lossy().into_owned();
-                let Some(stem) = name.strip_suffix(".part") else { continue };
+                let Some(stem) = name.strip_suffix(".part") else {
+                    continue;
+                };
                 let pid = stem.split('-').next().and_then(|p| p.parse::<u32>().ok());
                 let age = f.metadata()?.modified()?.elapsed().unwrap_or_default();
                 let orphan = match pid {

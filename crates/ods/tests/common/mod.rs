@@ -46,17 +46,44 @@ pub struct TestDb {
 fn run_sql(engine: Engine, sql: &str) {
     let out = match engine {
         Engine::Postgres => {
-            let (h, p) = pg_host().split_once(':').map(|(h, p)| (h.to_string(), p.to_string())).unwrap();
-            Command::new("psql").args(["-h", &h, "-p", &p, "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qc", sql]).output()
+            let (h, p) = pg_host()
+                .split_once(':')
+                .map(|(h, p)| (h.to_string(), p.to_string()))
+                .unwrap();
+            Command::new("psql")
+                .args([
+                    "-h",
+                    &h,
+                    "-p",
+                    &p,
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-qc",
+                    sql,
+                ])
+                .output()
         }
         Engine::MySql => {
-            let (h, p) = my_host().split_once(':').map(|(h, p)| (h.to_string(), p.to_string())).unwrap();
-            Command::new("mariadb").args(["-h", &h, "-P", &p, "-u", "root", "-e", sql]).output()
+            let (h, p) = my_host()
+                .split_once(':')
+                .map(|(h, p)| (h.to_string(), p.to_string()))
+                .unwrap();
+            Command::new("mariadb")
+                .args(["-h", &h, "-P", &p, "-u", "root", "-e", sql])
+                .output()
         }
         Engine::Sqlite => return,
     }
     .expect("running the database client (psql / mariadb)");
-    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl TestDb {
@@ -70,7 +97,10 @@ impl TestDb {
                 Some(format!("postgres://postgres@{}/{name}", pg_host()))
             }
             Engine::MySql => {
-                run_sql(engine, &format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"));
+                run_sql(
+                    engine,
+                    &format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
+                );
                 Some(format!("mysql://root@{}/{name}", my_host()))
             }
         };
@@ -81,8 +111,14 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         match self.engine {
-            Engine::Postgres => run_sql(self.engine, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)),
-            Engine::MySql => run_sql(self.engine, &format!("DROP DATABASE IF EXISTS {}", self.name)),
+            Engine::Postgres => run_sql(
+                self.engine,
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ),
+            Engine::MySql => run_sql(
+                self.engine,
+                &format!("DROP DATABASE IF EXISTS {}", self.name),
+            ),
             Engine::Sqlite => {}
         }
     }
@@ -91,8 +127,16 @@ impl Drop for TestDb {
 pub fn hex_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{:x}{:x}{:x}", std::process::id(), t & 0xffff_ffff, N.fetch_add(1, Ordering::Relaxed))
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{:x}{:x}{:x}",
+        std::process::id(),
+        t & 0xffff_ffff,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn ods_bin() -> PathBuf {
@@ -124,7 +168,10 @@ impl Server {
     }
 
     pub async fn start_with(opts: Opts) -> Server {
-        let dir = tempfile::Builder::new().prefix("ods-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("ods-test-")
+            .tempdir()
+            .unwrap();
         let data_dir = dir.path().join("data");
         let db = TestDb::create();
         let mut s = Server {
@@ -149,7 +196,17 @@ impl Server {
         if let Some(url) = &self.db.url {
             c.arg("--database-url").arg(url);
         }
-        for k in ["DATABASE_URL", "ODS_CONF", "ODS_DATA_DIR", "ODS_LISTEN", "SECRET_KEY", "DATABASE_KEY", "MYSQL_SERVER", "UPLOAD_STAGING_DIRECTORY", "DEBUG"] {
+        for k in [
+            "DATABASE_URL",
+            "ODS_CONF",
+            "ODS_DATA_DIR",
+            "ODS_LISTEN",
+            "SECRET_KEY",
+            "DATABASE_KEY",
+            "MYSQL_SERVER",
+            "UPLOAD_STAGING_DIRECTORY",
+            "DEBUG",
+        ] {
             c.env_remove(k);
         }
         c.env("ODS_JOB_POLL_MS", "100");
@@ -163,7 +220,11 @@ impl Server {
         let mut cmd = self.command(&["serve", "--listen", "127.0.0.1:0"]);
         cmd.args(&self.opts.args);
         std::fs::create_dir_all(&self.data_dir).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
         cmd.stdout(Stdio::piped()).stderr(log);
         let mut child = cmd.spawn().expect("starting ods");
         let stdout = child.stdout.take().unwrap();
@@ -196,7 +257,11 @@ impl Server {
                     if let Ok(Some(status)) = child.try_wait() {
                         panic!("ods exited with {status} before listening:\n{}", self.log());
                     }
-                    assert!(Instant::now() < deadline, "ods did not start in 60 s:\n{}", self.log());
+                    assert!(
+                        Instant::now() < deadline,
+                        "ods did not start in 60 s:\n{}",
+                        self.log()
+                    );
                 }
             }
         }
@@ -222,7 +287,10 @@ impl Server {
     /// Stops with SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("server running");
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         c.wait().unwrap()
     }
 
@@ -242,7 +310,9 @@ impl Server {
 
     /// A request as the default admin.
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, self.at(path)).basic_auth(ADMIN.0, Some(ADMIN.1))
+        self.http
+            .request(method, self.at(path))
+            .basic_auth(ADMIN.0, Some(ADMIN.1))
     }
 
     pub async fn get_json(&self, path: &str) -> Value {
@@ -254,8 +324,14 @@ impl Server {
     /// Uploads `data` as `filename` with `stage` (admin); returns the response.
     pub async fn upload(&self, filename: &str, data: Vec<u8>, stage: &str) -> reqwest::Response {
         let part = reqwest::multipart::Part::bytes(data).file_name(filename.to_string());
-        let form = reqwest::multipart::Form::new().part("file", part).text("stage", stage.to_string());
-        self.admin(reqwest::Method::POST, "/api/admin/upload").multipart(form).send().await.unwrap()
+        let form = reqwest::multipart::Form::new()
+            .part("file", part)
+            .text("stage", stage.to_string());
+        self.admin(reqwest::Method::POST, "/api/admin/upload")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Waits until `check` passes or `secs` elapse.
@@ -266,7 +342,11 @@ impl Server {
     {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while !check().await {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -289,7 +369,9 @@ impl Server {
 }
 
 fn list(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default()
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
 }
 
 impl Drop for Server {

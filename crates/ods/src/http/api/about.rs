@@ -61,37 +61,53 @@ pub async fn update_about(
 ) -> ApiResult<impl IntoResponse> {
     who.require(Role::Admin)?;
     if body.iss.is_some() || body.key.is_some() {
-        return Err(ApiError::bad_request("read_only_field", "iss and key cannot be changed"));
+        return Err(ApiError::bad_request(
+            "read_only_field",
+            "iss and key cannot be changed",
+        ));
     }
     let mut u = db::server::ServerUpdate::default();
     if let Some(name) = body.name {
         let name = name.trim().to_string();
         if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
-            return Err(ApiError::bad_request("invalid_name", "name must be 1 to 255 printable characters"));
+            return Err(ApiError::bad_request(
+                "invalid_name",
+                "name must be 1 to 255 printable characters",
+            ));
         }
         u.name = Some(name);
     }
     if let Some(url) = body.url {
-        u.url = Some(match url.map(|s| s.trim().trim_end_matches('/').to_string()).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(s) => {
-                let ok = (s.starts_with("http://") || s.starts_with("https://"))
-                    && s.len() <= 2048
-                    && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-                    && s.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
-                if !ok {
-                    return Err(ApiError::bad_request(
-                        "invalid_url",
-                        format!("url {s:?} must be an http:// or https:// URL other servers can reach"),
-                    ));
+        u.url = Some(
+            match url
+                .map(|s| s.trim().trim_end_matches('/').to_string())
+                .filter(|s| !s.is_empty())
+            {
+                None => None,
+                Some(s) => {
+                    let ok = (s.starts_with("http://") || s.starts_with("https://"))
+                        && s.len() <= 2048
+                        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+                        && s.split("://").nth(1).is_some_and(|rest| !rest.is_empty());
+                    if !ok {
+                        return Err(ApiError::bad_request(
+                            "invalid_url",
+                            format!(
+                                "url {s:?} must be an http:// or https:// URL other servers can reach"
+                            ),
+                        ));
+                    }
+                    Some(s)
                 }
-                Some(s)
-            }
-        });
+            },
+        );
     }
     if let Some(stage) = body.stage {
         u.stage = Some(Stage::parse(&stage).ok_or_else(|| {
-            ApiError::bad_request("invalid_stage", format!("stage {stage:?} must be Dev, Test or Prod"))
+            ApiError::bad_request(
+                "invalid_stage",
+                format!("stage {stage:?} must be Dev, Test or Prod"),
+            )
         })?);
     }
     if let Some(t) = body.firewalled_mode {
@@ -110,12 +126,19 @@ pub async fn update_about(
     if let Some(mode) = body.download_auth {
         let mode = mode.to_ascii_lowercase();
         if !["none", "basic"].contains(&mode.as_str()) {
-            return Err(ApiError::bad_request("invalid_download_auth", "download_auth must be none or basic"));
+            return Err(ApiError::bad_request(
+                "invalid_download_auth",
+                "download_auth must be none or basic",
+            ));
         }
         u.download_auth = Some(mode);
     }
     let mut conn = app.db.writer().acquire().await?;
     db::server::update(&app.db, &mut conn, &u).await?;
     // The seed answers 201 with an empty text/html body.
-    Ok((StatusCode::CREATED, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], ""))
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "",
+    ))
 }

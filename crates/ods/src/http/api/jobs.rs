@@ -36,12 +36,19 @@ pub struct JobQuery {
 
 const STATES: [&str; 4] = ["queued", "running", "done", "dead"];
 
-pub async fn list_jobs(State(app): State<App>, who: Principal, Query(q): Query<JobQuery>) -> ApiResult<axum::Json<Value>> {
+pub async fn list_jobs(
+    State(app): State<App>,
+    who: Principal,
+    Query(q): Query<JobQuery>,
+) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Viewer)?;
     if let Some(s) = &q.state
         && !STATES.contains(&s.as_str())
     {
-        return Err(ApiError::bad_request("invalid_state", format!("state must be one of {}", STATES.join(", "))));
+        return Err(ApiError::bad_request(
+            "invalid_state",
+            format!("state must be one of {}", STATES.join(", ")),
+        ));
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let items: Vec<Value> = db::jobs::list(&app.db, q.state.as_deref(), q.kind.as_deref(), limit)
@@ -52,23 +59,38 @@ pub async fn list_jobs(State(app): State<App>, who: Principal, Query(q): Query<J
     Ok(axum::Json(json!({ "items": items })))
 }
 
-pub async fn get_job(State(app): State<App>, who: Principal, Path(id): Path<String>) -> ApiResult<axum::Json<Value>> {
+pub async fn get_job(
+    State(app): State<App>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Viewer)?;
     let id = super::path_id(&id)?;
-    let j = db::jobs::get(&app.db, id).await?.ok_or_else(|| ApiError::not_found(format!("no job with id {id}")))?;
+    let j = db::jobs::get(&app.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no job with id {id}")))?;
     Ok(axum::Json(to_json(&j)))
 }
 
-pub async fn retry_job(State(app): State<App>, who: Principal, Path(id): Path<String>) -> ApiResult<axum::Json<Value>> {
+pub async fn retry_job(
+    State(app): State<App>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Admin)?;
     let id = super::path_id(&id)?;
     if db::jobs::get(&app.db, id).await?.is_none() {
         return Err(ApiError::not_found(format!("no job with id {id}")));
     }
     if !db::jobs::retry_now(&app.db, id).await? {
-        return Err(ApiError::conflict("job_not_retryable", "only dead or waiting jobs can be retried"));
+        return Err(ApiError::conflict(
+            "job_not_retryable",
+            "only dead or waiting jobs can be retried",
+        ));
     }
     app.jobs_wake.notify_one();
-    let j = db::jobs::get(&app.db, id).await?.ok_or_else(|| ApiError::not_found("job vanished"))?;
+    let j = db::jobs::get(&app.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job vanished"))?;
     Ok(axum::Json(to_json(&j)))
 }

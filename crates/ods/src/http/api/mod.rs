@@ -27,21 +27,34 @@ pub fn routes() -> Router<App> {
                 .post(packages::upload_package)
                 .layer(DefaultBodyLimit::disable()),
         )
-        .route("/upload", post(packages::upload_package).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/upload",
+            post(packages::upload_package).layer(DefaultBodyLimit::disable()),
+        )
         .route(
             "/packages/{id_or_name}",
-            get(packages::get_package).delete(packages::delete_package).patch(packages::update_package),
+            get(packages::get_package)
+                .delete(packages::delete_package)
+                .patch(packages::update_package),
         )
-        .route("/packages/{id_or_name}/digests", post(packages::compute_digests))
+        .route(
+            "/packages/{id_or_name}/digests",
+            post(packages::compute_digests),
+        )
         .route("/register", post(registry::register))
         .route("/registered_ods", get(registry::list_registered))
         .route("/registered_ods/{id}", delete(registry::unregister))
         .route("/users", get(users::list_users).post(users::create_user))
         .route(
             "/users/{username}",
-            get(users::get_user).patch(users::update_user).delete(users::delete_user),
+            get(users::get_user)
+                .patch(users::update_user)
+                .delete(users::delete_user),
         )
-        .route("/tokens", get(tokens::list_tokens).post(tokens::create_token))
+        .route(
+            "/tokens",
+            get(tokens::list_tokens).post(tokens::create_token),
+        )
         .route("/tokens/{id}", delete(tokens::delete_token))
         .route("/jobs", get(jobs::list_jobs))
         .route("/jobs/{id}", get(jobs::get_job))
@@ -50,5 +63,7 @@ pub fn routes() -> Router<App> {
 
 /// Parses a numeric path id, or 400.
 fn path_id(s: &str) -> Result<i64, crate::error::ApiError> {
-    s.parse().map_err(|_| crate::error::ApiError::bad_request("invalid_id", format!("{s:?} is not a numeric id")))
+    s.parse().map_err(|_| {
+        crate::error::ApiError::bad_request("invalid_id", format!("{s:?} is not a numeric id"))
+    })
 }

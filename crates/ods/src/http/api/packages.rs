@@ -18,7 +18,11 @@ use crate::packages as svc;
 
 pub async fn list_packages(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Viewer)?;
-    let items: Vec<Value> = db::packages::list(&app.db).await?.iter().map(svc::to_json).collect();
+    let items: Vec<Value> = db::packages::list(&app.db)
+        .await?
+        .iter()
+        .map(svc::to_json)
+        .collect();
     Ok(axum::Json(json!({ "items": items })))
 }
 
@@ -73,25 +77,42 @@ pub async fn compute_digests(
     who.require(Role::Uploader)?;
     let p = svc::find(&app, &id_or_name).await?;
     let queued = svc::request_digests(&app, &p).await?;
-    let status = if queued { StatusCode::ACCEPTED } else { StatusCode::OK };
+    let status = if queued {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, axum::Json(json!({ "queued": queued }))))
 }
 
 fn parse_stage(s: &str) -> ApiResult<Stage> {
-    Stage::parse(s)
-        .ok_or_else(|| ApiError::bad_request("invalid_stage", format!("stage {s:?} must be Dev, Test or Prod")))
+    Stage::parse(s).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_stage",
+            format!("stage {s:?} must be Dev, Test or Prod"),
+        )
+    })
 }
 
 fn parse_flag(name: &str, s: &str) -> ApiResult<bool> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" | "" => Ok(false),
-        _ => Err(ApiError::bad_request("invalid_field", format!("{name} must be true or false"))),
+        _ => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("{name} must be true or false"),
+        )),
     }
 }
 
 fn bad_multipart(e: MultipartError) -> ApiError {
-    ApiError::bad_request("invalid_multipart", format!("the multipart body is malformed or was cut off: {}", e.body_text()))
+    ApiError::bad_request(
+        "invalid_multipart",
+        format!(
+            "the multipart body is malformed or was cut off: {}",
+            e.body_text()
+        ),
+    )
 }
 
 /// A short text field, refusing anything long (a form value, not a file).
@@ -101,10 +122,15 @@ async fn small_text(mut field: Field<'_>) -> ApiResult<String> {
     while let Some(piece) = field.chunk().await.map_err(bad_multipart)? {
         buf.extend_from_slice(&piece);
         if buf.len() > 1024 {
-            return Err(ApiError::bad_request("invalid_field", format!("form field {name:?} is too long")));
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("form field {name:?} is too long"),
+            ));
         }
     }
-    String::from_utf8(buf).map_err(|_| ApiError::bad_request("invalid_field", format!("form field {name:?} is not UTF-8")))
+    String::from_utf8(buf).map_err(|_| {
+        ApiError::bad_request("invalid_field", format!("form field {name:?} is not UTF-8"))
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,28 +149,46 @@ pub async fn upload_package(
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     who.require(Role::Uploader)?;
     let mut multipart = multipart.map_err(|e| {
-        ApiError::bad_request("invalid_multipart", format!("send the upload as multipart/form-data with fields file and stage ({})", e.body_text()))
+        ApiError::bad_request(
+            "invalid_multipart",
+            format!(
+                "send the upload as multipart/form-data with fields file and stage ({})",
+                e.body_text()
+            ),
+        )
     })?;
     let mut stage = query.stage.as_deref().map(parse_stage).transpose()?;
-    let mut replace = query.replace.as_deref().map(|r| parse_flag("replace", r)).transpose()?;
+    let mut replace = query
+        .replace
+        .as_deref()
+        .map(|r| parse_flag("replace", r))
+        .transpose()?;
     let mut upload: Option<(String, Received)> = None;
 
     while let Some(mut field) = multipart.next_field().await.map_err(bad_multipart)? {
         match field.name().unwrap_or("") {
             "file" => {
                 if upload.is_some() {
-                    return Err(ApiError::bad_request("too_many_files", "send one file per upload"));
+                    return Err(ApiError::bad_request(
+                        "too_many_files",
+                        "send one file per upload",
+                    ));
                 }
-                let filename = field
-                    .file_name()
-                    .map(str::to_string)
-                    .ok_or_else(|| ApiError::bad_request("missing_filename", "the file field has no filename"))?;
+                let filename = field.file_name().map(str::to_string).ok_or_else(|| {
+                    ApiError::bad_request("missing_filename", "the file field has no filename")
+                })?;
                 if let Some(problem) = filename_problem(&filename) {
-                    return Err(ApiError::bad_request("invalid_filename", format!("{problem}: {filename:?}")));
+                    return Err(ApiError::bad_request(
+                        "invalid_filename",
+                        format!("{problem}: {filename:?}"),
+                    ));
                 }
                 if replace == Some(false) || (replace.is_none() && query.replace.is_some()) {
                     // Known already that this must not replace: refuse before reading the body.
-                    if db::packages::find_by_filename(&app.db, app.db.reader(), &filename).await?.is_some() {
+                    if db::packages::find_by_filename(&app.db, app.db.reader(), &filename)
+                        .await?
+                        .is_some()
+                    {
                         return Err(svc::conflict(&filename));
                     }
                 }
@@ -159,9 +203,14 @@ pub async fn upload_package(
             _ => while field.chunk().await.map_err(bad_multipart)?.is_some() {},
         }
     }
-    let (filename, received) =
-        upload.ok_or_else(|| ApiError::bad_request("missing_file", "the upload has no file field"))?;
-    let stage = stage.ok_or_else(|| ApiError::bad_request("missing_stage", "the upload needs a stage: Dev, Test or Prod"))?;
+    let (filename, received) = upload
+        .ok_or_else(|| ApiError::bad_request("missing_file", "the upload has no file field"))?;
+    let stage = stage.ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_stage",
+            "the upload needs a stage: Dev, Test or Prod",
+        )
+    })?;
     let p = svc::accept_upload(&app, &filename, stage, replace.unwrap_or(false), received).await?;
     Ok((
         StatusCode::CREATED,

@@ -27,13 +27,20 @@ pub async fn register(
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Admin)?;
-    let missing: Vec<&str> = [("url", &body.url), ("iss_id", &body.iss_id), ("key", &body.key)]
-        .into_iter()
-        .filter(|(_, v)| v.as_deref().is_none_or(|s| s.trim().is_empty()))
-        .map(|(n, _)| n)
-        .collect();
+    let missing: Vec<&str> = [
+        ("url", &body.url),
+        ("iss_id", &body.iss_id),
+        ("key", &body.key),
+    ]
+    .into_iter()
+    .filter(|(_, v)| v.as_deref().is_none_or(|s| s.trim().is_empty()))
+    .map(|(n, _)| n)
+    .collect();
     if !missing.is_empty() {
-        return Err(ApiError::bad_request("missing_field", format!("register needs {}", missing.join(", "))));
+        return Err(ApiError::bad_request(
+            "missing_field",
+            format!("register needs {}", missing.join(", ")),
+        ));
     }
     Err(ApiError::new(
         axum::http::StatusCode::NOT_IMPLEMENTED,
@@ -42,7 +49,10 @@ pub async fn register(
     ))
 }
 
-pub async fn list_registered(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<Value>> {
+pub async fn list_registered(
+    State(app): State<App>,
+    who: Principal,
+) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Viewer)?;
     let items: Vec<Value> = db::peers::list(&app.db)
         .await?
@@ -63,11 +73,17 @@ pub async fn list_registered(State(app): State<App>, who: Principal) -> ApiResul
     Ok(axum::Json(json!({ "items": items })))
 }
 
-pub async fn unregister(State(app): State<App>, who: Principal, Path(id): Path<String>) -> ApiResult<axum::Json<Value>> {
+pub async fn unregister(
+    State(app): State<App>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Admin)?;
     let id = super::path_id(&id)?;
     if !db::peers::list(&app.db).await?.iter().any(|p| p.id == id) {
-        return Err(ApiError::not_found(format!("no registered ODS with id {id}")));
+        return Err(ApiError::not_found(format!(
+            "no registered ODS with id {id}"
+        )));
     }
     Err(ApiError::new(
         axum::http::StatusCode::NOT_IMPLEMENTED,

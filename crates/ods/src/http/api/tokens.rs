@@ -41,7 +41,11 @@ pub async fn list_tokens(
     } else {
         Some(who.user_id)
     };
-    let items: Vec<Value> = db::users::list_tokens(&app.db, scope).await?.iter().map(to_json).collect();
+    let items: Vec<Value> = db::users::list_tokens(&app.db, scope)
+        .await?
+        .iter()
+        .map(to_json)
+        .collect();
     Ok(axum::Json(json!({ "items": items })))
 }
 
@@ -60,7 +64,10 @@ pub async fn create_token(
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     let name = body.name.trim();
     if name.is_empty() || name.len() > 255 {
-        return Err(ApiError::bad_request("invalid_name", "a token name is 1 to 255 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "a token name is 1 to 255 characters",
+        ));
     }
     let owner = match body.username.filter(|u| *u != who.username) {
         Some(other) => {
@@ -72,17 +79,28 @@ pub async fn create_token(
         }
         None => who.user_id,
     };
-    let token = format!("ods_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()));
+    let token = format!(
+        "ods_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+    );
     let id = db::users::insert_token(&app.db, owner, name, &token_digest(&token)).await?;
-    let row = db::users::token(&app.db, id).await?.ok_or_else(|| ApiError::internal("reading the token", "row vanished"))?;
+    let row = db::users::token(&app.db, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("reading the token", "row vanished"))?;
     let mut v = to_json(&row);
     v["token"] = json!(token);
     Ok((StatusCode::CREATED, axum::Json(v)))
 }
 
-pub async fn delete_token(State(app): State<App>, who: Principal, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_token(
+    State(app): State<App>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let id = super::path_id(&id)?;
-    let t = db::users::token(&app.db, id).await?.ok_or_else(|| ApiError::not_found(format!("no token with id {id}")))?;
+    let t = db::users::token(&app.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no token with id {id}")))?;
     if t.user_id != who.user_id {
         who.require(Role::Admin)?;
     }

@@ -24,7 +24,12 @@ fn to_json(u: &UserRow) -> Value {
 }
 
 fn parse_role(s: &str) -> ApiResult<Role> {
-    Role::parse(s).ok_or_else(|| ApiError::bad_request("invalid_role", format!("role {s:?} must be admin, uploader or viewer")))
+    Role::parse(s).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_role",
+            format!("role {s:?} must be admin, uploader or viewer"),
+        )
+    })
 }
 
 async fn find(app: &App, username: &str) -> ApiResult<UserRow> {
@@ -35,11 +40,19 @@ async fn find(app: &App, username: &str) -> ApiResult<UserRow> {
 
 pub async fn list_users(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Admin)?;
-    let items: Vec<Value> = db::users::list(&app.db).await?.iter().map(to_json).collect();
+    let items: Vec<Value> = db::users::list(&app.db)
+        .await?
+        .iter()
+        .map(to_json)
+        .collect();
     Ok(axum::Json(json!({ "items": items })))
 }
 
-pub async fn get_user(State(app): State<App>, who: Principal, Path(name): Path<String>) -> ApiResult<axum::Json<Value>> {
+pub async fn get_user(
+    State(app): State<App>,
+    who: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
     if who.username != name {
         who.require(Role::Admin)?;
     }
@@ -61,7 +74,12 @@ pub async fn create_user(
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     who.require(Role::Admin)?;
     let name = body.username.trim();
-    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+    {
         return Err(ApiError::bad_request(
             "invalid_username",
             "a username is 1 to 64 letters, digits, '.', '_', '-' or '@'",
@@ -73,12 +91,18 @@ pub async fn create_user(
     match db::users::insert(&app.db, name, &hash, role, false).await {
         Ok(_) => {}
         Err(e) if db::is_unique_violation(&e) => {
-            return Err(ApiError::conflict("username_exists", format!("a user named {name:?} exists")));
+            return Err(ApiError::conflict(
+                "username_exists",
+                format!("a user named {name:?} exists"),
+            ));
         }
         Err(e) => return Err(e.into()),
     }
     tracing::info!(by = %who.username, user = name, role = role.as_str(), "user created");
-    Ok((StatusCode::CREATED, axum::Json(to_json(&find(&app, name).await?))))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(to_json(&find(&app, name).await?)),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,7 +130,10 @@ pub async fn update_user(
         if own && who.role != Role::Admin {
             let current = body.current_password.clone().unwrap_or_default();
             if !password::verify_async(current, user.password_hash.clone()).await {
-                return Err(ApiError::bad_request("wrong_password", "current_password is not your current password"));
+                return Err(ApiError::bad_request(
+                    "wrong_password",
+                    "current_password is not your current password",
+                ));
             }
         }
     }
@@ -115,7 +142,10 @@ pub async fn update_user(
         let mut tx = app.db.begin().await?;
         db::users::set_role(&app.db, &mut tx, user.id, role).await?;
         if user.role == Role::Admin && db::users::count_admins(&app.db, &mut tx).await? == 0 {
-            return Err(ApiError::conflict("last_admin", "ODS needs at least one admin"));
+            return Err(ApiError::conflict(
+                "last_admin",
+                "ODS needs at least one admin",
+            ));
         }
         tx.commit().await?;
     }
@@ -128,13 +158,20 @@ pub async fn update_user(
     Ok(axum::Json(to_json(&find(&app, &name).await?)))
 }
 
-pub async fn delete_user(State(app): State<App>, who: Principal, Path(name): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_user(
+    State(app): State<App>,
+    who: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
     who.require(Role::Admin)?;
     let user = find(&app, &name).await?;
     let mut tx = app.db.begin().await?;
     db::users::delete(&app.db, &mut tx, user.id).await?;
     if db::users::count_admins(&app.db, &mut tx).await? == 0 {
-        return Err(ApiError::conflict("last_admin", "ODS needs at least one admin"));
+        return Err(ApiError::conflict(
+            "last_admin",
+            "ODS needs at least one admin",
+        ));
     }
     tx.commit().await?;
     app.basic_cache.clear();
