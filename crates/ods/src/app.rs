@@ -28,6 +28,7 @@ pub struct AppInner {
     pub jobs_wake: Notify,
     pub started: Instant,
     pub worker_id: String,
+    pub sync: crate::sync::SyncState,
 }
 
 #[derive(Clone)]
@@ -59,6 +60,7 @@ impl App {
         db::migrations::run(&db).await?;
         let sealer = Sealer::new(&config.database_key.0);
         let created = db::server::ensure(&db, &sealer).await?;
+        db::catalog::ensure_counter(&db).await?;
         let server = db::server::get(&db).await?;
         if let Some(sealed) = &server.key_sealed {
             sealer.open(sealed).map_err(|e| {
@@ -86,6 +88,11 @@ impl App {
             jobs_wake: Notify::new(),
             started: Instant::now(),
             worker_id: format!("{}-{}", hostname(), std::process::id()),
+            sync: crate::sync::SyncState::new(
+                &server.iss,
+                config.max_transfers,
+                Duration::from_secs(config.sync_interval_secs),
+            ),
             config,
         };
         Ok(Opened {

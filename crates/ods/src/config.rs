@@ -38,6 +38,8 @@ pub struct Layer {
     pub share_context: Option<String>,
     pub allow_insecure_peers: Option<bool>,
     pub job_poll_ms: Option<u64>,
+    pub sync_interval_secs: Option<u64>,
+    pub max_transfers: Option<u64>,
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
@@ -66,6 +68,8 @@ impl Layer {
             share_context: self.share_context.or(base.share_context),
             allow_insecure_peers: self.allow_insecure_peers.or(base.allow_insecure_peers),
             job_poll_ms: self.job_poll_ms.or(base.job_poll_ms),
+            sync_interval_secs: self.sync_interval_secs.or(base.sync_interval_secs),
+            max_transfers: self.max_transfers.or(base.max_transfers),
         }
     }
 
@@ -84,18 +88,19 @@ impl Layer {
         };
         let debug = flag("DEBUG");
         let allow_insecure_peers = flag("ODS_ALLOW_INSECURE_PEERS");
-        let job_poll_ms = match get("ODS_JOB_POLL_MS") {
-            Some(v) => match v.parse() {
+        let mut number = |name: &str, what: &str| -> Option<u64> {
+            let v = get(name)?;
+            match v.trim().parse() {
                 Ok(n) => Some(n),
                 Err(_) => {
-                    problems.push(format!(
-                        "ODS_JOB_POLL_MS={v:?} is not a number of milliseconds"
-                    ));
+                    problems.push(format!("{name}={v:?} is not a number of {what}"));
                     None
                 }
-            },
-            None => None,
+            }
         };
+        let job_poll_ms = number("ODS_JOB_POLL_MS", "milliseconds");
+        let sync_interval_secs = number("ODS_SYNC_INTERVAL", "seconds");
+        let max_transfers = number("ODS_MAX_TRANSFERS", "transfers");
         let layer = Layer {
             listen: get("ODS_LISTEN"),
             data_dir: get("ODS_DATA_DIR").map(PathBuf::from),
@@ -111,6 +116,8 @@ impl Layer {
             share_context: get("ODS_SHARE_CONTEXT"),
             allow_insecure_peers,
             job_poll_ms,
+            sync_interval_secs,
+            max_transfers,
         };
         if problems.is_empty() {
             Ok(layer)
@@ -133,6 +140,8 @@ impl Layer {
                     "ods_share_context" => "share_context".to_string(),
                     "ods_allow_insecure_peers" => "allow_insecure_peers".to_string(),
                     "ods_job_poll_ms" => "job_poll_ms".to_string(),
+                    "ods_sync_interval" => "sync_interval_secs".to_string(),
+                    "ods_max_transfers" => "max_transfers".to_string(),
                     _ => k,
                 };
                 (k, v)
@@ -165,6 +174,8 @@ pub struct Config {
     pub share_context: String,
     pub allow_insecure_peers: bool,
     pub job_poll_ms: u64,
+    pub sync_interval_secs: u64,
+    pub max_transfers: usize,
 }
 
 /// What the caller wants done with missing keys.
@@ -316,6 +327,8 @@ impl Config {
             share_context,
             allow_insecure_peers: raw.allow_insecure_peers.unwrap_or(false),
             job_poll_ms: raw.job_poll_ms.unwrap_or(1000),
+            sync_interval_secs: raw.sync_interval_secs.unwrap_or(60).max(1),
+            max_transfers: raw.max_transfers.unwrap_or(4).clamp(1, 64) as usize,
         })
     }
 

@@ -14,6 +14,7 @@ pub mod model;
 pub mod packages;
 pub mod secrets;
 pub mod storage;
+pub mod sync;
 pub mod system;
 
 use std::future::Future;
@@ -54,6 +55,7 @@ pub async fn launch(
     start_housekeeping(&app).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = tokio::spawn(jobs::runner::run(app.clone(), stop_rx.clone()));
+    let watcher = tokio::spawn(sync::watch::run(app.clone(), stop_rx.clone()));
     let mut stop_http = stop_rx.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -73,6 +75,7 @@ pub async fn launch(
         let _ = stop_http.wait_for(|s| *s).await;
     }
     let _ = worker.await;
+    let _ = watcher.await;
     app.db.close().await;
     Ok(())
 }

@@ -126,6 +126,8 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    // One TLS crypto provider for every client in the process (peer calls, Jamf).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

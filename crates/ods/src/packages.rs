@@ -11,8 +11,9 @@ use crate::db::{self, packages::PackageRow};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::Received;
 use crate::jobs::{self, blob_gc::BlobGc, digests::Digests};
-use crate::model::{Stage, Status, human_size, iso_seconds, now_unix};
+use crate::model::{Stage, Status, human_size, iso_seconds};
 use crate::secrets::random_id;
+use crate::sync;
 
 pub fn conflict(filename: &str) -> ApiError {
     ApiError::conflict(
@@ -60,6 +61,15 @@ pub async fn accept_upload(
     }
     db::packages::insert_blob(db, &mut tx, &d.sha256, d.size as i64, &d.sha1, &d.chunks).await?;
     let uuid = random_id();
+    let record = sync::apply::new_upload(
+        app,
+        &uuid,
+        filename,
+        d.size as i64,
+        &d.sha1,
+        &d.sha256,
+        stage,
+    );
     let inserted = db::packages::insert(
         db,
         &mut tx,
@@ -71,7 +81,7 @@ pub async fn accept_upload(
             sha256: &d.sha256,
             stage,
             status: Status::Public,
-            created: now_unix(),
+            created: record.created,
         },
     )
     .await;
@@ -80,8 +90,9 @@ pub async fn accept_upload(
         Err(e) if db::is_unique_violation(&e) => return Err(conflict(filename)),
         Err(e) => return Err(e.into()),
     }
+    let seq = sync::apply::local_upload(app, &mut tx, &record).await?;
     tx.commit().await?;
-    app.jobs_wake.notify_one();
+    sync::changed(app, seq);
     tracing::info!(filename, sha256 = %d.sha256, size = d.size, stage = stage.as_str(), "package uploaded");
     db::packages::find_by_filename(db, db.writer(), filename)
         .await?
@@ -121,8 +132,9 @@ pub async fn delete(app: &App, pkg: &PackageRow) -> ApiResult<()> {
 
 pub async fn set_stage(app: &App, pkg: &PackageRow, stage: Stage) -> ApiResult<()> {
     let mut tx = app.db.begin().await?;
-    db::packages::set_stage(&app.db, &mut tx, pkg.id, stage).await?;
+    let seq = sync::apply::local_stage(app, &mut tx, pkg, stage).await?;
     tx.commit().await?;
+    sync::changed(app, seq.unwrap_or(0));
     tracing::info!(filename = %pkg.filename, from = pkg.stage.as_str(), to = stage.as_str(), "stage changed");
     Ok(())
 }

@@ -158,6 +158,11 @@ fn core_schema() -> Vec<Step> {
                 .col(text("stage", 8))
                 .col(int("firewalled"))
                 .col(int("registered_on"))
+                .col(long_text_null("secret_sealed"))
+                .col(int("cursor"))
+                .col(int_null("last_contact"))
+                .col(long_text_null("last_error"))
+                .col(int_null("rate_limit"))
                 .take(),
         ),
         index("peers", "peers_iss", &["iss"], true),
@@ -180,6 +185,62 @@ fn core_schema() -> Vec<Step> {
         ),
         index("jobs", "jobs_due", &["state", "run_at"], false),
         index("jobs", "jobs_dedup", &["dedup_key", "state"], false),
+        // The network-wide record of every package this server knows of, held or not,
+        // live or deleted: what it relays to peers (ordered by the local change `seq`).
+        Step::table(
+            table("catalog")
+                .col(
+                    ColumnDef::new("uuid")
+                        .string_len(32)
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(text("filename", 255))
+                .col(int("file_size"))
+                .col(text("sha1", 40))
+                .col(text("sha256", 64))
+                .col(text("stage", 8))
+                .col(text("version", 64))
+                .col(text("created_version", 64))
+                .col(text("origin_iss", 32))
+                .col(int("created"))
+                .col(int("deleted"))
+                .col(int("seq"))
+                .take(),
+        ),
+        index("catalog", "catalog_seq", &["seq"], false),
+        index("catalog", "catalog_filename", &["filename"], false),
+        Step::table(
+            table("counters")
+                .col(
+                    ColumnDef::new("name")
+                        .string_len(32)
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(int("value"))
+                .take(),
+        ),
+        // Chunks of an incoming transfer already written and verified (resume state).
+        Step::table(
+            table("transfer_chunks")
+                .col(text("uuid", 32))
+                .col(int("idx"))
+                .primary_key(Index::create().col("uuid").col("idx"))
+                .take(),
+        ),
+        Step::table(
+            table("events")
+                .col(id())
+                .col(text("kind", 32))
+                .col(text_null("package_uuid", 32))
+                .col(text_null("filename", 255))
+                .col(text_null("peer_iss", 32))
+                .col(long_text_null("message"))
+                .col(int("created"))
+                .take(),
+        ),
+        index("events", "events_kind", &["kind"], false),
     ]
 }
 

@@ -3,6 +3,8 @@
 //! placeholders that are rewritten for PostgreSQL. SQLite gets one writer connection and
 //! a pool of readers so concurrent requests queue instead of failing with `SQLITE_BUSY`.
 
+pub mod catalog;
+pub mod events;
 pub mod jobs;
 pub mod migrations;
 pub mod packages;

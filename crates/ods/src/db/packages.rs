@@ -262,3 +262,46 @@ pub async fn set_extra_digests(db: &Db, sha256: &str, sha512: &str, md5: &str) -
         .await?;
     Ok(())
 }
+
+pub async fn by_uuid(
+    db: &Db,
+    conn: &mut AnyConnection,
+    uuid: &str,
+) -> sqlx::Result<Option<PackageRow>> {
+    let sql = format!("SELECT {COLS} FROM packages WHERE uuid = ?");
+    db.q(&sql)
+        .bind(uuid.to_string())
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+pub async fn set_status(
+    db: &Db,
+    conn: &mut AnyConnection,
+    uuid: &str,
+    status: Status,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    db.q("UPDATE packages SET status = ?, status_reason = ?, updated = ? WHERE uuid = ?")
+        .bind(status.as_str())
+        .bind(reason.map(str::to_string))
+        .bind(now_unix())
+        .bind(uuid.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Packages still arriving or whose transfer gave up.
+pub async fn incomplete(db: &Db) -> sqlx::Result<Vec<PackageRow>> {
+    let sql = format!("SELECT {COLS} FROM packages WHERE status <> 'Public'");
+    db.q(&sql)
+        .fetch_all(db.reader())
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}

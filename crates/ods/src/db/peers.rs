@@ -1,8 +1,11 @@
-//! Registered ODS servers (the seed's `registered_ods`).
+//! Registered ODS servers (the seed's `registered_ods`) with their link state: the
+//! pair secret (sealed), how far we have read their catalog, and link health.
 
-use sqlx::Row;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::Db;
+use crate::model::now_unix;
 
 #[derive(Debug, Clone)]
 pub struct PeerRow {
@@ -13,24 +16,167 @@ pub struct PeerRow {
     pub stage: String,
     pub firewalled: bool,
     pub registered_on: i64,
+    pub secret_sealed: Option<String>,
+    pub cursor: i64,
+    pub last_contact: Option<i64>,
+    pub last_error: Option<String>,
+    pub rate_limit: Option<i64>,
+}
+
+const COLS: &str = "id, iss, name, url, stage, firewalled, registered_on, secret_sealed, cursor, last_contact, last_error, rate_limit";
+
+fn from_row(r: &AnyRow) -> sqlx::Result<PeerRow> {
+    Ok(PeerRow {
+        id: r.try_get("id")?,
+        iss: r.try_get("iss")?,
+        name: r.try_get("name")?,
+        url: r.try_get("url")?,
+        stage: r.try_get("stage")?,
+        firewalled: r.try_get::<i64, _>("firewalled")? != 0,
+        registered_on: r.try_get("registered_on")?,
+        secret_sealed: r.try_get("secret_sealed")?,
+        cursor: r.try_get("cursor")?,
+        last_contact: r.try_get("last_contact")?,
+        last_error: r.try_get("last_error")?,
+        rate_limit: r.try_get("rate_limit")?,
+    })
 }
 
 pub async fn list(db: &Db) -> sqlx::Result<Vec<PeerRow>> {
-    let rows = db
-        .q("SELECT id, iss, name, url, stage, firewalled, registered_on FROM peers ORDER BY id")
+    let sql = format!("SELECT {COLS} FROM peers ORDER BY id");
+    db.q(&sql)
         .fetch_all(db.reader())
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(PeerRow {
-                id: r.try_get("id")?,
-                iss: r.try_get("iss")?,
-                name: r.try_get("name")?,
-                url: r.try_get("url")?,
-                stage: r.try_get("stage")?,
-                firewalled: r.try_get::<i64, _>("firewalled")? != 0,
-                registered_on: r.try_get("registered_on")?,
-            })
-        })
+        .await?
+        .iter()
+        .map(from_row)
         .collect()
+}
+
+pub async fn by_id(db: &Db, id: i64) -> sqlx::Result<Option<PeerRow>> {
+    let sql = format!("SELECT {COLS} FROM peers WHERE id = ?");
+    db.q(&sql)
+        .bind(id)
+        .fetch_optional(db.reader())
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+pub async fn by_iss(db: &Db, iss: &str) -> sqlx::Result<Option<PeerRow>> {
+    let sql = format!("SELECT {COLS} FROM peers WHERE iss = ?");
+    db.q(&sql)
+        .bind(iss.to_string())
+        .fetch_optional(db.reader())
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+/// The identity a peer tells us about itself.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub iss: String,
+    pub name: String,
+    pub url: Option<String>,
+    pub stage: String,
+    pub firewalled: bool,
+}
+
+/// Creates or re-keys the link with a peer (registration is idempotent).
+pub async fn upsert(
+    db: &Db,
+    conn: &mut AnyConnection,
+    id: &Identity,
+    secret_sealed: &str,
+) -> sqlx::Result<()> {
+    let exists = db
+        .q("SELECT 1 FROM peers WHERE iss = ?")
+        .bind(id.iss.clone())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let q = if exists.is_some() {
+        db.q("UPDATE peers SET name = ?, url = ?, stage = ?, firewalled = ?, secret_sealed = ?, last_error = NULL, \
+              cursor = 0, registered_on = ? WHERE iss = ?")
+    } else {
+        db.q("INSERT INTO peers (name, url, stage, firewalled, secret_sealed, last_error, cursor, registered_on, iss) \
+              VALUES (?, ?, ?, ?, ?, NULL, 0, ?, ?)")
+    };
+    q.bind(id.name.clone())
+        .bind(id.url.clone())
+        .bind(id.stage.clone())
+        .bind(i64::from(id.firewalled))
+        .bind(secret_sealed.to_string())
+        .bind(now_unix())
+        .bind(id.iss.clone())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Refreshes what a peer says about itself (name, url, stage, firewalled mode).
+pub async fn update_identity(db: &Db, id: &Identity) -> sqlx::Result<()> {
+    db.q("UPDATE peers SET name = ?, url = ?, stage = ?, firewalled = ? WHERE iss = ?")
+        .bind(id.name.clone())
+        .bind(id.url.clone())
+        .bind(id.stage.clone())
+        .bind(i64::from(id.firewalled))
+        .bind(id.iss.clone())
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
+pub async fn delete(db: &Db, id: i64) -> sqlx::Result<bool> {
+    let r = db
+        .q("DELETE FROM peers WHERE id = ?")
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn set_cursor(db: &Db, id: i64, cursor: i64) -> sqlx::Result<()> {
+    db.q("UPDATE peers SET cursor = ? WHERE id = ?")
+        .bind(cursor)
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
+pub async fn set_rate_limit(db: &Db, id: i64, limit: Option<i64>) -> sqlx::Result<()> {
+    db.q("UPDATE peers SET rate_limit = ? WHERE id = ?")
+        .bind(limit)
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(())
+}
+
+/// Records the outcome of a call to the peer; returns the previous error (to raise
+/// `ods.unreachable` / `ods.recovered` only on a change).
+pub async fn record_contact(db: &Db, id: i64, error: Option<&str>) -> sqlx::Result<Option<String>> {
+    let prev: Option<String> = db
+        .q("SELECT last_error FROM peers WHERE id = ?")
+        .bind(id)
+        .fetch_optional(db.writer())
+        .await?
+        .map(|r| r.try_get::<Option<String>, _>(0))
+        .transpose()?
+        .flatten();
+    match error {
+        None => db
+            .q("UPDATE peers SET last_contact = ?, last_error = NULL WHERE id = ?")
+            .bind(now_unix())
+            .bind(id),
+        Some(e) => db
+            .q("UPDATE peers SET last_error = ? WHERE id = ?")
+            .bind(e.to_string())
+            .bind(id),
+    }
+    .execute(db.writer())
+    .await?;
+    Ok(prev)
 }

@@ -2,6 +2,7 @@
 //! document, and the JSON body extractor whose rejections are our JSON errors.
 
 pub mod api;
+pub mod peer;
 pub mod share;
 
 use axum::Router;
@@ -20,6 +21,7 @@ pub fn router(app: App) -> Router {
     let share = share::routes(&app.config.share_context);
     Router::new()
         .nest("/api/admin", api::routes())
+        .nest("/api/ods", peer::routes())
         .route("/api/openapi.json", get(openapi))
         .merge(share)
         .fallback(not_found)

@@ -5,6 +5,11 @@
 
 pub mod blob_gc;
 pub mod digests;
+pub mod discard;
+pub mod fetch;
+pub mod notify;
+pub mod pull;
+pub mod reevaluate;
 pub mod runner;
 pub mod sweep;
 
@@ -27,6 +32,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
         None
     }
     fn run(self, app: App) -> impl Future<Output = anyhow::Result<()>> + Send;
+    /// Called once when the last attempt failed.
+    fn gave_up(self, _app: App, _error: String) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Queues `job` on `conn` (pass the transaction that writes the change).
@@ -54,17 +63,31 @@ pub async fn enqueue_now<J: Job>(app: &App, job: &J) -> sqlx::Result<Option<i64>
     Ok(id)
 }
 
-/// Runs a claimed job of any known kind.
-async fn dispatch(app: App, kind: &str, payload: &str) -> anyhow::Result<()> {
-    async fn go<J: Job>(app: App, payload: &str) -> anyhow::Result<()> {
+/// Runs a claimed job of any known kind; `gave_up` carries the final error instead
+/// when the job has no attempts left.
+async fn dispatch(
+    app: App,
+    kind: &str,
+    payload: &str,
+    gave_up: Option<String>,
+) -> anyhow::Result<()> {
+    async fn go<J: Job>(app: App, payload: &str, gave_up: Option<String>) -> anyhow::Result<()> {
         let job: J = serde_json::from_str(payload)
             .map_err(|e| anyhow::anyhow!("job payload does not parse: {e}"))?;
-        job.run(app).await
+        match gave_up {
+            None => job.run(app).await,
+            Some(error) => job.gave_up(app, error).await,
+        }
     }
     match kind {
-        sweep::Sweep::KIND => go::<sweep::Sweep>(app, payload).await,
-        blob_gc::BlobGc::KIND => go::<blob_gc::BlobGc>(app, payload).await,
-        digests::Digests::KIND => go::<digests::Digests>(app, payload).await,
+        sweep::Sweep::KIND => go::<sweep::Sweep>(app, payload, gave_up).await,
+        blob_gc::BlobGc::KIND => go::<blob_gc::BlobGc>(app, payload, gave_up).await,
+        digests::Digests::KIND => go::<digests::Digests>(app, payload, gave_up).await,
+        discard::DiscardPartial::KIND => go::<discard::DiscardPartial>(app, payload, gave_up).await,
+        fetch::Fetch::KIND => go::<fetch::Fetch>(app, payload, gave_up).await,
+        notify::NotifyPeer::KIND => go::<notify::NotifyPeer>(app, payload, gave_up).await,
+        pull::PullPeer::KIND => go::<pull::PullPeer>(app, payload, gave_up).await,
+        reevaluate::Reevaluate::KIND => go::<reevaluate::Reevaluate>(app, payload, gave_up).await,
         other => anyhow::bail!("unknown job kind {other:?} (written by a newer ODS?)"),
     }
 }

@@ -78,7 +78,7 @@ async fn execute(app: App, job: db::jobs::JobRow) {
             }
         })
     };
-    let result = super::dispatch(app.clone(), &job.kind, &job.payload).await;
+    let result = super::dispatch(app.clone(), &job.kind, &job.payload, None).await;
     heartbeat.abort();
     let recorded = match result {
         Ok(()) => {
@@ -90,6 +90,12 @@ async fn execute(app: App, job: db::jobs::JobRow) {
             let retry =
                 (job.attempts < job.max_attempts).then(|| now_millis() + backoff_ms(job.attempts));
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %msg, retry = retry.is_some(), "job failed");
+            if retry.is_none()
+                && let Err(e) =
+                    super::dispatch(app.clone(), &job.kind, &job.payload, Some(msg.clone())).await
+            {
+                tracing::error!(job = job.id, error = %e, "recording that a job gave up failed");
+            }
             db::jobs::fail(&app.db, job.id, &app.worker_id, &msg, retry).await
         }
     };

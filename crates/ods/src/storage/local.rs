@@ -14,6 +14,7 @@ use super::{BlobStore, BlobWriter, ByteStream, valid_sha256};
 pub struct LocalStore {
     root: PathBuf,
     staging: PathBuf,
+    partials: PathBuf,
 }
 
 /// Staging files older than this are swept even if their process still runs.
@@ -39,7 +40,23 @@ impl LocalStore {
                 );
             }
         }
-        Ok(LocalStore { root, staging })
+        let partials = root.join(".partial");
+        fs::create_dir_all(&partials)?;
+        Ok(LocalStore {
+            root,
+            staging,
+            partials,
+        })
+    }
+
+    fn partial_path(&self, key: &str) -> io::Result<PathBuf> {
+        if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "bad transfer key",
+            ));
+        }
+        Ok(self.partials.join(format!("{key}.part")))
     }
 
     fn path(&self, sha256: &str) -> io::Result<PathBuf> {
@@ -93,6 +110,42 @@ impl Drop for LocalWriter {
         if self.file.take().is_some() {
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+struct LocalPartial {
+    file: File,
+    path: PathBuf,
+    root: PathBuf,
+}
+
+impl super::PartialBlob for LocalPartial {
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn commit(&self, sha256: &str) -> io::Result<()> {
+        if !valid_sha256(sha256) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256"));
+        }
+        self.file.sync_all()?;
+        let dir = self.root.join(&sha256[..2]);
+        fs::create_dir_all(&dir)?;
+        let dest = dir.join(sha256);
+        if dest.exists() {
+            let _ = File::options()
+                .write(true)
+                .open(&dest)
+                .and_then(|f| f.set_modified(SystemTime::now()));
+            return fs::remove_file(&self.path);
+        }
+        fs::rename(&self.path, &dest)?;
+        File::open(&dir)?.sync_all()
     }
 }
 
@@ -222,6 +275,36 @@ impl BlobStore for LocalStore {
             Ok(removed)
         })
         .await?
+    }
+
+    async fn partial(
+        &self,
+        key: &str,
+        size: u64,
+    ) -> io::Result<std::sync::Arc<dyn super::PartialBlob>> {
+        let path = self.partial_path(key)?;
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?;
+            if file.metadata()?.len() != size {
+                file.set_len(size)?;
+            }
+            Ok(std::sync::Arc::new(LocalPartial { file, path, root })
+                as std::sync::Arc<dyn super::PartialBlob>)
+        })
+        .await?
+    }
+
+    async fn discard_partial(&self, key: &str) -> io::Result<()> {
+        match tokio::fs::remove_file(self.partial_path(key)?).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     fn describe(&self) -> String {

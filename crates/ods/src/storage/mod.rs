@@ -21,6 +21,17 @@ pub trait BlobWriter: Send {
     fn commit(self: Box<Self>, sha256: &str) -> io::Result<()>;
 }
 
+/// An incoming transfer's file, written chunk by chunk in any order (blocking calls).
+/// It survives restarts, so a resumed transfer only fetches what is missing.
+pub trait PartialBlob: Send + Sync {
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Makes everything written so far durable.
+    fn sync(&self) -> io::Result<()>;
+    /// Moves the complete, verified file into place as `sha256`.
+    fn commit(&self, sha256: &str) -> io::Result<()>;
+}
+
 #[async_trait::async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Starts a new blob; staging space lives where `commit` is a cheap rename.
@@ -34,6 +45,9 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn list(&self) -> io::Result<Vec<(String, u64)>>;
     /// Removes staging files left by crashed or aborted uploads; returns how many.
     async fn sweep_staging(&self) -> io::Result<usize>;
+    /// Opens (or creates, `size` bytes long) the partial file of transfer `key`.
+    async fn partial(&self, key: &str, size: u64) -> io::Result<std::sync::Arc<dyn PartialBlob>>;
+    async fn discard_partial(&self, key: &str) -> io::Result<()>;
     fn describe(&self) -> String;
 }
 

@@ -133,8 +133,23 @@ pub async fn update_about(
         }
         u.download_auth = Some(mode);
     }
-    let mut conn = app.db.writer().acquire().await?;
-    db::server::update(&app.db, &mut conn, &u).await?;
+    let before = db::server::get(&app.db).await?;
+    let mut tx = app.db.begin().await?;
+    db::server::update(&app.db, &mut tx, &u).await?;
+    let stage_changed = u.stage.is_some_and(|s| s != before.stage);
+    if stage_changed {
+        crate::jobs::enqueue(
+            &app.db,
+            &mut tx,
+            &crate::jobs::reevaluate::Reevaluate,
+            std::time::Duration::ZERO,
+        )
+        .await?;
+    }
+    // Peers learn our new name, URL, stage or mode with their next pull.
+    crate::sync::announce(&app.db, &mut tx, None).await?;
+    tx.commit().await?;
+    app.jobs_wake.notify_one();
     // The seed answers 201 with an empty text/html body.
     Ok((
         StatusCode::CREATED,

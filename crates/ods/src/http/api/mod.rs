@@ -3,6 +3,7 @@
 //! endpoint answers without authentication, and checks the role it needs.
 
 mod about;
+mod events;
 mod jobs;
 mod packages;
 mod registry;
@@ -43,7 +44,12 @@ pub fn routes() -> Router<App> {
         )
         .route("/register", post(registry::register))
         .route("/registered_ods", get(registry::list_registered))
-        .route("/registered_ods/{id}", delete(registry::unregister))
+        .route(
+            "/registered_ods/{id}",
+            delete(registry::unregister).patch(registry::update_registered),
+        )
+        .route("/sync", get(registry::get_sync))
+        .route("/events", get(events::list_events))
         .route("/users", get(users::list_users).post(users::create_user))
         .route(
             "/users/{username}",

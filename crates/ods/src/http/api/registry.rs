@@ -1,15 +1,18 @@
-//! `POST /api/admin/register`, `GET /api/admin/registered_ods`,
-//! `DELETE /api/admin/registered_ods/<id>`: the ODS network as the admin sees it.
-//! The registration protocol between servers belongs to the sync module; until it is
-//! built, registration validates its input and answers 501.
+//! The ODS network as the admin sees it: `POST /api/admin/register`,
+//! `GET /api/admin/registered_ods` (seed fields plus link health),
+//! `PATCH`/`DELETE /api/admin/registered_ods/<id>`, `GET /api/admin/sync`.
+
+use std::sync::atomic::Ordering;
 
 use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::auth::{Principal, Role};
-use crate::db;
+use crate::db::{self, peers::PeerRow};
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
 use crate::model::iso_seconds;
@@ -22,10 +25,10 @@ pub struct RegisterRequest {
 }
 
 pub async fn register(
-    State(_app): State<App>,
+    State(app): State<App>,
     who: Principal,
     JsonBody(body): JsonBody<RegisterRequest>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<impl IntoResponse> {
     who.require(Role::Admin)?;
     let missing: Vec<&str> = [
         ("url", &body.url),
@@ -42,11 +45,54 @@ pub async fn register(
             format!("register needs {}", missing.join(", ")),
         ));
     }
-    Err(ApiError::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "registration with other servers is not available in this version of ODS",
+    let (url, iss, key) = (
+        body.url.unwrap_or_default(),
+        body.iss_id.unwrap_or_default(),
+        body.key.unwrap_or_default(),
+    );
+    let peer = crate::sync::register::register_with(&app, &url, &iss, &key).await?;
+    tracing::info!(by = %who.username, peer = %peer.name, iss = %peer.iss, "registered with another ODS");
+    // The seed answers 201 with an empty text/html body.
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "",
     ))
+}
+
+async fn pending_jobs(app: &App, peer_id: i64) -> ApiResult<i64> {
+    let r = app
+        .db
+        .q("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running') AND (dedup_key = ? OR dedup_key = ? OR dedup_key = ?)")
+        .bind(format!("notify:{peer_id}"))
+        .bind(format!("pull:{peer_id}:false"))
+        .bind(format!("pull:{peer_id}:true"))
+        .fetch_one(app.db.reader())
+        .await?;
+    Ok(sqlx::Row::try_get(&r, 0)?)
+}
+
+async fn to_json(app: &App, p: &PeerRow) -> ApiResult<Value> {
+    Ok(json!({
+        "firewalled_mode": p.firewalled,
+        "id": p.id,
+        "iss": p.iss,
+        "last_contact": p.last_contact.map(iso_seconds),
+        "last_contact_ts": p.last_contact,
+        "last_error": p.last_error,
+        "name": p.name,
+        "pending_jobs": pending_jobs(app, p.id).await?,
+        "rate_limit": p.rate_limit,
+        "registered_on": iso_seconds(p.registered_on),
+        "registered_on_ts": p.registered_on,
+        "stage": p.stage,
+        "status": match (&p.last_error, p.last_contact) {
+            (Some(_), _) => "unreachable",
+            (None, Some(_)) => "ok",
+            (None, None) => if p.firewalled { "firewalled" } else { "pending" },
+        },
+        "url": p.url,
+    }))
 }
 
 pub async fn list_registered(
@@ -54,23 +100,18 @@ pub async fn list_registered(
     who: Principal,
 ) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Viewer)?;
-    let items: Vec<Value> = db::peers::list(&app.db)
-        .await?
-        .into_iter()
-        .map(|p| {
-            json!({
-                "firewalled_mode": p.firewalled,
-                "id": p.id,
-                "iss": p.iss,
-                "name": p.name,
-                "registered_on": iso_seconds(p.registered_on),
-                "registered_on_ts": p.registered_on,
-                "stage": p.stage,
-                "url": p.url,
-            })
-        })
-        .collect();
+    let mut items = Vec::new();
+    for p in db::peers::list(&app.db).await? {
+        items.push(to_json(&app, &p).await?);
+    }
     Ok(axum::Json(json!({ "items": items })))
+}
+
+async fn find(app: &App, id: &str) -> ApiResult<PeerRow> {
+    let id = super::path_id(id)?;
+    db::peers::by_id(&app.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no registered ODS with id {id}")))
 }
 
 pub async fn unregister(
@@ -79,15 +120,49 @@ pub async fn unregister(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Admin)?;
-    let id = super::path_id(&id)?;
-    if !db::peers::list(&app.db).await?.iter().any(|p| p.id == id) {
-        return Err(ApiError::not_found(format!(
-            "no registered ODS with id {id}"
-        )));
-    }
-    Err(ApiError::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "unregistering is not available in this version of ODS",
+    let peer = find(&app, &id).await?;
+    let told = crate::sync::register::unregister(&app, &peer).await?;
+    Ok(axum::Json(
+        json!({ "unregistered": peer.iss, "peer_notified": told }),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerUpdate {
+    /// Bytes per second this server may fetch from the peer; null for no limit.
+    rate_limit: Option<i64>,
+}
+
+pub async fn update_registered(
+    State(app): State<App>,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<PeerUpdate>,
+) -> ApiResult<axum::Json<Value>> {
+    who.require(Role::Admin)?;
+    let peer = find(&app, &id).await?;
+    if body.rate_limit.is_some_and(|r| r < 1024) {
+        return Err(ApiError::bad_request(
+            "invalid_rate_limit",
+            "rate_limit is bytes per second, at least 1024, or null",
+        ));
+    }
+    db::peers::set_rate_limit(&app.db, peer.id, body.rate_limit).await?;
+    let peer = find(&app, &id).await?;
+    Ok(axum::Json(to_json(&app, &peer).await?))
+}
+
+pub async fn get_sync(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<Value>> {
+    who.require(Role::Viewer)?;
+    let s = &app.sync.stats;
+    Ok(axum::Json(json!({
+        "chunk_bytes_fetched": s.chunk_bytes_fetched.load(Ordering::Relaxed),
+        "chunk_bytes_served": s.chunk_bytes_served.load(Ordering::Relaxed),
+        "chunks_fetched": s.chunks_fetched.load(Ordering::Relaxed),
+        "chunks_rejected": s.chunks_rejected.load(Ordering::Relaxed),
+        "chunks_served": s.chunks_served.load(Ordering::Relaxed),
+        "cursor": db::catalog::current_seq(&app.db).await?,
+        "interval_secs": app.sync.interval.as_secs(),
+    })))
 }

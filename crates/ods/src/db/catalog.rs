@@ -1,0 +1,198 @@
+//! The catalog: this server's copy of the network-wide package records (held or not,
+//! live or tombstoned), each stamped with the local change counter `seq` so peers can
+//! ask for "everything since N". The counter row is bumped inside the writing
+//! transaction; its row lock orders commits, so a cursor never skips a change.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::Db;
+use crate::model::Stage;
+
+/// One package record as exchanged between servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub uuid: String,
+    pub filename: String,
+    pub file_size: i64,
+    pub sha1: String,
+    pub sha256: String,
+    pub stage: Stage,
+    /// Hybrid logical clock of the last change (last writer wins).
+    pub version: String,
+    /// Hybrid logical clock of the original upload (decides filename conflicts).
+    pub created_version: String,
+    pub origin_iss: String,
+    pub created: i64,
+    pub deleted: bool,
+    /// Local change counter (meaningful only on the server that sent it).
+    #[serde(default)]
+    pub seq: i64,
+    /// Whether the sending server holds the bytes, Public.
+    #[serde(default)]
+    pub available: bool,
+}
+
+const COLS: &str = "c.uuid, c.filename, c.file_size, c.sha1, c.sha256, c.stage, c.version, c.created_version, \
+                    c.origin_iss, c.created, c.deleted, c.seq";
+
+fn from_row(r: &AnyRow) -> sqlx::Result<Record> {
+    let stage: String = r.try_get("stage")?;
+    Ok(Record {
+        uuid: r.try_get("uuid")?,
+        filename: r.try_get("filename")?,
+        file_size: r.try_get("file_size")?,
+        sha1: r.try_get("sha1")?,
+        sha256: r.try_get("sha256")?,
+        stage: Stage::parse(&stage)
+            .ok_or_else(|| sqlx::Error::Decode(format!("bad stage {stage:?}").into()))?,
+        version: r.try_get("version")?,
+        created_version: r.try_get("created_version")?,
+        origin_iss: r.try_get("origin_iss")?,
+        created: r.try_get("created")?,
+        deleted: r.try_get::<i64, _>("deleted")? != 0,
+        seq: r.try_get("seq")?,
+        available: r
+            .try_get::<Option<i64>, _>("available")
+            .ok()
+            .flatten()
+            .is_some_and(|v| v != 0),
+    })
+}
+
+/// Makes sure the change counter exists.
+pub async fn ensure_counter(db: &Db) -> sqlx::Result<()> {
+    let have = db
+        .q("SELECT 1 FROM counters WHERE name = 'seq'")
+        .fetch_optional(db.writer())
+        .await?;
+    if have.is_none() {
+        let r = db
+            .q("INSERT INTO counters (name, value) VALUES ('seq', 0)")
+            .execute(db.writer())
+            .await;
+        if let Err(e) = r
+            && !super::is_unique_violation(&e)
+        {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Takes the next change number (holds the counter's row lock until commit).
+pub async fn next_seq(db: &Db, conn: &mut AnyConnection) -> sqlx::Result<i64> {
+    db.q("UPDATE counters SET value = value + 1 WHERE name = 'seq'")
+        .execute(&mut *conn)
+        .await?;
+    db.q("SELECT value FROM counters WHERE name = 'seq'")
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)
+}
+
+pub async fn current_seq(db: &Db) -> sqlx::Result<i64> {
+    db.q("SELECT value FROM counters WHERE name = 'seq'")
+        .fetch_one(db.reader())
+        .await?
+        .try_get(0)
+}
+
+pub async fn get(db: &Db, conn: &mut AnyConnection, uuid: &str) -> sqlx::Result<Option<Record>> {
+    let sql = format!("SELECT {COLS}, NULL AS available FROM catalog c WHERE c.uuid = ?");
+    db.q(&sql)
+        .bind(uuid.to_string())
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+}
+
+/// Live records with this filename.
+pub async fn live_by_filename(
+    db: &Db,
+    conn: &mut AnyConnection,
+    filename: &str,
+) -> sqlx::Result<Vec<Record>> {
+    let sql = format!(
+        "SELECT {COLS}, NULL AS available FROM catalog c WHERE c.filename = ? AND c.deleted = 0"
+    );
+    db.q(&sql)
+        .bind(filename.to_string())
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
+pub async fn all_live(db: &Db) -> sqlx::Result<Vec<Record>> {
+    let sql = format!("SELECT {COLS}, NULL AS available FROM catalog c WHERE c.deleted = 0");
+    db.q(&sql)
+        .fetch_all(db.reader())
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
+/// Records changed after `since`, oldest first, with whether we hold each one.
+pub async fn since(db: &Db, since: i64, limit: i64) -> sqlx::Result<Vec<Record>> {
+    let sql = format!(
+        "SELECT {COLS}, (SELECT COUNT(*) FROM packages p WHERE p.uuid = c.uuid AND p.status = 'Public') AS available \
+         FROM catalog c WHERE c.seq > ? ORDER BY c.seq LIMIT ?"
+    );
+    db.q(&sql)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(db.reader())
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
+/// Inserts or replaces a record, stamping it with a new local change number.
+pub async fn put(db: &Db, conn: &mut AnyConnection, r: &Record) -> sqlx::Result<i64> {
+    let seq = next_seq(db, conn).await?;
+    let exists = db
+        .q("SELECT 1 FROM catalog WHERE uuid = ?")
+        .bind(r.uuid.clone())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let q = if exists.is_some() {
+        db.q("UPDATE catalog SET filename = ?, file_size = ?, sha1 = ?, sha256 = ?, stage = ?, version = ?, \
+              created_version = ?, origin_iss = ?, created = ?, deleted = ?, seq = ? WHERE uuid = ?")
+    } else {
+        db.q("INSERT INTO catalog (filename, file_size, sha1, sha256, stage, version, created_version, origin_iss, \
+              created, deleted, seq, uuid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    };
+    q.bind(r.filename.clone())
+        .bind(r.file_size)
+        .bind(r.sha1.clone())
+        .bind(r.sha256.clone())
+        .bind(r.stage.as_str())
+        .bind(r.version.clone())
+        .bind(r.created_version.clone())
+        .bind(r.origin_iss.clone())
+        .bind(r.created)
+        .bind(i64::from(r.deleted))
+        .bind(seq)
+        .bind(r.uuid.clone())
+        .execute(&mut *conn)
+        .await?;
+    Ok(seq)
+}
+
+/// Re-announces a record unchanged (for example: we now hold its bytes).
+pub async fn touch(db: &Db, conn: &mut AnyConnection, uuid: &str) -> sqlx::Result<i64> {
+    let seq = next_seq(db, conn).await?;
+    db.q("UPDATE catalog SET seq = ? WHERE uuid = ?")
+        .bind(seq)
+        .bind(uuid.to_string())
+        .execute(conn)
+        .await?;
+    Ok(seq)
+}

@@ -1,0 +1,76 @@
+//! The event log (DESIGN.md §5): what happened, for the API, the UI, webhooks and email.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use super::Db;
+use crate::model::now_unix;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub id: i64,
+    pub kind: String,
+    pub package_uuid: Option<String>,
+    pub filename: Option<String>,
+    pub peer_iss: Option<String>,
+    pub message: Option<String>,
+    pub created: i64,
+}
+
+/// An event about to be recorded.
+#[derive(Debug, Default, Clone)]
+pub struct NewEvent<'a> {
+    pub kind: &'a str,
+    pub package_uuid: Option<&'a str>,
+    pub filename: Option<&'a str>,
+    pub peer_iss: Option<&'a str>,
+    pub message: String,
+}
+
+pub async fn record(db: &Db, conn: &mut AnyConnection, e: NewEvent<'_>) -> sqlx::Result<()> {
+    db.q("INSERT INTO events (kind, package_uuid, filename, peer_iss, message, created) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(e.kind)
+        .bind(e.package_uuid.map(str::to_string))
+        .bind(e.filename.map(str::to_string))
+        .bind(e.peer_iss.map(str::to_string))
+        .bind(e.message)
+        .bind(now_unix())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn list(
+    db: &Db,
+    after_id: i64,
+    kind: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<EventRow>> {
+    let mut sql = String::from(
+        "SELECT id, kind, package_uuid, filename, peer_iss, message, created FROM events WHERE id > ?",
+    );
+    if kind.is_some() {
+        sql.push_str(" AND kind = ?");
+    }
+    sql.push_str(" ORDER BY id LIMIT ?");
+    let mut q = db.q(&sql).bind(after_id);
+    if let Some(k) = kind {
+        q = q.bind(k.to_string());
+    }
+    q.bind(limit)
+        .fetch_all(db.reader())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(EventRow {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                package_uuid: r.try_get("package_uuid")?,
+                filename: r.try_get("filename")?,
+                peer_iss: r.try_get("peer_iss")?,
+                message: r.try_get("message")?,
+                created: r.try_get("created")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,293 @@
+//! `/api/ods/...`: the peer API, used only between servers. Every request is signed
+//! (see `sync::auth`); registration with the receiver's key, everything else with the
+//! link's pair secret.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::App;
+use crate::db::{self, peers::PeerRow};
+use crate::error::{ApiError, ApiResult};
+use crate::ingest::CHUNK_SIZE;
+use crate::jobs::{self, pull::PullPeer};
+use crate::model::{Status, now_unix};
+use crate::sync::auth::{self, ISS_HEADER, SIG_HEADER};
+use crate::sync::register::{Hello, Welcome, new_pair_secret, own_hello};
+use crate::sync::transfer::Manifest;
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/register", post(register))
+        .route("/unregister", post(unregister))
+        .route("/notify", post(notify))
+        .route("/catalog", get(catalog))
+        .route("/events", get(events))
+        .route("/packages/{uuid}/manifest", get(manifest))
+        .route("/packages/{uuid}/chunks/{idx}", get(chunk))
+}
+
+fn refused(msg: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "peer_auth_failed", msg)
+}
+
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn check(app: &App, secret: &[u8], parts: &Parts, body: &[u8], sender: &str) -> ApiResult<()> {
+    let sig = header(parts, SIG_HEADER)
+        .ok_or_else(|| refused("this is the peer API: requests must be signed"))?;
+    // Inside `nest` the URI lost its prefix: sign and verify the one the client sent.
+    let uri = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map(|o| &o.0)
+        .unwrap_or(&parts.uri);
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    auth::verify(
+        secret,
+        sig,
+        sender,
+        &app.sync.own_iss,
+        parts.method.as_str(),
+        path,
+        body,
+        now_unix(),
+        &app.sync.nonces,
+    )
+    .map_err(|r| refused(r.message()))
+}
+
+/// The registered peer that signed this request.
+async fn authenticate(app: &App, parts: &Parts, body: &[u8]) -> ApiResult<PeerRow> {
+    let sender = header(parts, ISS_HEADER)
+        .ok_or_else(|| refused("this is the peer API: requests must be signed"))?;
+    let peer = db::peers::by_iss(&app.db, sender)
+        .await?
+        .ok_or_else(|| refused("the sending server is not registered here"))?;
+    let sealed = peer
+        .secret_sealed
+        .as_deref()
+        .ok_or_else(|| refused("the link has no secret"))?;
+    let secret = app.sealer.open(sealed)?;
+    check(app, secret.as_bytes(), parts, body, sender)?;
+    Ok(peer)
+}
+
+async fn register(
+    State(app): State<App>,
+    parts: Parts,
+    body: Bytes,
+) -> ApiResult<axum::Json<Welcome>> {
+    let server = db::server::get(&app.db).await?;
+    let key = app
+        .sealer
+        .open(server.key_sealed.as_deref().unwrap_or_default())?;
+    let sender = header(&parts, ISS_HEADER)
+        .ok_or_else(|| refused("registration must be signed"))?
+        .to_string();
+    check(&app, key.as_bytes(), &parts, &body, &sender)?;
+    let hello: Hello = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("registration body: {e}")))?;
+    if hello.iss != sender || hello.iss.len() != 32 {
+        return Err(ApiError::bad_request(
+            "invalid_iss",
+            "the registration's ISS does not match its signature",
+        ));
+    }
+    if hello.iss == server.iss {
+        return Err(ApiError::bad_request(
+            "self_registration",
+            "a server cannot register with itself",
+        ));
+    }
+    let secret = new_pair_secret();
+    let mut tx = app.db.begin().await?;
+    db::peers::upsert(
+        &app.db,
+        &mut tx,
+        &(&hello).into(),
+        &app.sealer.seal(&secret),
+    )
+    .await?;
+    tx.commit().await?;
+    let peer = db::peers::by_iss(&app.db, &hello.iss)
+        .await?
+        .ok_or_else(|| ApiError::internal("registering", "row vanished"))?;
+    crate::sync::apply::peer_event(
+        &app,
+        "ods.registered",
+        &peer,
+        format!("{} registered with this server", peer.name),
+    )
+    .await?;
+    let mut conn = app.db.writer().acquire().await?;
+    jobs::enqueue(
+        &app.db,
+        &mut conn,
+        &PullPeer {
+            peer_id: peer.id,
+            full: true,
+        },
+        Duration::ZERO,
+    )
+    .await?;
+    app.jobs_wake.notify_one();
+    Ok(axum::Json(Welcome {
+        identity: own_hello(&app).await?,
+        pair_secret: secret,
+    }))
+}
+
+async fn unregister(State(app): State<App>, parts: Parts, body: Bytes) -> ApiResult<StatusCode> {
+    let peer = authenticate(&app, &parts, &body).await?;
+    db::peers::delete(&app.db, peer.id).await?;
+    crate::sync::apply::peer_event(
+        &app,
+        "ods.unregistered",
+        &peer,
+        format!("{} unregistered from this server", peer.name),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn notify(State(app): State<App>, parts: Parts, body: Bytes) -> ApiResult<StatusCode> {
+    let peer = authenticate(&app, &parts, &body).await?;
+    let mut conn = app.db.writer().acquire().await?;
+    jobs::enqueue(
+        &app.db,
+        &mut conn,
+        &PullPeer {
+            peer_id: peer.id,
+            full: false,
+        },
+        Duration::ZERO,
+    )
+    .await?;
+    app.jobs_wake.notify_one();
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Deserialize)]
+struct CatalogQuery {
+    since: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn catalog(
+    State(app): State<App>,
+    Query(q): Query<CatalogQuery>,
+    parts: Parts,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    authenticate(&app, &parts, b"").await?;
+    let limit = q.limit.unwrap_or(500).clamp(1, 5000);
+    let since = q.since.unwrap_or(0);
+    let entries = db::catalog::since(&app.db, since, limit + 1).await?;
+    let more = entries.len() as i64 > limit;
+    let entries: Vec<_> = entries.into_iter().take(limit as usize).collect();
+    let cursor = match entries.last() {
+        Some(e) => e.seq,
+        None => db::catalog::current_seq(&app.db).await?.max(since),
+    };
+    Ok(axum::Json(
+        json!({ "identity": own_hello(&app).await?, "entries": entries, "cursor": cursor, "more": more }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct EventsQuery {
+    since: Option<i64>,
+    wait: Option<u64>,
+}
+
+/// Long-poll: answers when our change cursor passes `since`, or after `wait` seconds.
+async fn events(
+    State(app): State<App>,
+    Query(q): Query<EventsQuery>,
+    parts: Parts,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    authenticate(&app, &parts, b"").await?;
+    let since = q.since.unwrap_or(-1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(25).min(55));
+    let mut rx = app.sync.cursor.subscribe();
+    loop {
+        let cur = db::catalog::current_seq(&app.db).await?;
+        if cur != since || tokio::time::Instant::now() >= deadline {
+            return Ok(axum::Json(json!({ "cursor": cur })));
+        }
+        // Woken by a local change, or re-check the database each second (changes made
+        // by another process sharing it).
+        tokio::select! {
+            _ = rx.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+async fn public_package(app: &App, uuid: &str) -> ApiResult<db::packages::PackageRow> {
+    let mut conn = app.db.reader().acquire().await?;
+    db::packages::by_uuid(&app.db, &mut conn, uuid)
+        .await?
+        .filter(|p| p.status == Status::Public)
+        .ok_or_else(|| ApiError::not_found(format!("package {uuid} is not available here")))
+}
+
+async fn manifest(
+    State(app): State<App>,
+    Path(uuid): Path<String>,
+    parts: Parts,
+) -> ApiResult<axum::Json<Manifest>> {
+    authenticate(&app, &parts, b"").await?;
+    let p = public_package(&app, &uuid).await?;
+    let chunks = db::packages::chunks(&app.db, &p.sha256).await?;
+    Ok(axum::Json(Manifest {
+        uuid: p.uuid,
+        file_size: p.file_size,
+        sha1: p.sha1,
+        sha256: p.sha256,
+        chunks,
+    }))
+}
+
+async fn chunk(
+    State(app): State<App>,
+    Path((uuid, idx)): Path<(String, u64)>,
+    parts: Parts,
+) -> ApiResult<Response> {
+    authenticate(&app, &parts, b"").await?;
+    let p = public_package(&app, &uuid).await?;
+    let size = p.file_size.max(0) as u64;
+    let offset = idx * CHUNK_SIZE as u64;
+    if offset >= size {
+        return Err(ApiError::not_found(format!(
+            "package {uuid} has no chunk {idx}"
+        )));
+    }
+    let len = (size - offset).min(CHUNK_SIZE as u64);
+    let stream = app.store.read(&p.sha256, offset, len).await?;
+    app.sync.stats.chunks_served.fetch_add(1, Ordering::Relaxed);
+    app.sync
+        .stats
+        .chunk_bytes_served
+        .fetch_add(len, Ordering::Relaxed);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CONTENT_LENGTH, &len.to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -1,0 +1,438 @@
+//! The rules every server applies to package records, its own changes and those it
+//! hears of (DESIGN.md §3, §4.4, §4.7): last writer wins per uuid by hybrid logical
+//! clock, deletions are kept as tombstones, a server holds what its stage allows (and
+//! what was uploaded to it), and two live packages with one filename resolve to the
+//! later upload everywhere. Each change is written with its follow-up jobs, events and
+//! peer notifications in one transaction.
+
+use std::time::Duration;
+
+use sqlx::AnyConnection;
+
+use crate::app::App;
+use crate::db::catalog::{self, Record};
+use crate::db::events::{self, NewEvent};
+use crate::db::packages::{self, NewPackage, PackageRow};
+use crate::db::peers::PeerRow;
+use crate::db::{self, server};
+use crate::jobs::{self, blob_gc::BlobGc, fetch::Fetch};
+use crate::model::{Stage, Status, now_unix};
+
+/// Whether this server should hold the bytes of `r`.
+pub fn wants(own_stage: Stage, own_iss: &str, r: &Record) -> bool {
+    !r.deleted && (own_stage.holds(r.stage) || r.origin_iss == own_iss)
+}
+
+/// `a` beats `b` for the same filename: the later upload wins (ISS breaks ties).
+fn later_upload(a: &Record, b: &Record) -> bool {
+    a.created_version > b.created_version
+}
+
+async fn event(
+    app: &App,
+    conn: &mut AnyConnection,
+    kind: &str,
+    r: &Record,
+    peer: Option<&str>,
+    message: String,
+) -> sqlx::Result<()> {
+    events::record(
+        &app.db,
+        conn,
+        NewEvent {
+            kind,
+            package_uuid: Some(&r.uuid),
+            filename: Some(&r.filename),
+            peer_iss: peer,
+            message,
+        },
+    )
+    .await
+}
+
+/// A record for a package just uploaded here.
+pub fn new_upload(
+    app: &App,
+    uuid: &str,
+    filename: &str,
+    size: i64,
+    sha1: &str,
+    sha256: &str,
+    stage: Stage,
+) -> Record {
+    let v = app.sync.hlc.now();
+    Record {
+        uuid: uuid.to_string(),
+        filename: filename.to_string(),
+        file_size: size,
+        sha1: sha1.to_string(),
+        sha256: sha256.to_string(),
+        stage,
+        version: v.clone(),
+        created_version: v,
+        origin_iss: app.sync.own_iss.clone(),
+        created: now_unix(),
+        deleted: false,
+        seq: 0,
+        available: true,
+    }
+}
+
+/// Records a local upload (its package row is already written in `conn`).
+pub async fn local_upload(app: &App, conn: &mut AnyConnection, r: &Record) -> sqlx::Result<i64> {
+    let seq = catalog::put(&app.db, conn, r).await?;
+    event(
+        app,
+        conn,
+        "package.uploaded",
+        r,
+        None,
+        format!("{} uploaded ({} bytes)", r.filename, r.file_size),
+    )
+    .await?;
+    event(
+        app,
+        conn,
+        "package.public",
+        r,
+        None,
+        format!("{} is Public here", r.filename),
+    )
+    .await?;
+    super::announce(&app.db, conn, None).await?;
+    Ok(seq)
+}
+
+/// Records a local deletion as a tombstone (the package row is already gone).
+pub async fn local_delete(
+    app: &App,
+    conn: &mut AnyConnection,
+    pkg: &PackageRow,
+) -> sqlx::Result<Option<i64>> {
+    let Some(mut r) = catalog::get(&app.db, conn, &pkg.uuid).await? else {
+        return Ok(None);
+    };
+    r.deleted = true;
+    r.version = app.sync.hlc.now();
+    let seq = catalog::put(&app.db, conn, &r).await?;
+    event(
+        app,
+        conn,
+        "package.deleted",
+        &r,
+        None,
+        format!("{} deleted here", r.filename),
+    )
+    .await?;
+    super::announce(&app.db, conn, None).await?;
+    Ok(Some(seq))
+}
+
+/// Records a local stage change and withdraws the package here if it no longer qualifies.
+pub async fn local_stage(
+    app: &App,
+    conn: &mut AnyConnection,
+    pkg: &PackageRow,
+    stage: Stage,
+) -> sqlx::Result<Option<i64>> {
+    let Some(mut r) = catalog::get(&app.db, conn, &pkg.uuid).await? else {
+        return Ok(None);
+    };
+    let from = r.stage;
+    r.stage = stage;
+    r.version = app.sync.hlc.now();
+    let seq = catalog::put(&app.db, conn, &r).await?;
+    packages::set_stage(&app.db, conn, pkg.id, stage).await?;
+    event(
+        app,
+        conn,
+        "package.stage_changed",
+        &r,
+        None,
+        format!("{}: {} -> {}", r.filename, from.as_str(), stage.as_str()),
+    )
+    .await?;
+    let own = server::get(&app.db).await?;
+    if !wants(own.stage, &app.sync.own_iss, &r) {
+        withdraw(app, conn, pkg, &r).await?;
+    }
+    super::announce(&app.db, conn, None).await?;
+    Ok(Some(seq))
+}
+
+async fn withdraw(
+    app: &App,
+    conn: &mut AnyConnection,
+    pkg: &PackageRow,
+    r: &Record,
+) -> sqlx::Result<()> {
+    packages::delete(&app.db, conn, pkg.id).await?;
+    app.db
+        .q("DELETE FROM transfer_chunks WHERE uuid = ?")
+        .bind(pkg.uuid.clone())
+        .execute(&mut *conn)
+        .await?;
+    jobs::enqueue(
+        &app.db,
+        conn,
+        &BlobGc {
+            sha256: pkg.sha256.clone(),
+        },
+        Duration::ZERO,
+    )
+    .await?;
+    jobs::enqueue(
+        &app.db,
+        conn,
+        &crate::jobs::discard::DiscardPartial {
+            uuid: pkg.uuid.clone(),
+        },
+        Duration::ZERO,
+    )
+    .await?;
+    event(
+        app,
+        conn,
+        "package.withdrawn",
+        r,
+        None,
+        format!(
+            "{} no longer belongs on this server ({})",
+            r.filename,
+            r.stage.as_str()
+        ),
+    )
+    .await
+}
+
+/// Starts holding `r` here: a Downloading row and a transfer job.
+async fn begin_holding(app: &App, conn: &mut AnyConnection, r: &Record) -> sqlx::Result<()> {
+    packages::insert(
+        &app.db,
+        conn,
+        &NewPackage {
+            uuid: &r.uuid,
+            filename: &r.filename,
+            file_size: r.file_size,
+            sha1: &r.sha1,
+            sha256: &r.sha256,
+            stage: r.stage,
+            status: Status::Downloading,
+            created: r.created,
+        },
+    )
+    .await?;
+    jobs::enqueue(
+        &app.db,
+        conn,
+        &Fetch {
+            uuid: r.uuid.clone(),
+        },
+        Duration::ZERO,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Makes this server's holdings match the record `r` (already stored in the catalog).
+async fn reconcile(
+    app: &App,
+    conn: &mut AnyConnection,
+    r: &Record,
+    own_stage: Stage,
+    peer: Option<&str>,
+) -> sqlx::Result<()> {
+    let db = &app.db;
+    let held = packages::by_uuid(db, conn, &r.uuid).await?;
+    if r.deleted {
+        if let Some(p) = held {
+            packages::delete(db, conn, p.id).await?;
+            db.q("DELETE FROM transfer_chunks WHERE uuid = ?")
+                .bind(p.uuid.clone())
+                .execute(&mut *conn)
+                .await?;
+            jobs::enqueue(
+                db,
+                conn,
+                &BlobGc {
+                    sha256: p.sha256.clone(),
+                },
+                Duration::ZERO,
+            )
+            .await?;
+            jobs::enqueue(
+                db,
+                conn,
+                &crate::jobs::discard::DiscardPartial {
+                    uuid: p.uuid.clone(),
+                },
+                Duration::ZERO,
+            )
+            .await?;
+            event(
+                app,
+                conn,
+                "package.deleted",
+                r,
+                peer,
+                format!("{} deleted (change from the network)", r.filename),
+            )
+            .await?;
+        }
+        return Ok(());
+    }
+    if !wants(own_stage, &app.sync.own_iss, r) {
+        if let Some(p) = held {
+            withdraw(app, conn, &p, r).await?;
+        }
+        return Ok(());
+    }
+    if let Some(p) = held {
+        if p.stage != r.stage {
+            packages::set_stage(db, conn, p.id, r.stage).await?;
+            event(
+                app,
+                conn,
+                "package.stage_changed",
+                r,
+                peer,
+                format!(
+                    "{}: {} -> {}",
+                    r.filename,
+                    p.stage.as_str(),
+                    r.stage.as_str()
+                ),
+            )
+            .await?;
+        }
+        return Ok(());
+    }
+    // Another live package with this filename? The later upload wins.
+    for other in catalog::live_by_filename(db, conn, &r.filename).await? {
+        if other.uuid == r.uuid {
+            continue;
+        }
+        let (winner, mut loser) = if later_upload(r, &other) {
+            (r.clone(), other.clone())
+        } else {
+            (other.clone(), r.clone())
+        };
+        loser.deleted = true;
+        loser.version = app.sync.hlc.now();
+        catalog::put(db, conn, &loser).await?;
+        event(
+            app,
+            conn,
+            "package.conflict",
+            &winner,
+            peer,
+            format!(
+                "two uploads named {}: the later one ({}) wins, {} is removed",
+                winner.filename, winner.uuid, loser.uuid
+            ),
+        )
+        .await?;
+        if loser.uuid == r.uuid {
+            return Ok(()); // the incoming record lost: nothing to hold
+        }
+        if let Some(p) = packages::by_uuid(db, conn, &loser.uuid).await? {
+            packages::delete(db, conn, p.id).await?;
+            jobs::enqueue(
+                db,
+                conn,
+                &BlobGc {
+                    sha256: p.sha256.clone(),
+                },
+                Duration::ZERO,
+            )
+            .await?;
+        }
+    }
+    begin_holding(app, conn, r).await
+}
+
+/// Applies a record heard from `from`. Returns true when it changed anything here.
+pub async fn remote(app: &App, incoming: &Record, from: &PeerRow) -> anyhow::Result<bool> {
+    app.sync.hlc.observe(&incoming.version);
+    let db = &app.db;
+    let own_stage = server::get(db).await?.stage;
+    let mut tx = db.begin().await?;
+    let local = catalog::get(db, &mut tx, &incoming.uuid).await?;
+    if local
+        .as_ref()
+        .is_some_and(|l| l.version >= incoming.version)
+    {
+        tx.rollback().await?;
+        if incoming.available {
+            // Nothing new, but a source appeared: a waiting transfer can go now.
+            crate::jobs::fetch::hurry(app, &incoming.uuid).await?;
+        }
+        return Ok(false);
+    }
+    let mut r = incoming.clone();
+    r.available = false;
+    let seq = catalog::put(db, &mut tx, &r).await?;
+    reconcile(app, &mut tx, &r, own_stage, Some(&from.iss)).await?;
+    super::announce(db, &mut tx, Some(&from.iss)).await?;
+    tx.commit().await?;
+    super::changed(app, seq);
+    Ok(true)
+}
+
+/// After this server's own stage changed: hold what now qualifies, drop what does not.
+pub async fn reevaluate_all(app: &App) -> anyhow::Result<()> {
+    let own_stage = server::get(&app.db).await?.stage;
+    for r in catalog::all_live(&app.db).await? {
+        let mut tx = app.db.begin().await?;
+        reconcile(app, &mut tx, &r, own_stage, None).await?;
+        tx.commit().await?;
+    }
+    app.jobs_wake.notify_one();
+    Ok(())
+}
+
+/// Marks a package whose transfer gave up as Failed (retried later by the reconciler).
+pub async fn transfer_failed(app: &App, uuid: &str, reason: &str) -> anyhow::Result<()> {
+    let mut tx = app.db.begin().await?;
+    if let Some(p) = packages::by_uuid(&app.db, &mut tx, uuid).await?
+        && p.status != Status::Public
+    {
+        packages::set_status(&app.db, &mut tx, uuid, Status::Failed, Some(reason)).await?;
+        if let Some(r) = catalog::get(&app.db, &mut tx, uuid).await? {
+            event(
+                app,
+                &mut tx,
+                "package.sync_failed",
+                &r,
+                None,
+                format!("{}: {reason}", r.filename),
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Events about peers (registration, reachability).
+pub async fn peer_event(
+    app: &App,
+    kind: &str,
+    peer: &PeerRow,
+    message: String,
+) -> sqlx::Result<()> {
+    let mut conn = app.db.writer().acquire().await?;
+    events::record(
+        &app.db,
+        &mut conn,
+        NewEvent {
+            kind,
+            peer_iss: Some(&peer.iss),
+            message,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+pub use db::catalog::Record as CatalogRecord;

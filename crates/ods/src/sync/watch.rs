@@ -1,0 +1,179 @@
+//! Timers and long-lived connections: anti-entropy pulls from every callable peer on an
+//! interval (a full re-read every tenth round), retries of incomplete transfers, and in
+//! firewalled mode one outbound long-poll per peer so changes are noticed at once.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::Method;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::client::{self, Link};
+use crate::app::App;
+use crate::db;
+use crate::jobs::{self, fetch::Fetch, pull::PullPeer};
+
+/// Records how a call to a peer went; raises `ods.unreachable`/`ods.recovered` on change.
+pub async fn contact(app: &App, peer: &db::peers::PeerRow, error: Option<String>) {
+    match db::peers::record_contact(&app.db, peer.id, error.as_deref()).await {
+        Ok(prev) => {
+            let ev = match (prev.is_some(), &error) {
+                (false, Some(e)) => Some((
+                    "ods.unreachable",
+                    format!("{} cannot be reached: {e}", peer.name),
+                )),
+                (true, None) => Some((
+                    "ods.recovered",
+                    format!("{} can be reached again", peer.name),
+                )),
+                _ => None,
+            };
+            if let Some((kind, msg)) = ev
+                && let Err(e) = super::apply::peer_event(app, kind, peer, msg).await
+            {
+                tracing::warn!(%e, "recording a peer event");
+            }
+        }
+        Err(e) => tracing::warn!(%e, "recording peer contact"),
+    }
+}
+
+/// One anti-entropy round.
+pub async fn reconcile_round(app: &App, full: bool) -> anyhow::Result<()> {
+    let mut conn = app.db.writer().acquire().await?;
+    for p in db::peers::list(&app.db).await? {
+        if !p.firewalled && p.url.is_some() {
+            jobs::enqueue(
+                &app.db,
+                &mut conn,
+                &PullPeer {
+                    peer_id: p.id,
+                    full,
+                },
+                Duration::ZERO,
+            )
+            .await?;
+        }
+    }
+    for p in db::packages::incomplete(&app.db).await? {
+        jobs::enqueue(
+            &app.db,
+            &mut conn,
+            &Fetch {
+                uuid: p.uuid.clone(),
+            },
+            Duration::ZERO,
+        )
+        .await?;
+    }
+    app.jobs_wake.notify_one();
+    Ok(())
+}
+
+pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
+    let mut polls: HashMap<i64, JoinHandle<()>> = HashMap::new();
+    let mut round: u64 = 0;
+    let mut next_round = tokio::time::Instant::now() + app.sync.interval;
+    loop {
+        // Firewalled: keep exactly one long-poll per callable peer.
+        let firewalled = db::server::get(&app.db)
+            .await
+            .map(|s| s.firewalled)
+            .unwrap_or(false);
+        let wanted: Vec<db::peers::PeerRow> = if firewalled {
+            db::peers::list(&app.db)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| !p.firewalled && p.url.is_some())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        polls.retain(|id, h| {
+            let keep = wanted.iter().any(|p| p.id == *id) && !h.is_finished();
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
+        for p in wanted {
+            polls
+                .entry(p.id)
+                .or_insert_with(|| tokio::spawn(long_poll(app.clone(), p.id)));
+        }
+        if tokio::time::Instant::now() >= next_round {
+            round += 1;
+            if let Err(e) = reconcile_round(&app, round % 10 == 0).await {
+                tracing::warn!(error = %format!("{e:#}"), "anti-entropy round failed");
+            }
+            next_round = tokio::time::Instant::now() + app.sync.interval;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2).min(app.sync.interval)) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    for (_, h) in polls {
+        h.abort();
+    }
+}
+
+/// Waits on a peer's change cursor and pulls as soon as it moves.
+async fn long_poll(app: App, peer_id: i64) {
+    let mut seen: Option<i64> = None;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let Ok(Some(peer)) = db::peers::by_id(&app.db, peer_id).await else {
+            return;
+        };
+        let link = match Link::of(&app, &peer) {
+            Ok(Some(l)) => l,
+            _ => return,
+        };
+        let since = seen.unwrap_or(-1);
+        let path = format!("/api/ods/events?since={since}&wait=25");
+        let res = client::call(
+            &app,
+            &link,
+            Method::GET,
+            &path,
+            None,
+            Duration::from_secs(40),
+        )
+        .await;
+        let cursor = match res {
+            Ok(resp) => resp
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["cursor"].as_i64()),
+            Err(e) => {
+                contact(&app, &peer, Some(e.to_string())).await;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+                continue;
+            }
+        };
+        backoff = Duration::from_secs(1);
+        if let Some(c) = cursor
+            && Some(c) != seen
+        {
+            seen = Some(c);
+            if let Ok(mut conn) = app.db.writer().acquire().await {
+                let _ = jobs::enqueue(
+                    &app.db,
+                    &mut conn,
+                    &PullPeer {
+                        peer_id,
+                        full: false,
+                    },
+                    Duration::ZERO,
+                )
+                .await;
+                app.jobs_wake.notify_one();
+            }
+        }
+    }
+}
