@@ -207,6 +207,16 @@ pub async fn insert_blob(
         .bind(now_unix())
         .execute(&mut *conn)
         .await?;
+    put_chunks(db, conn, sha256, chunks).await
+}
+
+/// Records the chunk hashes of some content unless they are known already (a pushed
+/// manifest stores them before the content arrives).
+pub async fn put_chunks(db: &Db, conn: &mut AnyConnection, sha256: &str, chunks: &[String]) -> sqlx::Result<()> {
+    let have = db.q("SELECT 1 FROM chunks WHERE sha256 = ? LIMIT 1").bind(sha256.to_string()).fetch_optional(&mut *conn).await?;
+    if have.is_some() {
+        return Ok(());
+    }
     for (batch_no, batch) in chunks.chunks(200).enumerate() {
         let mut sql = String::from("INSERT INTO chunks (sha256, idx, sha1) VALUES ");
         for i in 0..batch.len() {
@@ -242,6 +252,11 @@ pub async fn delete_unused_blob(
         .execute(&mut *conn)
         .await?;
     Ok(true)
+}
+
+/// Whether the content is stored here (recorded as a blob).
+pub async fn has_blob(db: &Db, conn: &mut AnyConnection, sha256: &str) -> sqlx::Result<bool> {
+    Ok(db.q("SELECT 1 FROM blobs WHERE sha256 = ?").bind(sha256.to_string()).fetch_optional(conn).await?.is_some())
 }
 
 pub async fn chunks(db: &Db, sha256: &str) -> sqlx::Result<Vec<String>> {

@@ -18,12 +18,14 @@ pub struct PeerRow {
     pub registered_on: i64,
     pub secret_sealed: Option<String>,
     pub cursor: i64,
+    /// How far this peer has our catalog, when we must push to it (we are firewalled).
+    pub pushed: i64,
     pub last_contact: Option<i64>,
     pub last_error: Option<String>,
     pub rate_limit: Option<i64>,
 }
 
-const COLS: &str = "id, iss, name, url, stage, firewalled, registered_on, secret_sealed, cursor, last_contact, last_error, rate_limit";
+const COLS: &str = "id, iss, name, url, stage, firewalled, registered_on, secret_sealed, cursor, pushed, last_contact, last_error, rate_limit";
 
 fn from_row(r: &AnyRow) -> sqlx::Result<PeerRow> {
     Ok(PeerRow {
@@ -36,6 +38,7 @@ fn from_row(r: &AnyRow) -> sqlx::Result<PeerRow> {
         registered_on: r.try_get("registered_on")?,
         secret_sealed: r.try_get("secret_sealed")?,
         cursor: r.try_get("cursor")?,
+        pushed: r.try_get("pushed")?,
         last_contact: r.try_get("last_contact")?,
         last_error: r.try_get("last_error")?,
         rate_limit: r.try_get("rate_limit")?,
@@ -98,10 +101,10 @@ pub async fn upsert(
         .await?;
     let q = if exists.is_some() {
         db.q("UPDATE peers SET name = ?, url = ?, stage = ?, firewalled = ?, secret_sealed = ?, last_error = NULL, \
-              cursor = 0, registered_on = ? WHERE iss = ?")
+              cursor = 0, pushed = 0, registered_on = ? WHERE iss = ?")
     } else {
-        db.q("INSERT INTO peers (name, url, stage, firewalled, secret_sealed, last_error, cursor, registered_on, iss) \
-              VALUES (?, ?, ?, ?, ?, NULL, 0, ?, ?)")
+        db.q("INSERT INTO peers (name, url, stage, firewalled, secret_sealed, last_error, cursor, pushed, registered_on, iss) \
+              VALUES (?, ?, ?, ?, ?, NULL, 0, 0, ?, ?)")
     };
     q.bind(id.name.clone())
         .bind(id.url.clone())
@@ -143,6 +146,11 @@ pub async fn set_cursor(db: &Db, id: i64, cursor: i64) -> sqlx::Result<()> {
         .bind(id)
         .execute(db.writer())
         .await?;
+    Ok(())
+}
+
+pub async fn set_pushed(db: &Db, id: i64, pushed: i64) -> sqlx::Result<()> {
+    db.q("UPDATE peers SET pushed = ? WHERE id = ?").bind(pushed).bind(id).execute(db.writer()).await?;
     Ok(())
 }
 

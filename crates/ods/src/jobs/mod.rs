@@ -8,6 +8,7 @@ pub mod digests;
 pub mod discard;
 pub mod fetch;
 pub mod notify;
+pub mod offer;
 pub mod pull;
 pub mod reevaluate;
 pub mod runner;
@@ -86,6 +87,7 @@ async fn dispatch(
         discard::DiscardPartial::KIND => go::<discard::DiscardPartial>(app, payload, gave_up).await,
         fetch::Fetch::KIND => go::<fetch::Fetch>(app, payload, gave_up).await,
         notify::NotifyPeer::KIND => go::<notify::NotifyPeer>(app, payload, gave_up).await,
+        offer::Offer::KIND => go::<offer::Offer>(app, payload, gave_up).await,
         pull::PullPeer::KIND => go::<pull::PullPeer>(app, payload, gave_up).await,
         reevaluate::Reevaluate::KIND => go::<reevaluate::Reevaluate>(app, payload, gave_up).await,
         other => anyhow::bail!("unknown job kind {other:?} (written by a newer ODS?)"),

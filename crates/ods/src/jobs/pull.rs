@@ -28,14 +28,7 @@ pub struct CatalogPage {
     pub more: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Identity {
-    pub iss: String,
-    pub name: String,
-    pub url: Option<String>,
-    pub stage: String,
-    pub firewalled_mode: bool,
-}
+pub use crate::sync::register::Hello as Identity;
 
 impl Job for PullPeer {
     const KIND: &'static str = "pull_peer";
@@ -55,6 +48,24 @@ impl Job for PullPeer {
             .await;
         res
     }
+}
+
+/// Keeps what a peer says about itself (name, URL, stage, mode) up to date.
+pub async fn refresh_identity(app: &App, peer: &db::peers::PeerRow, id: &Identity) -> sqlx::Result<()> {
+    if id.name != peer.name || id.url != peer.url || id.stage != peer.stage || id.firewalled_mode != peer.firewalled {
+        db::peers::update_identity(
+            &app.db,
+            &db::peers::Identity {
+                iss: id.iss.clone(),
+                name: id.name.clone(),
+                url: id.url.clone(),
+                stage: id.stage.clone(),
+                firewalled: id.firewalled_mode,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 async fn pull(app: &App, peer: &db::peers::PeerRow, link: &Link, full: bool) -> anyhow::Result<()> {

@@ -45,6 +45,8 @@ pub struct Stats {
     pub chunks_fetched: AtomicU64,
     pub chunk_bytes_fetched: AtomicU64,
     pub chunks_rejected: AtomicU64,
+    /// Signed peer requests this server accepted (a firewalled server gets none).
+    pub peer_requests: AtomicU64,
 }
 
 impl SyncState {
@@ -74,7 +76,7 @@ pub async fn announce(
         if p.firewalled || p.url.is_none() || Some(p.iss.as_str()) == except_iss {
             continue;
         }
-        jobs::enqueue(db, conn, &NotifyPeer { peer_id: p.id }, Duration::ZERO).await?;
+        jobs::enqueue(db, conn, &NotifyPeer { peer_id: p.id, full: false }, Duration::ZERO).await?;
     }
     Ok(())
 }

@@ -91,6 +91,16 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    // The same content is already here under another name: nothing to fetch.
+    let local_content = {
+        let mut conn = db.reader().acquire().await?;
+        packages::has_blob(db, &mut conn, &rec.sha256).await?
+    };
+    if local_content && app.store.size(&rec.sha256).await? == Some(rec.file_size.max(0) as u64) {
+        let chunks = packages::chunks(db, &rec.sha256).await?;
+        return finish(app, &rec, &chunks, Instant::now()).await;
+    }
+
     // Sources: every callable peer whose manifest matches the record.
     let mut links = Vec::new();
     for p in db::peers::list(db).await? {
@@ -114,16 +124,18 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
     let sources: Vec<(Link, Manifest)> = answers
         .into_iter()
         .flatten()
-        .filter(|(_, m)| {
-            m.sha256 == rec.sha256 && m.file_size == rec.file_size && m.chunks.len() == n
-        })
+        .filter(|(_, m)| m.sha256 == rec.sha256 && m.file_size == rec.file_size && m.chunks.len() == n)
         .collect();
-    if sources.is_empty() {
+    // Chunk hashes: from a source, or from a manifest a firewalled peer pushed to us.
+    let chunk_list = match sources.first() {
+        Some((_, m)) => m.chunks.clone(),
+        None => packages::chunks(db, &rec.sha256).await?,
+    };
+    if chunk_list.len() != n {
         set_reason(app, uuid, Some("waiting for a peer that has it")).await?;
         anyhow::bail!("no reachable peer has {} yet", rec.filename);
     }
-    set_reason(app, uuid, None).await?;
-    let chunks = Arc::new(sources[0].1.chunks.clone());
+    let chunks = Arc::new(chunk_list);
     let links: Arc<Vec<Link>> = Arc::new(sources.into_iter().map(|(l, _)| l).collect());
     let partial = app.store.partial(uuid, rec.file_size.max(0) as u64).await?;
 
@@ -136,6 +148,11 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
         .map(|r| sqlx::Row::get::<i64, _>(r, 0))
         .collect();
     let missing: Vec<usize> = (0..n).filter(|i| !done.contains(&(*i as i64))).collect();
+    if !missing.is_empty() && links.is_empty() {
+        set_reason(app, uuid, Some("waiting for a peer to send the rest")).await?;
+        anyhow::bail!("{} of {} chunks of {} are still missing and no reachable peer has it", missing.len(), n, rec.filename);
+    }
+    set_reason(app, uuid, None).await?;
     tracing::info!(filename = %rec.filename, chunks = n, missing = missing.len(), sources = links.len(), "transfer starting");
 
     let started = Instant::now();
@@ -205,27 +222,25 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
         let sha = sha256.clone();
         tokio::task::spawn_blocking(move || p.commit(&sha)).await??;
     }
+    finish(app, &rec, &chunks, started).await
+}
+
+/// The bytes are in place and verified: record the content and turn the package Public.
+async fn finish(app: &App, rec: &catalog::Record, chunks: &[String], started: Instant) -> anyhow::Result<()> {
+    let db = &app.db;
+    let uuid = rec.uuid.as_str();
     let mut tx = db.begin().await?;
     if packages::by_uuid(db, &mut tx, uuid).await?.is_none() {
         // Deleted or withdrawn while arriving: leave the blob to the collector.
         tx.rollback().await?;
         let mut conn = db.writer().acquire().await?;
-        crate::jobs::enqueue(
-            db,
-            &mut conn,
-            &crate::jobs::blob_gc::BlobGc { sha256 },
-            Duration::ZERO,
-        )
-        .await?;
+        let gc = crate::jobs::blob_gc::BlobGc { sha256: rec.sha256.clone() };
+        crate::jobs::enqueue(db, &mut conn, &gc, Duration::ZERO).await?;
         return Ok(());
     }
-    let chunk_list: Vec<String> = chunks.as_ref().clone();
-    packages::insert_blob(db, &mut tx, &sha256, rec.file_size, &sha1, &chunk_list).await?;
+    packages::insert_blob(db, &mut tx, &rec.sha256, rec.file_size, &rec.sha1, chunks).await?;
     packages::set_status(db, &mut tx, uuid, Status::Public, None).await?;
-    db.q("DELETE FROM transfer_chunks WHERE uuid = ?")
-        .bind(uuid.to_string())
-        .execute(&mut *tx)
-        .await?;
+    db.q("DELETE FROM transfer_chunks WHERE uuid = ?").bind(uuid.to_string()).execute(&mut *tx).await?;
     let seq = catalog::touch(db, &mut tx, uuid).await?;
     events::record(
         db,
@@ -235,11 +250,7 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
             package_uuid: Some(uuid),
             filename: Some(&rec.filename),
             peer_iss: None,
-            message: format!(
-                "{} is Public here (synced in {:.1} s)",
-                rec.filename,
-                started.elapsed().as_secs_f64()
-            ),
+            message: format!("{} is Public here (synced in {:.1} s)", rec.filename, started.elapsed().as_secs_f64()),
         },
     )
     .await?;

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use super::client::{self, Link};
 use crate::app::App;
 use crate::db;
-use crate::jobs::{self, fetch::Fetch, pull::PullPeer};
+use crate::jobs::{self, fetch::Fetch, notify::NotifyPeer, pull::PullPeer};
 
 /// Records how a call to a peer went; raises `ods.unreachable`/`ods.recovered` on change.
 pub async fn contact(app: &App, peer: &db::peers::PeerRow, error: Option<String>) {
@@ -42,18 +42,17 @@ pub async fn contact(app: &App, peer: &db::peers::PeerRow, error: Option<String>
 /// One anti-entropy round.
 pub async fn reconcile_round(app: &App, full: bool) -> anyhow::Result<()> {
     let mut conn = app.db.writer().acquire().await?;
+    let firewalled = db::server::get(&app.db).await?.firewalled;
     for p in db::peers::list(&app.db).await? {
-        if !p.firewalled && p.url.is_some() {
-            jobs::enqueue(
-                &app.db,
-                &mut conn,
-                &PullPeer {
-                    peer_id: p.id,
-                    full,
-                },
-                Duration::ZERO,
-            )
-            .await?;
+        if p.firewalled || p.url.is_none() {
+            continue;
+        }
+        let pull = PullPeer { peer_id: p.id, full };
+        jobs::enqueue(&app.db, &mut conn, &pull, Duration::ZERO).await?;
+        if firewalled {
+            // Our changes reach others only by push: resend what they may have missed.
+            let push = NotifyPeer { peer_id: p.id, full };
+            jobs::enqueue(&app.db, &mut conn, &push, Duration::ZERO).await?;
         }
     }
     for p in db::packages::incomplete(&app.db).await? {

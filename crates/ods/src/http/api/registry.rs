@@ -164,5 +164,6 @@ pub async fn get_sync(State(app): State<App>, who: Principal) -> ApiResult<axum:
         "chunks_served": s.chunks_served.load(Ordering::Relaxed),
         "cursor": db::catalog::current_seq(&app.db).await?,
         "interval_secs": app.sync.interval.as_secs(),
+        "peer_requests": s.peer_requests.load(Ordering::Relaxed),
     })))
 }
