@@ -47,6 +47,7 @@ pub async fn accept_upload(
             return Err(conflict(filename));
         }
         db::packages::delete(db, &mut tx, old.id).await?;
+        sync::apply::local_delete(app, &mut tx, old).await?;
         if old.sha256 != d.sha256 {
             jobs::enqueue(
                 db,
@@ -124,8 +125,9 @@ pub async fn delete(app: &App, pkg: &PackageRow) -> ApiResult<()> {
         Duration::ZERO,
     )
     .await?;
+    let seq = sync::apply::local_delete(app, &mut tx, pkg).await?;
     tx.commit().await?;
-    app.jobs_wake.notify_one();
+    sync::changed(app, seq.unwrap_or(0));
     tracing::info!(filename = %pkg.filename, "package deleted");
     Ok(())
 }

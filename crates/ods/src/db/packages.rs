@@ -212,8 +212,17 @@ pub async fn insert_blob(
 
 /// Records the chunk hashes of some content unless they are known already (a pushed
 /// manifest stores them before the content arrives).
-pub async fn put_chunks(db: &Db, conn: &mut AnyConnection, sha256: &str, chunks: &[String]) -> sqlx::Result<()> {
-    let have = db.q("SELECT 1 FROM chunks WHERE sha256 = ? LIMIT 1").bind(sha256.to_string()).fetch_optional(&mut *conn).await?;
+pub async fn put_chunks(
+    db: &Db,
+    conn: &mut AnyConnection,
+    sha256: &str,
+    chunks: &[String],
+) -> sqlx::Result<()> {
+    let have = db
+        .q("SELECT 1 FROM chunks WHERE sha256 = ? LIMIT 1")
+        .bind(sha256.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
     if have.is_some() {
         return Ok(());
     }
@@ -256,7 +265,12 @@ pub async fn delete_unused_blob(
 
 /// Whether the content is stored here (recorded as a blob).
 pub async fn has_blob(db: &Db, conn: &mut AnyConnection, sha256: &str) -> sqlx::Result<bool> {
-    Ok(db.q("SELECT 1 FROM blobs WHERE sha256 = ?").bind(sha256.to_string()).fetch_optional(conn).await?.is_some())
+    Ok(db
+        .q("SELECT 1 FROM blobs WHERE sha256 = ?")
+        .bind(sha256.to_string())
+        .fetch_optional(conn)
+        .await?
+        .is_some())
 }
 
 pub async fn chunks(db: &Db, sha256: &str) -> sqlx::Result<Vec<String>> {

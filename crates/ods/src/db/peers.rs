@@ -150,7 +150,11 @@ pub async fn set_cursor(db: &Db, id: i64, cursor: i64) -> sqlx::Result<()> {
 }
 
 pub async fn set_pushed(db: &Db, id: i64, pushed: i64) -> sqlx::Result<()> {
-    db.q("UPDATE peers SET pushed = ? WHERE id = ?").bind(pushed).bind(id).execute(db.writer()).await?;
+    db.q("UPDATE peers SET pushed = ? WHERE id = ?")
+        .bind(pushed)
+        .bind(id)
+        .execute(db.writer())
+        .await?;
     Ok(())
 }
 

@@ -33,7 +33,10 @@ pub fn routes() -> Router<App> {
         .route("/catalog", get(catalog))
         .route("/events", get(events))
         .route("/packages/{uuid}/manifest", get(manifest))
-        .route("/packages/{uuid}/chunks/{idx}", get(chunk).put(receive_chunk))
+        .route(
+            "/packages/{uuid}/chunks/{idx}",
+            get(chunk).put(receive_chunk),
+        )
         .route("/packages/{uuid}/offer", post(offer))
         .route("/push", post(push))
         .route("/wants", post(wants))
@@ -298,15 +301,23 @@ async fn chunk(
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid_json", format!("peer request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("peer request body: {e}")))
 }
 
 /// A firewalled peer sends its catalog records (it cannot be pulled from).
-async fn push(State(app): State<App>, parts: Parts, body: Bytes) -> ApiResult<axum::Json<serde_json::Value>> {
+async fn push(
+    State(app): State<App>,
+    parts: Parts,
+    body: Bytes,
+) -> ApiResult<axum::Json<serde_json::Value>> {
     let peer = authenticate(&app, &parts, &body).await?;
     let page: crate::jobs::pull::CatalogPage = parse(&body)?;
     if page.identity.iss != peer.iss {
-        return Err(ApiError::bad_request("invalid_iss", "the pushed identity is not the signer's"));
+        return Err(ApiError::bad_request(
+            "invalid_iss",
+            "the pushed identity is not the signer's",
+        ));
     }
     crate::jobs::pull::refresh_identity(&app, &peer, &page.identity).await?;
     let mut applied = 0;
@@ -325,18 +336,27 @@ struct WantsQuery {
 }
 
 /// Which of these packages this server is waiting for.
-async fn wants(State(app): State<App>, parts: Parts, body: Bytes) -> ApiResult<axum::Json<serde_json::Value>> {
+async fn wants(
+    State(app): State<App>,
+    parts: Parts,
+    body: Bytes,
+) -> ApiResult<axum::Json<serde_json::Value>> {
     authenticate(&app, &parts, &body).await?;
     let q: WantsQuery = parse(&body)?;
-    let waiting: std::collections::HashSet<String> =
-        db::packages::incomplete(&app.db).await?.into_iter().map(|p| p.uuid).collect();
+    let waiting: std::collections::HashSet<String> = db::packages::incomplete(&app.db)
+        .await?
+        .into_iter()
+        .map(|p| p.uuid)
+        .collect();
     let wanted: Vec<&String> = q.uuids.iter().filter(|u| waiting.contains(*u)).collect();
     Ok(axum::Json(json!({ "wanted": wanted })))
 }
 
 async fn waiting_package(app: &App, uuid: &str) -> ApiResult<Option<db::packages::PackageRow>> {
     let mut conn = app.db.reader().acquire().await?;
-    Ok(db::packages::by_uuid(&app.db, &mut conn, uuid).await?.filter(|p| p.status != Status::Public))
+    Ok(db::packages::by_uuid(&app.db, &mut conn, uuid)
+        .await?
+        .filter(|p| p.status != Status::Public))
 }
 
 async fn done_chunks(app: &App, uuid: &str) -> ApiResult<std::collections::HashSet<i64>> {
@@ -352,7 +372,12 @@ async fn done_chunks(app: &App, uuid: &str) -> ApiResult<std::collections::HashS
 }
 
 /// A firewalled peer offers a package: keep its manifest, answer which chunks we lack.
-async fn offer(State(app): State<App>, Path(uuid): Path<String>, parts: Parts, body: Bytes) -> ApiResult<axum::Json<serde_json::Value>> {
+async fn offer(
+    State(app): State<App>,
+    Path(uuid): Path<String>,
+    parts: Parts,
+    body: Bytes,
+) -> ApiResult<axum::Json<serde_json::Value>> {
     authenticate(&app, &parts, &body).await?;
     let m: Manifest = parse(&body)?;
     let Some(p) = waiting_package(&app, &uuid).await? else {
@@ -360,7 +385,10 @@ async fn offer(State(app): State<App>, Path(uuid): Path<String>, parts: Parts, b
     };
     let n = (p.file_size.max(0) as usize).div_ceil(CHUNK_SIZE);
     if m.uuid != uuid || m.sha256 != p.sha256 || m.file_size != p.file_size || m.chunks.len() != n {
-        return Err(ApiError::bad_request("manifest_mismatch", "the offered manifest does not match the package record"));
+        return Err(ApiError::bad_request(
+            "manifest_mismatch",
+            "the offered manifest does not match the package record",
+        ));
     }
     let mut tx = app.db.begin().await?;
     db::packages::put_chunks(&app.db, &mut tx, &p.sha256, &m.chunks).await?;
@@ -381,18 +409,29 @@ async fn receive_chunk(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     authenticate(&app, &parts, &body).await?;
-    let Some(p) = waiting_package(&app, &uuid).await? else { return Ok(StatusCode::NO_CONTENT) };
+    let Some(p) = waiting_package(&app, &uuid).await? else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
     let size = p.file_size.max(0) as u64;
     let offset = idx * CHUNK_SIZE as u64;
     let expected = db::packages::chunks(&app.db, &p.sha256).await?;
     let Some(want) = expected.get(idx as usize) else {
-        return Err(ApiError::bad_request("unknown_chunk", "offer the package's manifest before its chunks"));
+        return Err(ApiError::bad_request(
+            "unknown_chunk",
+            "offer the package's manifest before its chunks",
+        ));
     };
     let len = (size.saturating_sub(offset)).min(CHUNK_SIZE as u64) as usize;
     use sha1::Digest;
     if body.len() != len || hex::encode(sha1::Sha1::digest(&body)) != *want {
-        app.sync.stats.chunks_rejected.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError::bad_request("chunk_mismatch", format!("chunk {idx} does not match its SHA-1")));
+        app.sync
+            .stats
+            .chunks_rejected
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::bad_request(
+            "chunk_mismatch",
+            format!("chunk {idx} does not match its SHA-1"),
+        ));
     }
     let partial = app.store.partial(&uuid, size).await?;
     tokio::task::spawn_blocking(move || {
@@ -401,14 +440,26 @@ async fn receive_chunk(
     })
     .await
     .map_err(|e| ApiError::internal("writing a chunk", e))??;
-    let r = app.db.q("INSERT INTO transfer_chunks (uuid, idx) VALUES (?, ?)").bind(uuid.clone()).bind(idx as i64).execute(app.db.writer()).await;
+    let r = app
+        .db
+        .q("INSERT INTO transfer_chunks (uuid, idx) VALUES (?, ?)")
+        .bind(uuid.clone())
+        .bind(idx as i64)
+        .execute(app.db.writer())
+        .await;
     if let Err(e) = r
         && !db::is_unique_violation(&e)
     {
         return Err(e.into());
     }
-    app.sync.stats.chunks_fetched.fetch_add(1, Ordering::Relaxed);
-    app.sync.stats.chunk_bytes_fetched.fetch_add(len as u64, Ordering::Relaxed);
+    app.sync
+        .stats
+        .chunks_fetched
+        .fetch_add(1, Ordering::Relaxed);
+    app.sync
+        .stats
+        .chunk_bytes_fetched
+        .fetch_add(len as u64, Ordering::Relaxed);
     if done_chunks(&app, &uuid).await?.len() == expected.len() {
         crate::jobs::fetch::hurry(&app, &uuid).await?;
     }

@@ -38,10 +38,17 @@ impl Job for NotifyPeer {
             let cursor = db::catalog::current_seq(&app.db).await?;
             let body = serde_json::to_vec(&serde_json::json!({ "cursor": cursor }))?;
             let timeout = Duration::from_secs(15);
-            client::call(&app, &link, Method::POST, "/api/ods/notify", Some(body), timeout)
-                .await
-                .map(|_| ())
-                .map_err(anyhow::Error::from)
+            client::call(
+                &app,
+                &link,
+                Method::POST,
+                "/api/ods/notify",
+                Some(body),
+                timeout,
+            )
+            .await
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
         };
         let error = res.as_ref().err().map(|e| format!("{e:#}"));
         crate::sync::watch::contact(&app, &peer, error).await;
@@ -58,8 +65,21 @@ async fn push(app: &App, peer: &db::peers::PeerRow, link: &Link, full: bool) -> 
         let more = entries.len() > 500;
         entries.truncate(500);
         let cursor = entries.last().map(|e| e.seq).unwrap_or(since);
-        let page = super::pull::CatalogPage { identity: crate::sync::register::own_hello(app).await?, entries, cursor, more };
-        client::call(app, link, Method::POST, "/api/ods/push", Some(serde_json::to_vec(&page)?), Duration::from_secs(120)).await?;
+        let page = super::pull::CatalogPage {
+            identity: crate::sync::register::own_hello(app).await?,
+            entries,
+            cursor,
+            more,
+        };
+        client::call(
+            app,
+            link,
+            Method::POST,
+            "/api/ods/push",
+            Some(serde_json::to_vec(&page)?),
+            Duration::from_secs(120),
+        )
+        .await?;
         db::peers::set_pushed(&app.db, peer.id, cursor).await?;
         since = cursor;
         if !more {
@@ -76,11 +96,27 @@ async fn push(app: &App, peer: &db::peers::PeerRow, link: &Link, full: bool) -> 
         return Ok(());
     }
     let body = serde_json::to_vec(&serde_json::json!({ "uuids": held }))?;
-    let resp = client::call(app, link, Method::POST, "/api/ods/wants", Some(body), Duration::from_secs(30)).await?;
+    let resp = client::call(
+        app,
+        link,
+        Method::POST,
+        "/api/ods/wants",
+        Some(body),
+        Duration::from_secs(30),
+    )
+    .await?;
     let wanted: serde_json::Value = resp.json().await?;
     let mut conn = app.db.writer().acquire().await?;
-    for uuid in wanted["wanted"].as_array().into_iter().flatten().filter_map(|u| u.as_str()) {
-        let offer = super::offer::Offer { peer_id: peer.id, uuid: uuid.to_string() };
+    for uuid in wanted["wanted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u.as_str())
+    {
+        let offer = super::offer::Offer {
+            peer_id: peer.id,
+            uuid: uuid.to_string(),
+        };
         super::enqueue(&app.db, &mut conn, &offer, Duration::ZERO).await?;
     }
     app.jobs_wake.notify_one();

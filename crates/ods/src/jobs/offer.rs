@@ -26,13 +26,19 @@ impl Job for Offer {
         Some(format!("offer:{}:{}", self.peer_id, self.uuid))
     }
     async fn run(self, app: App) -> anyhow::Result<()> {
-        let Some(peer) = db::peers::by_id(&app.db, self.peer_id).await? else { return Ok(()) };
-        let Some(link) = Link::of(&app, &peer)? else { return Ok(()) };
+        let Some(peer) = db::peers::by_id(&app.db, self.peer_id).await? else {
+            return Ok(());
+        };
+        let Some(link) = Link::of(&app, &peer)? else {
+            return Ok(());
+        };
         let pkg = {
             let mut conn = app.db.reader().acquire().await?;
             db::packages::by_uuid(&app.db, &mut conn, &self.uuid).await?
         };
-        let Some(pkg) = pkg.filter(|p| p.status == crate::model::Status::Public) else { return Ok(()) };
+        let Some(pkg) = pkg.filter(|p| p.status == crate::model::Status::Public) else {
+            return Ok(());
+        };
         let chunks = db::packages::chunks(&app.db, &pkg.sha256).await?;
         let manifest = Manifest {
             uuid: pkg.uuid.clone(),
@@ -42,9 +48,22 @@ impl Job for Offer {
             chunks,
         };
         let path = format!("/api/ods/packages/{}/offer", pkg.uuid);
-        let resp = client::call(&app, &link, Method::POST, &path, Some(serde_json::to_vec(&manifest)?), Duration::from_secs(30)).await?;
+        let resp = client::call(
+            &app,
+            &link,
+            Method::POST,
+            &path,
+            Some(serde_json::to_vec(&manifest)?),
+            Duration::from_secs(30),
+        )
+        .await?;
         let answer: serde_json::Value = resp.json().await?;
-        let missing: Vec<u64> = answer["missing"].as_array().into_iter().flatten().filter_map(|v| v.as_u64()).collect();
+        let missing: Vec<u64> = answer["missing"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_u64())
+            .collect();
         let size = pkg.file_size.max(0) as u64;
         for idx in missing {
             let offset = idx * CHUNK_SIZE as u64;
@@ -59,9 +78,23 @@ impl Job for Offer {
             }
             app.sync.rates.take(peer.id, peer.rate_limit, len).await;
             let path = format!("/api/ods/packages/{}/chunks/{idx}", pkg.uuid);
-            client::call(&app, &link, Method::PUT, &path, Some(buf), Duration::from_secs(120)).await?;
-            app.sync.stats.chunks_served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            app.sync.stats.chunk_bytes_served.fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+            client::call(
+                &app,
+                &link,
+                Method::PUT,
+                &path,
+                Some(buf),
+                Duration::from_secs(120),
+            )
+            .await?;
+            app.sync
+                .stats
+                .chunks_served
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            app.sync
+                .stats
+                .chunk_bytes_served
+                .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
     }

@@ -51,8 +51,16 @@ impl Job for PullPeer {
 }
 
 /// Keeps what a peer says about itself (name, URL, stage, mode) up to date.
-pub async fn refresh_identity(app: &App, peer: &db::peers::PeerRow, id: &Identity) -> sqlx::Result<()> {
-    if id.name != peer.name || id.url != peer.url || id.stage != peer.stage || id.firewalled_mode != peer.firewalled {
+pub async fn refresh_identity(
+    app: &App,
+    peer: &db::peers::PeerRow,
+    id: &Identity,
+) -> sqlx::Result<()> {
+    if id.name != peer.name
+        || id.url != peer.url
+        || id.stage != peer.stage
+        || id.firewalled_mode != peer.firewalled
+    {
         db::peers::update_identity(
             &app.db,
             &db::peers::Identity {

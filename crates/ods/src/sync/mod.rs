@@ -76,7 +76,16 @@ pub async fn announce(
         if p.firewalled || p.url.is_none() || Some(p.iss.as_str()) == except_iss {
             continue;
         }
-        jobs::enqueue(db, conn, &NotifyPeer { peer_id: p.id, full: false }, Duration::ZERO).await?;
+        jobs::enqueue(
+            db,
+            conn,
+            &NotifyPeer {
+                peer_id: p.id,
+                full: false,
+            },
+            Duration::ZERO,
+        )
+        .await?;
     }
     Ok(())
 }

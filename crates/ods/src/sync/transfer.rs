@@ -124,7 +124,9 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
     let sources: Vec<(Link, Manifest)> = answers
         .into_iter()
         .flatten()
-        .filter(|(_, m)| m.sha256 == rec.sha256 && m.file_size == rec.file_size && m.chunks.len() == n)
+        .filter(|(_, m)| {
+            m.sha256 == rec.sha256 && m.file_size == rec.file_size && m.chunks.len() == n
+        })
         .collect();
     // Chunk hashes: from a source, or from a manifest a firewalled peer pushed to us.
     let chunk_list = match sources.first() {
@@ -150,7 +152,12 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
     let missing: Vec<usize> = (0..n).filter(|i| !done.contains(&(*i as i64))).collect();
     if !missing.is_empty() && links.is_empty() {
         set_reason(app, uuid, Some("waiting for a peer to send the rest")).await?;
-        anyhow::bail!("{} of {} chunks of {} are still missing and no reachable peer has it", missing.len(), n, rec.filename);
+        anyhow::bail!(
+            "{} of {} chunks of {} are still missing and no reachable peer has it",
+            missing.len(),
+            n,
+            rec.filename
+        );
     }
     set_reason(app, uuid, None).await?;
     tracing::info!(filename = %rec.filename, chunks = n, missing = missing.len(), sources = links.len(), "transfer starting");
@@ -226,7 +233,12 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
 }
 
 /// The bytes are in place and verified: record the content and turn the package Public.
-async fn finish(app: &App, rec: &catalog::Record, chunks: &[String], started: Instant) -> anyhow::Result<()> {
+async fn finish(
+    app: &App,
+    rec: &catalog::Record,
+    chunks: &[String],
+    started: Instant,
+) -> anyhow::Result<()> {
     let db = &app.db;
     let uuid = rec.uuid.as_str();
     let mut tx = db.begin().await?;
@@ -234,13 +246,18 @@ async fn finish(app: &App, rec: &catalog::Record, chunks: &[String], started: In
         // Deleted or withdrawn while arriving: leave the blob to the collector.
         tx.rollback().await?;
         let mut conn = db.writer().acquire().await?;
-        let gc = crate::jobs::blob_gc::BlobGc { sha256: rec.sha256.clone() };
+        let gc = crate::jobs::blob_gc::BlobGc {
+            sha256: rec.sha256.clone(),
+        };
         crate::jobs::enqueue(db, &mut conn, &gc, Duration::ZERO).await?;
         return Ok(());
     }
     packages::insert_blob(db, &mut tx, &rec.sha256, rec.file_size, &rec.sha1, chunks).await?;
     packages::set_status(db, &mut tx, uuid, Status::Public, None).await?;
-    db.q("DELETE FROM transfer_chunks WHERE uuid = ?").bind(uuid.to_string()).execute(&mut *tx).await?;
+    db.q("DELETE FROM transfer_chunks WHERE uuid = ?")
+        .bind(uuid.to_string())
+        .execute(&mut *tx)
+        .await?;
     let seq = catalog::touch(db, &mut tx, uuid).await?;
     events::record(
         db,
@@ -250,7 +267,11 @@ async fn finish(app: &App, rec: &catalog::Record, chunks: &[String], started: In
             package_uuid: Some(uuid),
             filename: Some(&rec.filename),
             peer_iss: None,
-            message: format!("{} is Public here (synced in {:.1} s)", rec.filename, started.elapsed().as_secs_f64()),
+            message: format!(
+                "{} is Public here (synced in {:.1} s)",
+                rec.filename,
+                started.elapsed().as_secs_f64()
+            ),
         },
     )
     .await?;

@@ -47,11 +47,17 @@ pub async fn reconcile_round(app: &App, full: bool) -> anyhow::Result<()> {
         if p.firewalled || p.url.is_none() {
             continue;
         }
-        let pull = PullPeer { peer_id: p.id, full };
+        let pull = PullPeer {
+            peer_id: p.id,
+            full,
+        };
         jobs::enqueue(&app.db, &mut conn, &pull, Duration::ZERO).await?;
         if firewalled {
             // Our changes reach others only by push: resend what they may have missed.
-            let push = NotifyPeer { peer_id: p.id, full };
+            let push = NotifyPeer {
+                peer_id: p.id,
+                full,
+            };
             jobs::enqueue(&app.db, &mut conn, &push, Duration::ZERO).await?;
         }
     }

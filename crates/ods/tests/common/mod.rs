@@ -217,7 +217,13 @@ impl Server {
     }
 
     async fn spawn(&mut self) {
-        let mut cmd = self.command(&["serve", "--listen", "127.0.0.1:0"]);
+        // A restart comes back on the same address, as a real server would.
+        let listen = self
+            .url
+            .strip_prefix("http://")
+            .unwrap_or("127.0.0.1:0")
+            .to_string();
+        let mut cmd = self.command(&["serve", "--listen", &listen]);
         cmd.args(&self.opts.args);
         std::fs::create_dir_all(&self.data_dir).unwrap();
         let log = std::fs::OpenOptions::new()
