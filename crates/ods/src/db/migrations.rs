@@ -159,7 +159,7 @@ fn core_schema() -> Vec<Step> {
                 .col(int("firewalled"))
                 .col(int("registered_on"))
                 .col(long_text_null("secret_sealed"))
-                .col(int("cursor"))
+                .col(int("pulled"))
                 .col(int("pushed"))
                 .col(int_null("last_contact"))
                 .col(long_text_null("last_error"))

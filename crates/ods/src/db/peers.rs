@@ -17,7 +17,8 @@ pub struct PeerRow {
     pub firewalled: bool,
     pub registered_on: i64,
     pub secret_sealed: Option<String>,
-    pub cursor: i64,
+    /// How far we have read this peer's catalog (its change numbers).
+    pub pulled: i64,
     /// How far this peer has our catalog, when we must push to it (we are firewalled).
     pub pushed: i64,
     pub last_contact: Option<i64>,
@@ -25,7 +26,7 @@ pub struct PeerRow {
     pub rate_limit: Option<i64>,
 }
 
-const COLS: &str = "id, iss, name, url, stage, firewalled, registered_on, secret_sealed, cursor, pushed, last_contact, last_error, rate_limit";
+const COLS: &str = "id, iss, name, url, stage, firewalled, registered_on, secret_sealed, pulled, pushed, last_contact, last_error, rate_limit";
 
 fn from_row(r: &AnyRow) -> sqlx::Result<PeerRow> {
     Ok(PeerRow {
@@ -37,7 +38,7 @@ fn from_row(r: &AnyRow) -> sqlx::Result<PeerRow> {
         firewalled: r.try_get::<i64, _>("firewalled")? != 0,
         registered_on: r.try_get("registered_on")?,
         secret_sealed: r.try_get("secret_sealed")?,
-        cursor: r.try_get("cursor")?,
+        pulled: r.try_get("pulled")?,
         pushed: r.try_get("pushed")?,
         last_contact: r.try_get("last_contact")?,
         last_error: r.try_get("last_error")?,
@@ -101,9 +102,9 @@ pub async fn upsert(
         .await?;
     let q = if exists.is_some() {
         db.q("UPDATE peers SET name = ?, url = ?, stage = ?, firewalled = ?, secret_sealed = ?, last_error = NULL, \
-              cursor = 0, pushed = 0, registered_on = ? WHERE iss = ?")
+              pulled = 0, pushed = 0, registered_on = ? WHERE iss = ?")
     } else {
-        db.q("INSERT INTO peers (name, url, stage, firewalled, secret_sealed, last_error, cursor, pushed, registered_on, iss) \
+        db.q("INSERT INTO peers (name, url, stage, firewalled, secret_sealed, last_error, pulled, pushed, registered_on, iss) \
               VALUES (?, ?, ?, ?, ?, NULL, 0, 0, ?, ?)")
     };
     q.bind(id.name.clone())
@@ -140,9 +141,9 @@ pub async fn delete(db: &Db, id: i64) -> sqlx::Result<bool> {
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn set_cursor(db: &Db, id: i64, cursor: i64) -> sqlx::Result<()> {
-    db.q("UPDATE peers SET cursor = ? WHERE id = ?")
-        .bind(cursor)
+pub async fn set_pulled(db: &Db, id: i64, pulled: i64) -> sqlx::Result<()> {
+    db.q("UPDATE peers SET pulled = ? WHERE id = ?")
+        .bind(pulled)
         .bind(id)
         .execute(db.writer())
         .await?;

@@ -77,7 +77,7 @@ pub async fn refresh_identity(
 }
 
 async fn pull(app: &App, peer: &db::peers::PeerRow, link: &Link, full: bool) -> anyhow::Result<()> {
-    let mut cursor = if full { 0 } else { peer.cursor };
+    let mut cursor = if full { 0 } else { peer.pulled };
     loop {
         let path = format!("/api/ods/catalog?since={cursor}&limit=500");
         let resp =
@@ -116,8 +116,8 @@ async fn pull(app: &App, peer: &db::peers::PeerRow, link: &Link, full: bool) -> 
             crate::sync::apply::remote(app, r, peer).await?;
         }
         cursor = cursor.max(page.cursor);
-        if cursor > peer.cursor || full {
-            db::peers::set_cursor(&app.db, peer.id, cursor.max(peer.cursor)).await?;
+        if cursor > peer.pulled || full {
+            db::peers::set_pulled(&app.db, peer.id, cursor.max(peer.pulled)).await?;
         }
         if !page.more {
             return Ok(());
