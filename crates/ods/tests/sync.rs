@@ -177,6 +177,10 @@ async fn registration_is_mutual_checked_and_revocable() {
         .await
         .unwrap();
     assert_eq!(myself.status(), 400);
+    // Plain http to a non-loopback address is refused before any connection is made.
+    let insecure = post(json!({"url": "http://192.0.2.10", "iss_id": bi["iss"], "key": bi["key"]})).await.unwrap();
+    assert_eq!(insecure.status(), 400);
+    assert_eq!(insecure.json::<Value>().await.unwrap()["error"]["code"], "insecure_url");
     let missing = post(json!({"url": b.url})).await.unwrap();
     assert_eq!(missing.status(), 400);
     for s in [&a, &b] {
@@ -772,6 +776,8 @@ async fn killed_receiver_resumes_with_only_the_missing_chunks() {
     .await;
     let p = package(&b, "big.pkg").await.unwrap();
     assert_eq!(p["status"], "Downloading");
+    let progress = p["progress"].as_f64().unwrap();
+    assert!(progress > 0.0 && progress < 1.0, "progress {progress}");
     b.kill9();
     let served_before = stats(&a).await["chunk_bytes_served"].as_u64().unwrap();
     b.restart().await;

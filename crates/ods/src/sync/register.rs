@@ -146,15 +146,31 @@ pub async fn register_with(
         ));
     }
     let sealed = app.sealer.seal(&welcome.pair_secret);
-    let mut tx = app.db.begin().await?;
-    db::peers::upsert(
-        &app.db,
-        &mut tx,
-        &Identity::from(&welcome.identity),
-        &sealed,
-    )
-    .await?;
-    tx.commit().await?;
+    let stored = async {
+        let mut tx = app.db.begin().await?;
+        db::peers::upsert(&app.db, &mut tx, &Identity::from(&welcome.identity), &sealed).await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = stored {
+        // The other side keeps a link we could not record: take it back, so the
+        // registration happened on neither side.
+        let undo = client::send(
+            app,
+            &url,
+            &iss,
+            welcome.pair_secret.as_bytes(),
+            Method::POST,
+            "/api/ods/unregister",
+            Some(b"{}".to_vec()),
+            Duration::from_secs(10),
+        )
+        .await;
+        if let Err(u) = undo {
+            tracing::error!(error = %u, "could not withdraw a half-made registration; unregister on the other server");
+        }
+        return Err(e.into());
+    }
     let peer = db::peers::by_iss(&app.db, &iss)
         .await?
         .ok_or_else(|| ApiError::internal("registering", "peer row vanished"))?;

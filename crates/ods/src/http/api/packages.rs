@@ -18,10 +18,11 @@ use crate::packages as svc;
 
 pub async fn list_packages(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Viewer)?;
+    let progress = svc::progress(&app).await?;
     let items: Vec<Value> = db::packages::list(&app.db)
         .await?
         .iter()
-        .map(svc::to_json)
+        .map(|p| svc::with_progress(svc::to_json(p), p, progress.get(&p.uuid).copied()))
         .collect();
     Ok(axum::Json(json!({ "items": items })))
 }
