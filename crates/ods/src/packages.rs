@@ -184,14 +184,19 @@ pub async fn progress(app: &App) -> ApiResult<std::collections::HashMap<String, 
         .await?;
     let mut out = std::collections::HashMap::new();
     for r in rows {
-        out.insert(sqlx::Row::try_get::<String, _>(&r, 0)?, sqlx::Row::try_get::<i64, _>(&r, 1)?);
+        out.insert(
+            sqlx::Row::try_get::<String, _>(&r, 0)?,
+            sqlx::Row::try_get::<i64, _>(&r, 1)?,
+        );
     }
     Ok(out)
 }
 
 /// Adds `progress` (0.0 to 1.0) to a package object from its verified chunk count.
 pub fn with_progress(mut v: Value, p: &PackageRow, done_chunks: Option<i64>) -> Value {
-    let total = (p.file_size.max(0) as u64).div_ceil(crate::ingest::CHUNK_SIZE as u64).max(1);
+    let total = (p.file_size.max(0) as u64)
+        .div_ceil(crate::ingest::CHUNK_SIZE as u64)
+        .max(1);
     let fraction = match p.status {
         Status::Public => 1.0,
         _ => (done_chunks.unwrap_or(0) as f64 / total as f64).min(1.0),

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use sysinfo::{Disks, Networks, System};
+use sysinfo::{Networks, System};
 
 use crate::model::{human_duration, human_size};
 
@@ -20,20 +20,7 @@ pub fn snapshot(data_dir: &Path) -> Value {
     };
     let mem_used = mem_total.saturating_sub(mem_available);
 
-    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
-    let (disk_total, disk_free) = match Disks::new_with_refreshed_list() {
-        Ok(disks) => disks
-            .iter()
-            .filter(|d| dir.starts_with(d.mount_point()))
-            .max_by_key(|d| d.mount_point().as_os_str().len())
-            .map(|d| (d.total_space(), d.available_space()))
-            .unwrap_or((0, 0)),
-        Err(e) => {
-            tracing::warn!(%e, "reading disk figures");
-            (0, 0)
-        }
-    };
-    let disk_used = disk_total.saturating_sub(disk_free);
+    let (disk_total, disk_used, disk_free) = disk_figures(data_dir);
 
     let (sent, received) = match Networks::new_with_refreshed_list() {
         Ok(nets) => nets.iter().fold((0u64, 0u64), |(s, r), (_, n)| {
@@ -70,4 +57,34 @@ pub fn snapshot(data_dir: &Path) -> Value {
         "uptime": uptime,
         "uptime_hr": human_duration(uptime),
     })
+}
+
+/// Total, used and free bytes of the filesystem holding `dir`, as `df` and the seed's
+/// psutil report them: used = total - free blocks, free = blocks available to users.
+#[cfg(unix)]
+fn disk_figures(dir: &Path) -> (u64, u64, u64) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return (0, 0, 0);
+    };
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid NUL-terminated string and `st` points to writable
+    // memory of the right type; statvfs fills it only when it returns 0.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "reading disk figures");
+        return (0, 0, 0);
+    }
+    // SAFETY: statvfs returned 0, so `st` is initialised.
+    let st = unsafe { st.assume_init() };
+    let frsize = st.f_frsize as u64;
+    let total = st.f_blocks as u64 * frsize;
+    let used = (st.f_blocks as u64).saturating_sub(st.f_bfree as u64) * frsize;
+    let free = st.f_bavail as u64 * frsize;
+    (total, used, free)
+}
+
+#[cfg(not(unix))]
+fn disk_figures(_dir: &Path) -> (u64, u64, u64) {
+    (0, 0, 0)
 }

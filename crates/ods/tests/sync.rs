@@ -178,9 +178,14 @@ async fn registration_is_mutual_checked_and_revocable() {
         .unwrap();
     assert_eq!(myself.status(), 400);
     // Plain http to a non-loopback address is refused before any connection is made.
-    let insecure = post(json!({"url": "http://192.0.2.10", "iss_id": bi["iss"], "key": bi["key"]})).await.unwrap();
+    let insecure = post(json!({"url": "http://192.0.2.10", "iss_id": bi["iss"], "key": bi["key"]}))
+        .await
+        .unwrap();
     assert_eq!(insecure.status(), 400);
-    assert_eq!(insecure.json::<Value>().await.unwrap()["error"]["code"], "insecure_url");
+    assert_eq!(
+        insecure.json::<Value>().await.unwrap()["error"]["code"],
+        "insecure_url"
+    );
     let missing = post(json!({"url": b.url})).await.unwrap();
     assert_eq!(missing.status(), 400);
     for s in [&a, &b] {

@@ -148,7 +148,13 @@ pub async fn register_with(
     let sealed = app.sealer.seal(&welcome.pair_secret);
     let stored = async {
         let mut tx = app.db.begin().await?;
-        db::peers::upsert(&app.db, &mut tx, &Identity::from(&welcome.identity), &sealed).await?;
+        db::peers::upsert(
+            &app.db,
+            &mut tx,
+            &Identity::from(&welcome.identity),
+            &sealed,
+        )
+        .await?;
         tx.commit().await
     }
     .await;
