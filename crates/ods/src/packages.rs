@@ -40,6 +40,39 @@ pub async fn accept_upload(
     }
     let d = received.digests.clone();
     received.commit().await?;
+    let recorded = record_upload(app, filename, stage, replace, &d).await;
+    if recorded.is_err() {
+        // Lost a race for the filename (or the database failed): the stored content
+        // may belong to nobody; the collector checks and removes it.
+        let mut conn = db.writer().acquire().await?;
+        jobs::enqueue(
+            db,
+            &mut conn,
+            &BlobGc {
+                sha256: d.sha256.clone(),
+            },
+            Duration::ZERO,
+        )
+        .await?;
+        app.jobs_wake.notify_one();
+    }
+    sync::changed(app, recorded?);
+    tracing::info!(filename, sha256 = %d.sha256, size = d.size, stage = stage.as_str(), "package uploaded");
+    db::packages::find_by_filename(db, db.writer(), filename)
+        .await?
+        .ok_or_else(|| ApiError::internal("reading the new package", "row vanished"))
+}
+
+/// Writes the rows of an upload whose content is stored: the package, its content
+/// record, its catalog record and events, in one transaction. Returns the change number.
+async fn record_upload(
+    app: &App,
+    filename: &str,
+    stage: Stage,
+    replace: bool,
+    d: &crate::ingest::Digests,
+) -> ApiResult<i64> {
+    let db = &app.db;
     let mut tx = db.begin().await?;
     let existing = db::packages::find_by_filename(db, &mut *tx, filename).await?;
     if let Some(old) = &existing {
@@ -93,11 +126,7 @@ pub async fn accept_upload(
     }
     let seq = sync::apply::local_upload(app, &mut tx, &record).await?;
     tx.commit().await?;
-    sync::changed(app, seq);
-    tracing::info!(filename, sha256 = %d.sha256, size = d.size, stage = stage.as_str(), "package uploaded");
-    db::packages::find_by_filename(db, db.writer(), filename)
-        .await?
-        .ok_or_else(|| ApiError::internal("reading the new package", "row vanished"))
+    Ok(seq)
 }
 
 pub async fn find(app: &App, id_or_name: &str) -> ApiResult<PackageRow> {

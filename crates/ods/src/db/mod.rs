@@ -130,6 +130,21 @@ impl Db {
         Cow::Owned(out)
     }
 
+    /// Turns `INSERT INTO ...` into an insert that skips rows whose key exists, so two
+    /// writers racing to record the same content both succeed (and, on PostgreSQL,
+    /// the transaction is not aborted by a duplicate-key error).
+    pub fn insert_ignore(&self, insert_sql: &str) -> String {
+        let rest = insert_sql
+            .trim_start()
+            .strip_prefix("INSERT INTO")
+            .expect("an INSERT INTO statement");
+        match self.dialect {
+            Dialect::Sqlite => format!("INSERT OR IGNORE INTO{rest}"),
+            Dialect::MySql => format!("INSERT IGNORE INTO{rest}"),
+            Dialect::Postgres => format!("INSERT INTO{rest} ON CONFLICT DO NOTHING"),
+        }
+    }
+
     /// Runs an INSERT and returns the new row's id, on every dialect.
     pub async fn insert_id<'c, E>(
         &self,

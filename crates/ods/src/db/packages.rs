@@ -200,7 +200,10 @@ pub async fn insert_blob(
     if exists.is_some() {
         return Ok(());
     }
-    db.q("INSERT INTO blobs (sha256, file_size, sha1, sha512, md5, created) VALUES (?, ?, ?, NULL, NULL, ?)")
+    let insert = db.insert_ignore(
+        "INSERT INTO blobs (sha256, file_size, sha1, sha512, md5, created) VALUES (?, ?, ?, NULL, NULL, ?)",
+    );
+    db.q(&insert)
         .bind(sha256.to_string())
         .bind(size)
         .bind(sha1.to_string())
@@ -231,7 +234,7 @@ pub async fn put_chunks(
         for i in 0..batch.len() {
             sql.push_str(if i == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
         }
-        let mut q = db.q(&sql);
+        let mut q = db.q(&db.insert_ignore(&sql));
         for (i, h) in batch.iter().enumerate() {
             q = q
                 .bind(sha256.to_string())
