@@ -403,3 +403,23 @@ pub fn sha256_hex(d: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(d))
 }
+
+impl Server {
+    /// Runs one SQL statement on this server's own database, for states the API cannot
+    /// produce (a package that is not Public); returns the number of rows affected.
+    pub async fn sql(&self, sql: &str) -> u64 {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let url =
+            self.db.url.clone().unwrap_or_else(|| {
+                format!("sqlite://{}", self.data_dir.join("ods.sqlite3").display())
+            });
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let _ = conn.close().await;
+        n.rows_affected()
+    }
+}
