@@ -236,7 +236,8 @@ pub fn with_progress(mut v: Value, p: &PackageRow, done_chunks: Option<i64>) -> 
 
 /// The single-package view: adds chunks and the extra digests once computed.
 pub async fn to_json_detail(app: &App, p: &PackageRow) -> ApiResult<Value> {
-    let mut v = to_json(p);
+    let done = progress(app).await?.get(&p.uuid).copied();
+    let mut v = with_progress(to_json(p), p, done);
     let chunks = db::packages::chunks(&app.db, &p.sha256).await?;
     let blob = db::packages::blob(&app.db, &p.sha256).await?;
     v["chunks"] = chunks

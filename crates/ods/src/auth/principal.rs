@@ -43,10 +43,19 @@ impl Principal {
     }
 }
 
-/// Recently verified Basic credentials -> user id.
+/// Recently verified Basic credentials -> the user id and a digest of the password
+/// hash they were verified against. A hit counts only while the user's stored hash is
+/// unchanged, so a password set elsewhere (`ods user set-password`, another server
+/// process on the same database) ends the old password at once.
 #[derive(Default)]
 pub struct BasicCache {
-    entries: Mutex<HashMap<[u8; 32], (i64, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], CacheEntry>>,
+}
+
+struct CacheEntry {
+    user_id: i64,
+    hash_digest: [u8; 32],
+    at: Instant,
 }
 
 const BASIC_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -60,18 +69,27 @@ impl BasicCache {
         h.update(pass.as_bytes());
         h.finalize().into()
     }
-    fn get(&self, k: &[u8; 32]) -> Option<i64> {
+    fn hash_digest(password_hash: &str) -> [u8; 32] {
+        Sha256::digest(password_hash.as_bytes()).into()
+    }
+    /// The cached user id and password-hash digest for these credentials.
+    fn get(&self, k: &[u8; 32]) -> Option<(i64, [u8; 32])> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         map.get(k)
-            .filter(|(_, at)| at.elapsed() < BASIC_CACHE_TTL)
-            .map(|(id, _)| *id)
+            .filter(|e| e.at.elapsed() < BASIC_CACHE_TTL)
+            .map(|e| (e.user_id, e.hash_digest))
     }
-    fn put(&self, k: [u8; 32], id: i64) {
+    fn put(&self, k: [u8; 32], user: &db::users::UserRow) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > 10_000 {
             map.clear();
         }
-        map.insert(k, (id, Instant::now()));
+        let entry = CacheEntry {
+            user_id: user.id,
+            hash_digest: Self::hash_digest(&user.password_hash),
+            at: Instant::now(),
+        };
+        map.insert(k, entry);
     }
     /// Forget every cached credential (a password or role changed).
     pub fn clear(&self) {
@@ -120,9 +138,10 @@ pub async fn check_password(
         return Err(ApiError::too_many_requests(wait));
     }
     let key = BasicCache::key(&app.config.secret_key.0, user, pass);
-    if let Some(id) = app.basic_cache.get(&key)
+    if let Some((id, hash_digest)) = app.basic_cache.get(&key)
         && let Some(u) = db::users::by_id(&app.db, id).await?
         && u.username == user
+        && BasicCache::hash_digest(&u.password_hash) == hash_digest
     {
         return Ok(u);
     }
@@ -136,7 +155,7 @@ pub async fn check_password(
     match (ok, found) {
         (true, Some(u)) => {
             app.limiter.record_success(addr);
-            app.basic_cache.put(key, u.id);
+            app.basic_cache.put(key, &u);
             Ok(u)
         }
         _ => {

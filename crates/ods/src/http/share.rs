@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -31,9 +32,19 @@ pub fn routes(context: &str) -> Router<App> {
 
 async fn download(
     State(app): State<App>,
-    Path(filename): Path<String>,
+    filename: Result<Path<String>, PathRejection>,
     parts: Parts,
 ) -> ApiResult<Response> {
+    // A path that does not decode (invalid UTF-8 after percent-decoding) is no filename.
+    let Path(filename) = filename.map_err(|e| {
+        ApiError::bad_request(
+            "invalid_filename",
+            format!(
+                "the filename in the path does not decode: {}",
+                e.body_text()
+            ),
+        )
+    })?;
     if let Some(problem) = filename_problem(&filename) {
         return Err(ApiError::bad_request(
             "invalid_filename",
@@ -140,6 +151,8 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
             // Syntax we do not understand: ignore the header (RFC 9110 §14.2).
             Err(_) => None,
             Ok(parsed) => match parsed.validate(len) {
+                // An empty file asked for a suffix: nothing to cut, the (empty) whole.
+                Ok(v) if v.is_empty() => None,
                 Ok(v) => Some(v),
                 Err(_) => {
                     base = base.header(header::CONTENT_RANGE, format!("bytes */{len}"));

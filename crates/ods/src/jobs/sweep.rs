@@ -9,6 +9,7 @@ use super::Job;
 use crate::app::App;
 use crate::db;
 use crate::model::now_unix;
+use crate::storage::Removal;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Sweep;
@@ -31,8 +32,10 @@ impl Job for Sweep {
         let mut removed = 0;
         for (sha, age) in app.store.list().await? {
             if age >= BLOB_GRACE_SECS && !known.contains(&sha) {
-                app.store.delete(&sha).await?;
-                removed += 1;
+                let idle = Duration::from_secs(BLOB_GRACE_SECS);
+                if app.store.delete_if_idle(&sha, idle).await? == Removal::Deleted {
+                    removed += 1;
+                }
             }
         }
         let pruned = db::jobs::prune_done(&app.db, now_unix() - 7 * 86_400).await?;

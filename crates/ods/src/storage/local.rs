@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 
-use super::{BlobStore, BlobWriter, ByteStream, valid_sha256};
+use super::{BlobStore, BlobWriter, ByteStream, Removal, valid_sha256};
 
 pub struct LocalStore {
     root: PathBuf,
@@ -86,22 +86,9 @@ impl BlobWriter for LocalWriter {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256"));
         }
         let file = self.file.take().expect("commit twice");
-        let dir = self.root.join(&sha256[..2]);
-        let dest = dir.join(sha256);
-        if dest.exists() {
-            // Same content already stored: keep it, refresh its age for the collector.
-            drop(file);
-            let _ = File::options()
-                .write(true)
-                .open(&dest)
-                .and_then(|f| f.set_modified(SystemTime::now()));
-            return fs::remove_file(&self.path);
-        }
         file.sync_all()?;
         drop(file);
-        fs::create_dir_all(&dir)?;
-        fs::rename(&self.path, &dest)?;
-        File::open(&dir)?.sync_all()
+        place(&self.path, &self.root, sha256)
     }
 }
 
@@ -130,22 +117,43 @@ impl super::PartialBlob for LocalPartial {
         self.file.sync_data()
     }
     fn commit(&self, sha256: &str) -> io::Result<()> {
-        if !valid_sha256(sha256) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256"));
-        }
         self.file.sync_all()?;
-        let dir = self.root.join(&sha256[..2]);
-        fs::create_dir_all(&dir)?;
-        let dest = dir.join(sha256);
-        if dest.exists() {
-            let _ = File::options()
-                .write(true)
-                .open(&dest)
-                .and_then(|f| f.set_modified(SystemTime::now()));
-            return fs::remove_file(&self.path);
-        }
-        fs::rename(&self.path, &dest)?;
-        File::open(&dir)?.sync_all()
+        place(&self.path, &self.root, sha256)
+    }
+}
+
+/// Moves a complete, synced file into place as `sha256` (atomic rename, directory
+/// synced). When that content is stored already, keeps the stored copy (its age now
+/// tells the collector it is about to be recorded) and drops this one.
+fn place(staged: &Path, root: &Path, sha256: &str) -> io::Result<()> {
+    if !valid_sha256(sha256) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256"));
+    }
+    let dir = root.join(&sha256[..2]);
+    let dest = dir.join(sha256);
+    if refresh_existing(&dest)? {
+        return fs::remove_file(staged);
+    }
+    fs::create_dir_all(&dir)?;
+    fs::rename(staged, &dest)?;
+    File::open(&dir)?.sync_all()
+}
+
+/// Marks a stored blob as just used; false when there is none (any more). The check
+/// after the touch matters: a collector may have moved the blob away in between, and
+/// then the caller must store its own copy. (`delete_if_idle` is the other half.)
+fn refresh_existing(dest: &Path) -> io::Result<bool> {
+    let file = match File::options().write(true).open(dest) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    file.set_modified(SystemTime::now())?;
+    drop(file);
+    match fs::symlink_metadata(dest) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -220,6 +228,50 @@ impl BlobStore for LocalStore {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    async fn age(&self, sha256: &str) -> io::Result<Option<Duration>> {
+        match tokio::fs::metadata(self.path(sha256)?).await {
+            Ok(m) => Ok(Some(m.modified()?.elapsed().unwrap_or_default())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_if_idle(&self, sha256: &str, idle: Duration) -> io::Result<Removal> {
+        let path = self.path(sha256)?;
+        // Named like a staging file, so a crash right here leaves something the
+        // start-up sweep removes.
+        let aside = self.staging.join(format!(
+            "{}-{}.part",
+            std::process::id(),
+            crate::secrets::random_id()
+        ));
+        tokio::task::spawn_blocking(move || {
+            // Move it out of sight first: from here a `commit` of the same content no
+            // longer finds it and stores its own copy. Then look at its age: a commit
+            // that refreshed it just before the move makes it recent, and it goes back.
+            match fs::rename(&path, &aside) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Removal::Missing),
+                Err(e) => return Err(e),
+            }
+            let age = fs::metadata(&aside)
+                .and_then(|m| m.modified())
+                .map(|t| t.elapsed().unwrap_or_default());
+            match age {
+                Ok(age) if age >= idle => {
+                    fs::remove_file(&aside)?;
+                    Ok(Removal::Deleted)
+                }
+                other => {
+                    // Same content whatever is at `path` now, so replacing it is fine.
+                    fs::rename(&aside, &path)?;
+                    Ok(Removal::Recent(other?))
+                }
+            }
+        })
+        .await?
     }
 
     async fn list(&self) -> io::Result<Vec<(String, u64)>> {
@@ -316,4 +368,85 @@ fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<io::Result<bytes::Bytes>>,
 ) -> impl futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::{Digest, Sha256};
+
+    async fn stage(store: &LocalStore, data: &[u8]) -> (Box<dyn BlobWriter>, String) {
+        let mut w = store.begin().await.unwrap();
+        w.write(data).unwrap();
+        (w, hex::encode(Sha256::digest(data)))
+    }
+
+    fn age_by(path: &Path, by: Duration) {
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(SystemTime::now() - by)
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn collection_spares_recently_used_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path().join("blobs"), None).unwrap();
+        let hour = Duration::from_secs(3600);
+        let (w, sha) = stage(&store, b"content").await;
+        w.commit(&sha).unwrap();
+        let path = store.path(&sha).unwrap();
+
+        // Just stored: kept, and still in place afterwards.
+        let kept = store.delete_if_idle(&sha, hour).await.unwrap();
+        assert!(
+            matches!(kept, Removal::Recent(age) if age < hour),
+            "{kept:?}"
+        );
+        assert_eq!(store.size(&sha).await.unwrap(), Some(7));
+
+        // An upload of the same bytes refreshes the age of the stored copy.
+        age_by(&path, 2 * hour);
+        assert!(store.age(&sha).await.unwrap().unwrap() >= 2 * hour);
+        let (w, _) = stage(&store, b"content").await;
+        w.commit(&sha).unwrap();
+        assert!(store.age(&sha).await.unwrap().unwrap() < hour);
+        assert!(matches!(
+            store.delete_if_idle(&sha, hour).await.unwrap(),
+            Removal::Recent(_)
+        ));
+
+        // Idle long enough: deleted, and nothing is left aside.
+        age_by(&path, 2 * hour);
+        assert_eq!(
+            store.delete_if_idle(&sha, hour).await.unwrap(),
+            Removal::Deleted
+        );
+        assert_eq!(store.size(&sha).await.unwrap(), None);
+        assert_eq!(store.age(&sha).await.unwrap(), None);
+        assert_eq!(
+            store.delete_if_idle(&sha, hour).await.unwrap(),
+            Removal::Missing
+        );
+        assert_eq!(fs::read_dir(&store.staging).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn commit_stores_its_own_copy_when_the_stored_one_went_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path().join("blobs"), None).unwrap();
+        let (w, sha) = stage(&store, b"bytes").await;
+        w.commit(&sha).unwrap();
+        let path = store.path(&sha).unwrap();
+        assert!(refresh_existing(&path).unwrap());
+        // The collector moved it away: a commit of the same bytes must not rely on it.
+        fs::remove_file(&path).unwrap();
+        assert!(!refresh_existing(&path).unwrap());
+        let (w, _) = stage(&store, b"bytes").await;
+        w.commit(&sha).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"bytes");
+        assert_eq!(fs::read_dir(&store.staging).unwrap().count(), 0);
+    }
 }

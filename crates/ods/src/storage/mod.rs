@@ -6,6 +6,7 @@ pub mod local;
 
 use std::io;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -41,6 +42,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Streams `len` bytes from `offset`.
     async fn read(&self, sha256: &str, offset: u64, len: u64) -> io::Result<ByteStream>;
     async fn delete(&self, sha256: &str) -> io::Result<()>;
+    /// Time since the blob was stored or last deduplicated onto (`commit` of the same
+    /// content refreshes it), or `None` when it is not stored.
+    async fn age(&self, sha256: &str) -> io::Result<Option<Duration>>;
+    /// Deletes a blob unless it was stored or deduplicated onto within `idle`: an upload
+    /// of the same content may have committed and be about to record its package. Safe
+    /// against a concurrent `commit` of that content: either the commit sees the blob
+    /// gone and stores its own copy, or this sees the commit and keeps the blob.
+    async fn delete_if_idle(&self, sha256: &str, idle: Duration) -> io::Result<Removal>;
     /// Every stored blob with its age in seconds (for garbage collection).
     async fn list(&self) -> io::Result<Vec<(String, u64)>>;
     /// Removes staging files left by crashed or aborted uploads; returns how many.
@@ -49,6 +58,16 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn partial(&self, key: &str, size: u64) -> io::Result<std::sync::Arc<dyn PartialBlob>>;
     async fn discard_partial(&self, key: &str) -> io::Result<()>;
     fn describe(&self) -> String;
+}
+
+/// What `delete_if_idle` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Deleted,
+    /// Not stored (already deleted).
+    Missing,
+    /// Kept: stored or deduplicated onto this long ago, less than the idle time.
+    Recent(Duration),
 }
 
 pub fn valid_sha256(s: &str) -> bool {

@@ -303,6 +303,8 @@ impl Server {
     /// Starts the process again on the same data directory and database.
     pub async fn restart(&mut self) {
         self.kill9();
+        // Pooled connections went to the old process: start with a fresh client.
+        self.http = reqwest::Client::builder().no_proxy().build().unwrap();
         self.spawn().await;
     }
 
@@ -408,4 +410,24 @@ pub fn sha1_hex(d: &[u8]) -> String {
 pub fn sha256_hex(d: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(d))
+}
+
+impl Server {
+    /// Runs one SQL statement on this server's own database, for states the API cannot
+    /// produce (a package that is not Public); returns the number of rows affected.
+    pub async fn sql(&self, sql: &str) -> u64 {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let url =
+            self.db.url.clone().unwrap_or_else(|| {
+                format!("sqlite://{}", self.data_dir.join("ods.sqlite3").display())
+            });
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let _ = conn.close().await;
+        n.rows_affected()
+    }
 }

@@ -13,9 +13,6 @@ mod users;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
-use axum::middleware;
-use axum::response::Response;
 use axum::routing::{delete, get, post};
 
 use crate::app::App;
@@ -29,14 +26,11 @@ pub fn routes() -> Router<App> {
             "/packages",
             get(packages::list_packages)
                 .post(packages::upload_package)
-                .layer(DefaultBodyLimit::disable())
-                .layer(middleware::map_response(close_on_error)),
+                .layer(DefaultBodyLimit::disable()),
         )
         .route(
             "/upload",
-            post(packages::upload_package)
-                .layer(DefaultBodyLimit::disable())
-                .layer(middleware::map_response(close_on_error)),
+            post(packages::upload_package).layer(DefaultBodyLimit::disable()),
         )
         .route(
             "/packages/{id_or_name}",
@@ -71,16 +65,6 @@ pub fn routes() -> Router<App> {
         .route("/jobs", get(jobs::list_jobs))
         .route("/jobs/{id}", get(jobs::get_job))
         .route("/jobs/{id}/retry", post(jobs::retry_job))
-}
-
-/// An upload refused before its body was read leaves the connection unusable (the
-/// server will not read gigabytes just to reuse it): say so, so clients reconnect.
-async fn close_on_error(mut resp: Response) -> Response {
-    if resp.status().is_client_error() || resp.status().is_server_error() {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    resp
 }
 
 /// Parses a numeric path id, or 400.
