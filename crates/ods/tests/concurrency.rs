@@ -172,7 +172,6 @@ async fn racing_uploads_of_one_filename_have_one_winner() {
 /// for the content on that conflict, or check the name before committing the file);
 /// then drop the `ignore`. (Timing-dependent: it does not reproduce on every run.)
 #[tokio::test]
-#[ignore = "known bug (packages::accept_upload): a lost filename race orphans its blob"]
 async fn a_lost_filename_race_leaves_no_blob() {
     let s = Arc::new(Server::start().await);
     let results = race_for_one_name(&s, 10).await;
@@ -193,7 +192,6 @@ async fn a_lost_filename_race_leaves_no_blob() {
 /// 500 (SQLite's single writer serialises them). Fix belongs in
 /// `db::packages::insert_blob` (insert-or-ignore); then drop the `ignore`.
 #[tokio::test]
-#[ignore = "known bug (db::packages::insert_blob): concurrent same-content uploads get 500 on PostgreSQL and MariaDB"]
 async fn concurrent_uploads_of_one_content_share_one_blob() {
     let s = Arc::new(Server::start().await);
     let same = Arc::new(bytes(300 * KIB, 999));

@@ -46,6 +46,17 @@ fn from_row(r: &AnyRow) -> sqlx::Result<PeerRow> {
     })
 }
 
+/// The peers, read on `conn` (use inside a transaction: never a second connection).
+pub async fn list_on(db: &Db, conn: &mut AnyConnection) -> sqlx::Result<Vec<PeerRow>> {
+    let sql = format!("SELECT {COLS} FROM peers ORDER BY id");
+    db.q(&sql)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(from_row)
+        .collect()
+}
+
 pub async fn list(db: &Db) -> sqlx::Result<Vec<PeerRow>> {
     let sql = format!("SELECT {COLS} FROM peers ORDER BY id");
     db.q(&sql)

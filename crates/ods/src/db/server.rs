@@ -32,6 +32,15 @@ fn from_row(r: &AnyRow) -> sqlx::Result<ServerRow> {
     })
 }
 
+/// The settings, read on `conn` (use inside a transaction).
+pub async fn get_on(db: &Db, conn: &mut sqlx::AnyConnection) -> sqlx::Result<ServerRow> {
+    let row = db
+        .q("SELECT name, url, iss, key_sealed, stage, firewalled, download_auth, created FROM server WHERE id = 1")
+        .fetch_one(conn)
+        .await?;
+    from_row(&row)
+}
+
 pub async fn get(db: &Db) -> sqlx::Result<ServerRow> {
     let row = db
         .q("SELECT name, url, iss, key_sealed, stage, firewalled, download_auth, created FROM server WHERE id = 1")

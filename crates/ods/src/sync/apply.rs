@@ -152,7 +152,7 @@ pub async fn local_stage(
         format!("{}: {} -> {}", r.filename, from.as_str(), stage.as_str()),
     )
     .await?;
-    let own = server::get(&app.db).await?;
+    let own = server::get_on(&app.db, conn).await?;
     if !wants(own.stage, &app.sync.own_iss, &r) {
         withdraw(app, conn, pkg, &r).await?;
     }

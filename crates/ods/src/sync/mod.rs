@@ -72,7 +72,7 @@ pub async fn announce(
     conn: &mut AnyConnection,
     except_iss: Option<&str>,
 ) -> sqlx::Result<()> {
-    for p in db::peers::list(db).await? {
+    for p in db::peers::list_on(db, conn).await? {
         if p.firewalled || p.url.is_none() || Some(p.iss.as_str()) == except_iss {
             continue;
         }
