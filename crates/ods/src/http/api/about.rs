@@ -135,6 +135,7 @@ pub async fn update_about(
     }
     let mut conn = app.db.writer().acquire().await?;
     db::server::update(&app.db, &mut conn, &u).await?;
+    app.settings_changed();
     // The seed answers 201 with an empty text/html body.
     Ok((
         StatusCode::CREATED,
