@@ -29,6 +29,8 @@ pub struct AppInner {
     pub started: Instant,
     pub worker_id: String,
     pub sync: crate::sync::SyncState,
+    /// `download_auth` as last read, and when: it is checked on every download.
+    download_auth: std::sync::Mutex<SettingsCache>,
 }
 
 #[derive(Clone)]
@@ -93,6 +95,7 @@ impl App {
                 config.max_transfers,
                 Duration::from_secs(config.sync_interval_secs),
             ),
+            download_auth: std::sync::Mutex::default(),
             config,
         };
         Ok(Opened {
@@ -100,6 +103,47 @@ impl App {
             first_start: first_start || created,
         })
     }
+}
+
+/// How long a download trusts the `download_auth` it read. A change made through this
+/// process applies at once (`settings_changed`); one made by another process sharing
+/// the database, within this time.
+const SETTINGS_TTL: Duration = Duration::from_secs(1);
+
+impl App {
+    /// The server's `download_auth` (`none` or `basic`), read from the database at
+    /// most once per `SETTINGS_TTL`.
+    pub async fn download_auth(&self) -> sqlx::Result<String> {
+        let generation = {
+            let cache = self.download_auth.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, mode)) = &cache.value
+                && at.elapsed() < SETTINGS_TTL
+            {
+                return Ok(mode.clone());
+            }
+            cache.generation
+        };
+        let mode = db::server::get(&self.db).await?.download_auth;
+        let mut cache = self.download_auth.lock().unwrap_or_else(|p| p.into_inner());
+        // A change made while we read must not be hidden by what we read before it.
+        if cache.generation == generation {
+            cache.value = Some((Instant::now(), mode.clone()));
+        }
+        Ok(mode)
+    }
+
+    /// Call after changing the server's settings.
+    pub fn settings_changed(&self) {
+        let mut cache = self.download_auth.lock().unwrap_or_else(|p| p.into_inner());
+        cache.generation += 1;
+        cache.value = None;
+    }
+}
+
+#[derive(Default)]
+struct SettingsCache {
+    generation: u64,
+    value: Option<(Instant, String)>,
 }
 
 fn hostname() -> String {

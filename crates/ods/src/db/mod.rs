@@ -50,8 +50,10 @@ impl Db {
         let url = url.replacen("mariadb://", "mysql://", 1);
         let db = match dialect {
             Dialect::Sqlite => {
+                // A local file cannot drop a connection: skip sqlx's ping before every
+                // acquire (a round trip to the connection's thread, on every request).
                 let pragmas = |opts: AnyPoolOptions| {
-                    opts.after_connect(|conn, _| {
+                    opts.test_before_acquire(false).after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 30000; \

@@ -8,10 +8,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
+use axum::http::Method;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+
+use super::api::{Endpoint, endpoint};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -25,21 +27,29 @@ use crate::sync::auth::{self, ISS_HEADER, SIG_HEADER};
 use crate::sync::register::{Hello, Welcome, new_pair_secret, own_hello};
 use crate::sync::transfer::Manifest;
 
+/// Every peer endpoint (under `/api/ods`); the router is built from this list and the
+/// OpenAPI test checks each one is documented.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        endpoint(M::POST, "/register", register),
+        endpoint(M::POST, "/unregister", unregister),
+        endpoint(M::POST, "/notify", notify),
+        endpoint(M::GET, "/catalog", catalog),
+        endpoint(M::GET, "/events", events),
+        endpoint(M::GET, "/packages/{uuid}/manifest", manifest),
+        endpoint(M::GET, "/packages/{uuid}/chunks/{idx}", chunk),
+        endpoint(M::PUT, "/packages/{uuid}/chunks/{idx}", receive_chunk),
+        endpoint(M::POST, "/packages/{uuid}/offer", offer),
+        endpoint(M::POST, "/push", push),
+        endpoint(M::POST, "/wants", wants),
+    ]
+}
+
 pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/register", post(register))
-        .route("/unregister", post(unregister))
-        .route("/notify", post(notify))
-        .route("/catalog", get(catalog))
-        .route("/events", get(events))
-        .route("/packages/{uuid}/manifest", get(manifest))
-        .route(
-            "/packages/{uuid}/chunks/{idx}",
-            get(chunk).put(receive_chunk),
-        )
-        .route("/packages/{uuid}/offer", post(offer))
-        .route("/push", post(push))
-        .route("/wants", post(wants))
+    endpoints()
+        .into_iter()
+        .fold(Router::new(), |r, e| r.route(e.path, e.handler))
 }
 
 fn refused(msg: &str) -> ApiError {

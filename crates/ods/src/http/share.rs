@@ -51,8 +51,7 @@ async fn download(
             format!("{problem}: {filename:?}"),
         ));
     }
-    let server = db::server::get(&app.db).await?;
-    if server.download_auth == "basic" {
+    if app.download_auth().await? == "basic" {
         let addr = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

@@ -7,7 +7,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use bytes::BytesMut;
+use bytes::Bytes;
 
 use super::{BlobStore, BlobWriter, ByteStream, Removal, valid_sha256};
 
@@ -19,7 +19,9 @@ pub struct LocalStore {
 
 /// Staging files older than this are swept even if their process still runs.
 const STALE_STAGING: Duration = Duration::from_secs(24 * 3600);
-const READ_BLOCK: usize = 512 * 1024;
+/// Bytes per read and per body chunk of a download; `READ_AHEAD` blocks are buffered.
+const READ_BLOCK: usize = 1024 * 1024;
+const READ_AHEAD: usize = 2;
 
 impl LocalStore {
     /// Fails at start when the staging directory is on another filesystem than the
@@ -67,18 +69,45 @@ impl LocalStore {
     }
 }
 
+/// Bytes written between two background flushes of a staging file, so that writeback
+/// overlaps the upload instead of all happening in the commit's fsync.
+const FLUSH_EVERY: u64 = 64 * 1024 * 1024;
+
 struct LocalWriter {
     file: Option<File>,
     path: PathBuf,
     root: PathBuf,
+    /// Bytes written since the last background flush started.
+    unflushed: u64,
+    /// The background flush in progress, if any.
+    flushing: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl LocalWriter {
+    /// Waits for the background flush in progress and returns its result.
+    fn flushed(&mut self) -> io::Result<()> {
+        match self.flushing.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the flush thread panicked"))),
+            None => Ok(()),
+        }
+    }
 }
 
 impl BlobWriter for LocalWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file
-            .as_mut()
-            .expect("writer used after commit")
-            .write_all(buf)
+        let file = self.file.as_mut().expect("writer used after commit");
+        file.write_all(buf)?;
+        self.unflushed += buf.len() as u64;
+        // Start the next flush when the last one is done (never wait for it here).
+        if self.unflushed >= FLUSH_EVERY && self.flushing.as_ref().is_none_or(|t| t.is_finished()) {
+            let copy = file.try_clone()?;
+            self.flushed()?;
+            self.flushing = Some(std::thread::spawn(move || copy.sync_data()));
+            self.unflushed = 0;
+        }
+        Ok(())
     }
 
     fn commit(mut self: Box<Self>, sha256: &str) -> io::Result<()> {
@@ -86,6 +115,7 @@ impl BlobWriter for LocalWriter {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256"));
         }
         let file = self.file.take().expect("commit twice");
+        self.flushed()?;
         file.sync_all()?;
         drop(file);
         place(&self.path, &self.root, sha256)
@@ -183,6 +213,8 @@ impl BlobStore for LocalStore {
             file: Some(file),
             path,
             root: self.root.clone(),
+            unflushed: 0,
+            flushing: None,
         }))
     }
 
@@ -196,8 +228,18 @@ impl BlobStore for LocalStore {
 
     async fn read(&self, sha256: &str, offset: u64, len: u64) -> io::Result<ByteStream> {
         let path = self.path(sha256)?;
+        if len <= READ_BLOCK as u64 {
+            // Most requests of a busy server: one blocking call, no reader thread.
+            let data = tokio::task::spawn_blocking(move || {
+                let mut file = File::open(path)?;
+                file.seek(SeekFrom::Start(offset))?;
+                read_block(&mut file, len as usize)
+            })
+            .await??;
+            return Ok(Box::pin(futures_util::stream::once(async { Ok(data) })));
+        }
         let mut file = tokio::task::spawn_blocking(move || File::open(path)).await??;
-        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(4);
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
         tokio::task::spawn_blocking(move || {
             let mut left = len;
             if let Err(e) = file.seek(SeekFrom::Start(offset)) {
@@ -206,18 +248,12 @@ impl BlobStore for LocalStore {
             }
             while left > 0 {
                 let n = left.min(READ_BLOCK as u64) as usize;
-                let mut buf = BytesMut::zeroed(n);
-                match file.read_exact(&mut buf) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
+                let block = read_block(&mut file, n);
+                let failed = block.is_err();
+                if tx.blocking_send(block).is_err() || failed {
+                    return; // the client went away, or the error is sent
                 }
                 left -= n as u64;
-                if tx.blocking_send(Ok(buf.freeze())).is_err() {
-                    return; // the client went away
-                }
             }
         });
         Ok(Box::pin(tokio_stream_from(rx)))
@@ -364,9 +400,23 @@ impl BlobStore for LocalStore {
     }
 }
 
+/// Reads exactly `n` bytes from the file position into a new buffer (which, unlike a
+/// zero-filled one, is not written twice).
+fn read_block(file: &mut File, n: usize) -> io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(n);
+    Read::take(&mut *file, n as u64).read_to_end(&mut buf)?;
+    if buf.len() < n {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the blob is shorter than its recorded size",
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
+
 fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<io::Result<bytes::Bytes>>,
-) -> impl futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send {
+    mut rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
+) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 

@@ -150,6 +150,7 @@ pub async fn update_about(
     crate::sync::announce(&app.db, &mut tx, None).await?;
     tx.commit().await?;
     app.jobs_wake.notify_one();
+    app.settings_changed();
     // The seed answers 201 with an empty text/html body.
     Ok((
         StatusCode::CREATED,

@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# Core benchmark of one ODS server against reference tools, in one run, on loopback:
+#   - 1 GiB upload+ingest (curl multipart to ods, new content each run so each pays its
+#     fsync) vs a raw TCP receive-to-file of the same bytes (socat, as in STACK.md with
+#     its default 8 KiB buffer; also with fsync, and with 1 MiB buffers); ods peak RSS
+#     during the uploads and disk overhead (max bytes used in the data dir during an
+#     upload / file size);
+#   - 1 GiB download (curl -o /dev/null) from ods /share/<name> vs nginx (sendfile on);
+#   - 64 KiB downloads under wrk -t2 -c64 -d10s, ods vs nginx.
+# Prints a table (ratio = ods / reference, >= 1.0 means ods is as fast) and writes the
+# same as JSON to bench/results/core-<date>.json. Not a test: run it by hand.
+#
+#   bench/core.sh                    # builds ods in release first
+#   ODS_BIN=/path/to/ods bench/core.sh
+#   BENCH_RUNS=3 WRK_DURATION=10s BIG_MIB=1024 bench/core.sh
+#
+# Needs nginx-light, wrk, socat, curl, jq (installed with apt-get when missing).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${BENCH_RUNS:-3}
+BIG_MIB=${BIG_MIB:-1024}
+SMALL_KIB=${SMALL_KIB:-64}
+WRK_DURATION=${WRK_DURATION:-10s}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ods-target}
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- tools
+need=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v socat >/dev/null || need+=(socat)
+command -v curl >/dev/null || need+=(curl)
+command -v jq >/dev/null || need+=(jq)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null ||
+    { $sudo apt-get update >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null; } ||
+    die "could not install ${need[*]}"
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# ---------------------------------------------------------------- build
+if [ -z "${ODS_BIN:-}" ]; then
+  log "building ods (release, target dir $CARGO_TARGET_DIR)"
+  (cd "$ROOT" && cargo build --release --quiet -p ods) || die "release build failed"
+  ODS_BIN=$CARGO_TARGET_DIR/release/ods
+fi
+[ -x "$ODS_BIN" ] || die "no ods binary at $ODS_BIN"
+
+# ---------------------------------------------------------------- workspace + cleanup
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ods-bench.XXXXXX")
+chmod 755 "$WORK" # nginx workers (www-data) must read the files
+PIDS=()
+cleanup() {
+  set +e
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 40000))
+    port_free "$p" && { echo "$p"; return; }
+  done
+  die "no free loopback port"
+}
+now() { date +%s.%N; }
+# Seconds between two `now` stamps.
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
+# min of the arguments
+best() { printf '%s\n' "$@" | sort -g | head -n 1; }
+mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / s / 1e6 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "null" }'; }
+
+# ---------------------------------------------------------------- files
+FILES=$WORK/files
+mkdir -p "$FILES" "$WORK/nginx"
+BIG=$FILES/big.bin
+SMALL=$FILES/small.bin
+log "creating ${BIG_MIB} MiB and ${SMALL_KIB} KiB files from /dev/urandom in $WORK"
+dd if=/dev/urandom of="$BIG" bs=1M count="$BIG_MIB" iflag=fullblock status=none
+dd if=/dev/urandom of="$SMALL" bs=1K count="$SMALL_KIB" iflag=fullblock status=none
+chmod 644 "$BIG" "$SMALL"
+BIG_SIZE=$(stat -c %s "$BIG")
+if [ "$BIG_MIB" = 1024 ]; then BIG_LABEL="1 GiB"; else BIG_LABEL="$BIG_MIB MiB"; fi
+
+# ---------------------------------------------------------------- ods
+DATA=$WORK/ods-data
+log "starting ods"
+env -u DATABASE_URL -u ODS_CONF -u UPLOAD_STAGING_DIRECTORY -u MYSQL_SERVER -u ODS_LISTEN \
+  -u ODS_DATA_DIR -u DEBUG ODS_LOG=warn \
+  "$ODS_BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA" >"$WORK/ods.out" 2>"$WORK/ods.err" &
+ODS_PID=$!
+PIDS+=("$ODS_PID")
+ODS_URL=""
+for _ in $(seq 300); do
+  ODS_URL=$(sed -n 's/^ODS listening on \(http:[^ ]*\).*/\1/p' "$WORK/ods.out" | head -n 1)
+  [ -n "$ODS_URL" ] && break
+  kill -0 "$ODS_PID" 2>/dev/null || { cat "$WORK/ods.err" >&2; die "ods exited at start"; }
+  sleep 0.1
+done
+[ -n "$ODS_URL" ] || die "ods did not print its URL"
+AUTH=admin:ods1234!
+
+# ---------------------------------------------------------------- nginx
+NGINX_PORT=$(free_port)
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  default_type application/octet-stream;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location /share/ { alias $FILES/; }
+  }
+}
+EOF
+log "starting nginx on 127.0.0.1:$NGINX_PORT"
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" 2>"$WORK/nginx/stderr" &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+NGINX_URL=http://127.0.0.1:$NGINX_PORT
+for _ in $(seq 100); do
+  curl -sf -o /dev/null "$NGINX_URL/share/small.bin" && break
+  kill -0 "$NGINX_PID" 2>/dev/null || { cat "$WORK/nginx/stderr" "$WORK/nginx/error.log" >&2; die "nginx exited at start"; }
+  sleep 0.1
+done
+curl -sf -o /dev/null "$NGINX_URL/share/small.bin" || die "nginx does not serve the files"
+
+# ---------------------------------------------------------------- upload vs socat
+# Disk and memory samplers for the upload phase.
+du_bytes() { du -s -B1 "$DATA" 2>/dev/null | cut -f1 | head -n 1; }
+sample_du() { # writes the max bytes used in the data dir to $1 until killed
+  local max=0 cur
+  while :; do
+    cur=$(du_bytes) || true
+    # (written aside then renamed: being killed mid-write must not empty the file)
+    [ "${cur:-0}" -gt "$max" ] && { max=$cur; echo "$max" >"$1.new"; mv -f "$1.new" "$1"; }
+    sleep 0.1
+  done
+}
+status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+# On a VM, page-cache pages the guest has never used (or has handed back) cost a
+# hypervisor fault on first write: a new 1 GiB file is written at ~0.4 GB/s instead
+# of 2-4 GB/s. Writing and deleting a scratch file first gives each timed transfer
+# already-touched pages, so neither side is timed on the hypervisor.
+warm_page_cache() {
+  dd if=/dev/zero of="$WORK/scratch" bs=1M count="$BIG_MIB" status=none
+  rm -f "$WORK/scratch"
+}
+
+# One raw TCP receive-to-file of $BIG with socat (extra options in "$@"). Prints the
+# seconds to receive, and to receive and fsync.
+socat_receive() {
+  local sp listener t0 t1 t2
+  warm_page_cache
+  sp=$(free_port)
+  socat -u "$@" "TCP-LISTEN:$sp,bind=127.0.0.1,reuseaddr" "OPEN:$WORK/socat.out,creat,trunc" &
+  listener=$!
+  # (probing with a connection would use up the listener's single accept)
+  for _ in $(seq 200); do ss -Hltn "sport = :$sp" | grep -q . && break; sleep 0.02; done
+  t0=$(now)
+  socat -u "$@" "FILE:$BIG" "TCP:127.0.0.1:$sp"
+  wait "$listener"
+  t1=$(now)
+  sync "$WORK/socat.out" # what ods does before its commit (fsync), timed apart
+  t2=$(now)
+  [ "$(stat -c %s "$WORK/socat.out")" = "$BIG_SIZE" ] || die "socat received a short file"
+  rm -f "$WORK/socat.out"
+  echo "$(elapsed "$t0" "$t1") $(elapsed "$t0" "$t2")"
+}
+
+log "upload: $RUNS x $BIG_LABEL to ods; socat raw receive, default (8 KiB) and 1 MiB buffers"
+up_times=(); socat_times=(); socat_sync_times=(); socat_big_times=(); overheads=()
+for i in $(seq "$RUNS"); do
+  # New content each run (first 8 bytes), so every ods upload stores a new blob and
+  # pays its fsync, as a real upload does; socat receives the same bytes.
+  printf '%08d' "$i" | dd of="$BIG" bs=8 count=1 conv=notrunc status=none
+  # ods, under a new name each run (no replace: no collector running meanwhile)
+  warm_page_cache
+  base=$(du_bytes)
+  echo "$base" >"$WORK/du.max"
+  sample_du "$WORK/du.max" &
+  sampler=$!
+  PIDS+=("$sampler")
+  t=$(curl -sS -u "$AUTH" -F "file=@$BIG;filename=big-$i.bin" -F stage=Prod \
+        -o "$WORK/upload.json" -w '%{http_code} %{time_total}' "$ODS_URL/api/admin/upload")
+  kill "$sampler"; wait "$sampler" 2>/dev/null || true
+  [ "${t%% *}" = 201 ] || { cat "$WORK/upload.json" >&2; die "upload answered ${t%% *}"; }
+  up_times+=("${t#* }")
+  overheads+=("$(awk -v m="$(cat "$WORK/du.max")" -v b="$base" -v s="$BIG_SIZE" 'BEGIN { printf "%.3f", (m - b) / s }')")
+  # socat: receive to a file on the same disk, as briefed (socat's default 8 KiB
+  # buffer: the reference figures of STACK.md), and with 1 MiB buffers
+  out=$(socat_receive); read -r a b <<<"$out"
+  socat_times+=("$a"); socat_sync_times+=("$b")
+  out=$(socat_receive -b 1048576); read -r a b <<<"$out"
+  socat_big_times+=("$a")
+  log "  run $i: ods ${up_times[-1]} s (disk ${overheads[-1]}x), socat ${socat_times[-1]} s (+fsync ${socat_sync_times[-1]} s), socat -b 1M ${socat_big_times[-1]} s"
+done
+UP_RSS_KIB=$(status_kib "$ODS_PID" VmHWM)
+sha_ods=$(jq -r .sha256 "$WORK/upload.json")
+sha_file=$(sha256sum "$BIG" | cut -d' ' -f1)
+[ "$sha_ods" = "$sha_file" ] || die "ods computed sha256 $sha_ods, the file has $sha_file"
+
+curl -fsS -u "$AUTH" -F "file=@$SMALL" -F stage=Prod -o /dev/null "$ODS_URL/api/admin/upload"
+
+# ---------------------------------------------------------------- 1 GiB download
+log "download: $RUNS x $BIG_LABEL from ods and nginx (alternating)"
+dl() { # url -> seconds; checks the size
+  local out
+  out=$(curl -sS -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$1")
+  set -- $out
+  [ "$1" = 200 ] && [ "$2" = "$BIG_SIZE" ] || die "download: status $1, $2 bytes"
+  echo "$3"
+}
+dl_ods=(); dl_nginx=()
+for i in $(seq "$RUNS"); do
+  t=$(dl "$ODS_URL/share/big-$RUNS.bin"); dl_ods+=("$t")
+  t=$(dl "$NGINX_URL/share/big.bin"); dl_nginx+=("$t")
+  log "  run $i: ods ${dl_ods[-1]} s, nginx ${dl_nginx[-1]} s"
+done
+
+# ---------------------------------------------------------------- 64 KiB under wrk
+wrk_rps() { # url -> req/s; refuses runs with errors or non-2xx answers
+  local out
+  out=$(wrk -t2 -c64 -d"$WRK_DURATION" "$1")
+  if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+    printf '%s\n' "$out" >&2
+    die "wrk saw errors against $1"
+  fi
+  awk '/^Requests\/sec:/ { print $2 }' <<<"$out"
+}
+log "wrk -t2 -c64 -d$WRK_DURATION on the ${SMALL_KIB} KiB file: ods, then nginx"
+rps_ods=$(wrk_rps "$ODS_URL/share/small.bin")
+rps_nginx=$(wrk_rps "$NGINX_URL/share/small.bin")
+ALL_RSS_KIB=$(status_kib "$ODS_PID" VmHWM)
+
+# ---------------------------------------------------------------- report
+up_best=$(best "${up_times[@]}")
+socat_best=$(best "${socat_times[@]}")
+socat_sync_best=$(best "${socat_sync_times[@]}")
+socat_big_best=$(best "${socat_big_times[@]}")
+dl_ods_best=$(best "${dl_ods[@]}")
+dl_nginx_best=$(best "${dl_nginx[@]}")
+overhead=$(printf '%s\n' "${overheads[@]}" | sort -g | tail -n 1)
+up_ods_mbps=$(mbps "$BIG_SIZE" "$up_best")
+up_ref_mbps=$(mbps "$BIG_SIZE" "$socat_best")
+up_ref_sync_mbps=$(mbps "$BIG_SIZE" "$socat_sync_best")
+up_ref_big_mbps=$(mbps "$BIG_SIZE" "$socat_big_best")
+dl_ods_mbps=$(mbps "$BIG_SIZE" "$dl_ods_best")
+dl_ref_mbps=$(mbps "$BIG_SIZE" "$dl_nginx_best")
+rss_up_mib=$(awk -v k="$UP_RSS_KIB" 'BEGIN { printf "%.1f", k / 1024 }')
+rss_all_mib=$(awk -v k="$ALL_RSS_KIB" 'BEGIN { printf "%.1f", k / 1024 }')
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null | grep -q . && echo true || echo false)
+
+printf '\nODS core benchmark (commit %s%s, %s cores, %s MiB file, best of %s)\n' \
+  "$commit" "$([ "$dirty" = true ] && echo ', uncommitted changes')" "$(nproc)" "$BIG_MIB" "$RUNS"
+fmt='%-40s %12s %12s %8s\n'
+printf "$fmt" metric ods reference ratio
+printf "$fmt" "upload+ingest MB/s (ref: socat)" "$up_ods_mbps" "$up_ref_mbps" "$(ratio "$up_ods_mbps" "$up_ref_mbps")"
+printf "$fmt" "upload+ingest MB/s (ref: socat+fsync)" "$up_ods_mbps" "$up_ref_sync_mbps" "$(ratio "$up_ods_mbps" "$up_ref_sync_mbps")"
+printf "$fmt" "upload+ingest MB/s (ref: socat -b 1MiB)" "$up_ods_mbps" "$up_ref_big_mbps" "$(ratio "$up_ods_mbps" "$up_ref_big_mbps")"
+printf "$fmt" "$BIG_LABEL download MB/s (ref: nginx)" "$dl_ods_mbps" "$dl_ref_mbps" "$(ratio "$dl_ods_mbps" "$dl_ref_mbps")"
+printf "$fmt" "${SMALL_KIB} KiB req/s, wrk -c64 (ref: nginx)" "$rps_ods" "$rps_nginx" "$(ratio "$rps_ods" "$rps_nginx")"
+printf "$fmt" "disk overhead during upload (x file)" "$overhead" "1.0" ""
+printf "$fmt" "ods peak RSS MiB, after uploads" "$rss_up_mib" "" ""
+printf "$fmt" "ods peak RSS MiB, whole run" "$rss_all_mib" "" ""
+
+mkdir -p "$ROOT/bench/results"
+OUT=$ROOT/bench/results/core-$(date -u +%Y%m%dT%H%M%SZ).json
+jarr() { local IFS=,; echo "[$*]"; }
+cat >"$OUT" <<EOF
+{
+  "benchmark": "core",
+  "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+  "commit": "$commit",
+  "uncommitted_changes": $dirty,
+  "machine": {"cores": $(nproc), "kernel": "$(uname -r)", "mem_total_kib": $(awk '/MemTotal/ { print $2 }' /proc/meminfo)},
+  "big_file_bytes": $BIG_SIZE,
+  "small_file_bytes": $((SMALL_KIB * 1024)),
+  "runs": $RUNS,
+  "upload": {
+    "ods_seconds": $(jarr "${up_times[@]}"),
+    "socat_seconds": $(jarr "${socat_times[@]}"),
+    "socat_plus_fsync_seconds": $(jarr "${socat_sync_times[@]}"),
+    "socat_1mib_buffer_seconds": $(jarr "${socat_big_times[@]}"),
+    "ods_mb_per_s": $up_ods_mbps,
+    "socat_mb_per_s": $up_ref_mbps,
+    "socat_plus_fsync_mb_per_s": $up_ref_sync_mbps,
+    "socat_1mib_buffer_mb_per_s": $up_ref_big_mbps,
+    "ratio": $(ratio "$up_ods_mbps" "$up_ref_mbps"),
+    "ratio_vs_socat_plus_fsync": $(ratio "$up_ods_mbps" "$up_ref_sync_mbps"),
+    "ratio_vs_socat_1mib_buffer": $(ratio "$up_ods_mbps" "$up_ref_big_mbps"),
+    "disk_overhead": $overhead,
+    "disk_overhead_per_run": $(jarr "${overheads[@]}"),
+    "ods_peak_rss_mib": $rss_up_mib
+  },
+  "download_1gib": {
+    "ods_seconds": $(jarr "${dl_ods[@]}"),
+    "nginx_seconds": $(jarr "${dl_nginx[@]}"),
+    "ods_mb_per_s": $dl_ods_mbps,
+    "nginx_mb_per_s": $dl_ref_mbps,
+    "ratio": $(ratio "$dl_ods_mbps" "$dl_ref_mbps")
+  },
+  "wrk_small": {
+    "command": "wrk -t2 -c64 -d$WRK_DURATION",
+    "ods_req_per_s": $rps_ods,
+    "nginx_req_per_s": $rps_nginx,
+    "ratio": $(ratio "$rps_ods" "$rps_nginx")
+  },
+  "ods_peak_rss_mib": $rss_all_mib
+}
+EOF
+jq . "$OUT" >/dev/null 2>&1 || die "wrote invalid JSON to $OUT"
+printf '\nwrote %s\n' "${OUT#"$ROOT"/}"
