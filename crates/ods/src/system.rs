@@ -61,6 +61,8 @@ pub fn snapshot(data_dir: &Path) -> Value {
 
 /// Total, used and free bytes of the filesystem holding `dir`, as `df` and the seed's
 /// psutil report them: used = total - free blocks, free = blocks available to users.
+// statvfs field widths differ between platforms: convert explicitly everywhere.
+#[allow(clippy::useless_conversion)]
 #[cfg(unix)]
 fn disk_figures(dir: &Path) -> (u64, u64, u64) {
     use std::os::unix::ffi::OsStrExt;
@@ -77,10 +79,10 @@ fn disk_figures(dir: &Path) -> (u64, u64, u64) {
     }
     // SAFETY: statvfs returned 0, so `st` is initialised.
     let st = unsafe { st.assume_init() };
-    let frsize = st.f_frsize as u64;
-    let total = st.f_blocks as u64 * frsize;
-    let used = (st.f_blocks as u64).saturating_sub(st.f_bfree as u64) * frsize;
-    let free = st.f_bavail as u64 * frsize;
+    let frsize = u64::from(st.f_frsize);
+    let total = u64::from(st.f_blocks) * frsize;
+    let used = u64::from(st.f_blocks).saturating_sub(u64::from(st.f_bfree)) * frsize;
+    let free = u64::from(st.f_bavail) * frsize;
     (total, used, free)
 }
 

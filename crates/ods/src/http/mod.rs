@@ -81,6 +81,27 @@ where
     }
 }
 
+/// `Query<T>` whose rejection is a JSON 400 like every other error.
+pub struct QueryArgs<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for QueryArgs<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(QueryArgs(v)),
+            Err(e) => Err(ApiError::bad_request("invalid_query", e.body_text())),
+        }
+    }
+}
+
 /// For `Option<Option<T>>` fields: absent -> `None`, `null` -> `Some(None)`.
 pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -20,6 +20,7 @@ use serde_json::json;
 use crate::app::App;
 use crate::db::{self, peers::PeerRow};
 use crate::error::{ApiError, ApiResult};
+use crate::http::QueryArgs;
 use crate::ingest::CHUNK_SIZE;
 use crate::jobs::{self, pull::PullPeer};
 use crate::model::{Status, now_unix};
@@ -205,7 +206,7 @@ struct CatalogQuery {
 
 async fn catalog(
     State(app): State<App>,
-    Query(q): Query<CatalogQuery>,
+    QueryArgs(q): QueryArgs<CatalogQuery>,
     parts: Parts,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     authenticate(&app, &parts, b"").await?;
@@ -232,7 +233,7 @@ struct EventsQuery {
 /// Long-poll: answers when our change cursor passes `since`, or after `wait` seconds.
 async fn events(
     State(app): State<App>,
-    Query(q): Query<EventsQuery>,
+    QueryArgs(q): QueryArgs<EventsQuery>,
     parts: Parts,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     authenticate(&app, &parts, b"").await?;
@@ -281,10 +282,11 @@ async fn manifest(
 
 async fn chunk(
     State(app): State<App>,
-    Path((uuid, idx)): Path<(String, u64)>,
+    Path((uuid, idx)): Path<(String, String)>,
     parts: Parts,
 ) -> ApiResult<Response> {
     authenticate(&app, &parts, b"").await?;
+    let idx = chunk_index(&idx)?;
     let p = public_package(&app, &uuid).await?;
     let size = p.file_size.max(0) as u64;
     let offset = idx * CHUNK_SIZE as u64;
@@ -308,6 +310,11 @@ async fn chunk(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+fn chunk_index(s: &str) -> ApiResult<u64> {
+    s.parse()
+        .map_err(|_| ApiError::bad_request("invalid_id", format!("{s:?} is not a chunk index")))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
@@ -414,11 +421,12 @@ async fn offer(
 /// A firewalled peer sends one chunk of a package we are waiting for.
 async fn receive_chunk(
     State(app): State<App>,
-    Path((uuid, idx)): Path<(String, u64)>,
+    Path((uuid, idx)): Path<(String, String)>,
     parts: Parts,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     authenticate(&app, &parts, &body).await?;
+    let idx = chunk_index(&idx)?;
     let Some(p) = waiting_package(&app, &uuid).await? else {
         return Ok(StatusCode::NO_CONTENT);
     };

@@ -110,7 +110,7 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
         }
         if tokio::time::Instant::now() >= next_round {
             round += 1;
-            if let Err(e) = reconcile_round(&app, round % 10 == 0).await {
+            if let Err(e) = reconcile_round(&app, round.is_multiple_of(10)).await {
                 tracing::warn!(error = %format!("{e:#}"), "anti-entropy round failed");
             }
             next_round = tokio::time::Instant::now() + app.sync.interval;

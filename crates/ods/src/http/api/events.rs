@@ -1,6 +1,6 @@
 //! `GET /api/admin/events`: what happened (uploads, syncs, conflicts, peers).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -8,6 +8,7 @@ use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::db;
 use crate::error::ApiResult;
+use crate::http::QueryArgs;
 use crate::model::iso_seconds;
 
 #[derive(Debug, Deserialize)]
@@ -20,7 +21,7 @@ pub struct EventQuery {
 pub async fn list_events(
     State(app): State<App>,
     who: Principal,
-    Query(q): Query<EventQuery>,
+    QueryArgs(q): QueryArgs<EventQuery>,
 ) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Viewer)?;
     let rows = db::events::list(

@@ -1,6 +1,6 @@
 //! `/api/admin/jobs`: the durable job queue, visible and retryable.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -8,6 +8,7 @@ use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::db::{self, jobs::JobRow};
 use crate::error::{ApiError, ApiResult};
+use crate::http::QueryArgs;
 use crate::model::iso_seconds;
 
 fn to_json(j: &JobRow) -> Value {
@@ -39,7 +40,7 @@ const STATES: [&str; 4] = ["queued", "running", "done", "dead"];
 pub async fn list_jobs(
     State(app): State<App>,
     who: Principal,
-    Query(q): Query<JobQuery>,
+    QueryArgs(q): QueryArgs<JobQuery>,
 ) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Viewer)?;
     if let Some(s) = &q.state

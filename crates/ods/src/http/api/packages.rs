@@ -2,7 +2,7 @@
 //! delete, change stage, and ask for the Jamf digests.
 
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,6 +12,7 @@ use crate::auth::{Principal, Role};
 use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
+use crate::http::QueryArgs;
 use crate::ingest::{Ingest, Received};
 use crate::model::{Stage, filename_problem};
 use crate::packages as svc;
@@ -145,7 +146,7 @@ pub struct UploadQuery {
 pub async fn upload_package(
     State(app): State<App>,
     who: Principal,
-    Query(query): Query<UploadQuery>,
+    QueryArgs(query): QueryArgs<UploadQuery>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     who.require(Role::Uploader)?;

@@ -1,7 +1,7 @@
 //! `/api/admin/tokens`: API tokens. The token is shown once, at creation; the server
 //! keeps only its SHA-256.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use crate::auth::{Principal, Role};
 use crate::db::{self, users::TokenRow};
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
+use crate::http::QueryArgs;
 use crate::model::iso_seconds;
 use crate::secrets::{random_bytes, token_digest};
 
@@ -33,7 +34,7 @@ pub struct ListQuery {
 pub async fn list_tokens(
     State(app): State<App>,
     who: Principal,
-    Query(q): Query<ListQuery>,
+    QueryArgs(q): QueryArgs<ListQuery>,
 ) -> ApiResult<axum::Json<Value>> {
     let scope = if q.all == Some(true) {
         who.require(Role::Admin)?;
