@@ -154,7 +154,7 @@ pub async fn check_password(
     let ok = password::verify_async(pass.to_string(), stored).await;
     match (ok, found) {
         (true, Some(u)) => {
-            app.limiter.record_success(addr);
+            app.limiter.record_success(addr, user);
             app.basic_cache.put(key, &u);
             Ok(u)
         }
