@@ -12,6 +12,7 @@ use crate::auth::principal::BasicCache;
 use crate::auth::{DEFAULT_ADMIN, Role, password};
 use crate::config::Config;
 use crate::db::{self, Db};
+use crate::recent::Recent;
 use crate::secrets::Sealer;
 use crate::storage::BlobStore;
 use crate::storage::local::LocalStore;
@@ -29,8 +30,10 @@ pub struct AppInner {
     pub started: Instant,
     pub worker_id: String,
     pub sync: crate::sync::SyncState,
-    /// `download_auth` as last read, and when: it is checked on every download.
-    download_auth: std::sync::Mutex<SettingsCache>,
+    /// Settings read on every download (`download_auth`), briefly cached.
+    hot_settings: Recent<String>,
+    /// Package rows by filename for downloads, briefly cached.
+    hot_packages: Recent<Option<db::packages::PackageRow>>,
 }
 
 #[derive(Clone)]
@@ -95,7 +98,8 @@ impl App {
                 config.max_transfers,
                 Duration::from_secs(config.sync_interval_secs),
             ),
-            download_auth: std::sync::Mutex::default(),
+            hot_settings: Recent::new(HOT_TTL, 16),
+            hot_packages: Recent::new(HOT_TTL, 10_000),
             config,
         };
         Ok(Opened {
@@ -105,45 +109,43 @@ impl App {
     }
 }
 
-/// How long a download trusts the `download_auth` it read. A change made through this
-/// process applies at once (`settings_changed`); one made by another process sharing
-/// the database, within this time.
-const SETTINGS_TTL: Duration = Duration::from_secs(1);
+/// How long the download path trusts what it read: a change made through this process
+/// applies at once; one made by another process sharing the database, within this time.
+const HOT_TTL: Duration = Duration::from_secs(1);
 
 impl App {
-    /// The server's `download_auth` (`none` or `basic`), read from the database at
-    /// most once per `SETTINGS_TTL`.
+    /// The server's `download_auth` (`none` or `basic`), read at most once per `HOT_TTL`.
     pub async fn download_auth(&self) -> sqlx::Result<String> {
-        let generation = {
-            let cache = self.download_auth.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, mode)) = &cache.value
-                && at.elapsed() < SETTINGS_TTL
-            {
-                return Ok(mode.clone());
-            }
-            cache.generation
-        };
-        let mode = db::server::get(&self.db).await?.download_auth;
-        let mut cache = self.download_auth.lock().unwrap_or_else(|p| p.into_inner());
-        // A change made while we read must not be hidden by what we read before it.
-        if cache.generation == generation {
-            cache.value = Some((Instant::now(), mode.clone()));
-        }
-        Ok(mode)
+        self.hot_settings
+            .get_or_load("download_auth", || async {
+                Ok(db::server::get(&self.db).await?.download_auth)
+            })
+            .await
+    }
+
+    /// The Public package named `filename`, if any, read at most once per `HOT_TTL`.
+    pub async fn public_package(
+        &self,
+        filename: &str,
+    ) -> sqlx::Result<Option<db::packages::PackageRow>> {
+        self.hot_packages
+            .get_or_load(filename, || async {
+                let p =
+                    db::packages::find_by_filename(&self.db, self.db.reader(), filename).await?;
+                Ok(p.filter(|p| p.status == crate::model::Status::Public))
+            })
+            .await
     }
 
     /// Call after changing the server's settings.
     pub fn settings_changed(&self) {
-        let mut cache = self.download_auth.lock().unwrap_or_else(|p| p.into_inner());
-        cache.generation += 1;
-        cache.value = None;
+        self.hot_settings.invalidate();
     }
-}
 
-#[derive(Default)]
-struct SettingsCache {
-    generation: u64,
-    value: Option<(Instant, String)>,
+    /// Call after any package changed here (upload, delete, stage, sync).
+    pub fn packages_changed(&self) {
+        self.hot_packages.invalidate();
+    }
 }
 
 fn hostname() -> String {

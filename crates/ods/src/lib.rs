@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod model;
 pub mod packages;
+pub mod recent;
 pub mod secrets;
 pub mod storage;
 pub mod sync;

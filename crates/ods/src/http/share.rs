@@ -19,9 +19,9 @@ use futures_util::StreamExt;
 
 use crate::app::App;
 use crate::auth::principal::{basic_credentials, check_password};
-use crate::db::{self, packages::PackageRow};
+use crate::db::packages::PackageRow;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Status, filename_problem};
+use crate::model::filename_problem;
 use crate::storage::ByteStream;
 
 pub fn routes(context: &str) -> Router<App> {
@@ -69,12 +69,9 @@ async fn download(
             }
         }
     }
-    let pkg = db::packages::find_by_filename(&app.db, app.db.reader(), &filename)
-        .await?
-        .filter(|p| p.status == Status::Public)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("no downloadable package named {filename:?}"))
-        })?;
+    let pkg = app.public_package(&filename).await?.ok_or_else(|| {
+        ApiError::not_found(format!("no downloadable package named {filename:?}"))
+    })?;
     serve(&app, &pkg, &parts.method, &parts.headers).await
 }
 

@@ -387,6 +387,7 @@ pub async fn reevaluate_all(app: &App) -> anyhow::Result<()> {
         reconcile(app, &mut tx, &r, own_stage, None).await?;
         tx.commit().await?;
     }
+    app.packages_changed();
     app.jobs_wake.notify_one();
     Ok(())
 }

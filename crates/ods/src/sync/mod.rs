@@ -92,6 +92,7 @@ pub async fn announce(
 
 /// After a commit that changed the catalog: wake the local worker and long-polls.
 pub fn changed(app: &App, seq: i64) {
+    app.packages_changed();
     app.sync.cursor.send_if_modified(|c| {
         if seq > *c {
             *c = seq;
