@@ -337,3 +337,13 @@ pub async fn incomplete(db: &Db) -> sqlx::Result<Vec<PackageRow>> {
         .map(from_row)
         .collect()
 }
+
+/// Chunk indexes of an incoming transfer already written and verified.
+pub async fn transfer_done(db: &Db, uuid: &str) -> sqlx::Result<std::collections::HashSet<i64>> {
+    let rows = db
+        .q("SELECT idx FROM transfer_chunks WHERE uuid = ?")
+        .bind(uuid.to_string())
+        .fetch_all(db.reader())
+        .await?;
+    rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()
+}

@@ -22,7 +22,6 @@ use crate::db::{self, peers::PeerRow};
 use crate::error::{ApiError, ApiResult};
 use crate::http::QueryArgs;
 use crate::ingest::CHUNK_SIZE;
-use crate::jobs::{self, pull::PullPeer};
 use crate::model::{Status, now_unix};
 use crate::sync::auth::{self, ISS_HEADER, SIG_HEADER};
 use crate::sync::register::{Hello, Welcome, new_pair_secret, own_hello};
@@ -150,18 +149,7 @@ async fn register(
         format!("{} registered with this server", peer.name),
     )
     .await?;
-    let mut conn = app.db.writer().acquire().await?;
-    jobs::enqueue(
-        &app.db,
-        &mut conn,
-        &PullPeer {
-            peer_id: peer.id,
-            full: true,
-        },
-        Duration::ZERO,
-    )
-    .await?;
-    app.jobs_wake.notify_one();
+    crate::jobs::pull::queue(&app, peer.id, true).await?;
     Ok(axum::Json(Welcome {
         identity: own_hello(&app).await?,
         pair_secret: secret,
@@ -183,18 +171,7 @@ async fn unregister(State(app): State<App>, parts: Parts, body: Bytes) -> ApiRes
 
 async fn notify(State(app): State<App>, parts: Parts, body: Bytes) -> ApiResult<StatusCode> {
     let peer = authenticate(&app, &parts, &body).await?;
-    let mut conn = app.db.writer().acquire().await?;
-    jobs::enqueue(
-        &app.db,
-        &mut conn,
-        &PullPeer {
-            peer_id: peer.id,
-            full: false,
-        },
-        Duration::ZERO,
-    )
-    .await?;
-    app.jobs_wake.notify_one();
+    crate::jobs::pull::queue(&app, peer.id, false).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -297,11 +274,7 @@ async fn chunk(
     }
     let len = (size - offset).min(CHUNK_SIZE as u64);
     let stream = app.store.read(&p.sha256, offset, len).await?;
-    app.sync.stats.chunks_served.fetch_add(1, Ordering::Relaxed);
-    app.sync
-        .stats
-        .chunk_bytes_served
-        .fetch_add(len, Ordering::Relaxed);
+    app.sync.stats.served(len);
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
@@ -376,18 +349,6 @@ async fn waiting_package(app: &App, uuid: &str) -> ApiResult<Option<db::packages
         .filter(|p| p.status != Status::Public))
 }
 
-async fn done_chunks(app: &App, uuid: &str) -> ApiResult<std::collections::HashSet<i64>> {
-    Ok(app
-        .db
-        .q("SELECT idx FROM transfer_chunks WHERE uuid = ?")
-        .bind(uuid.to_string())
-        .fetch_all(app.db.reader())
-        .await?
-        .iter()
-        .map(|r| sqlx::Row::get::<i64, _>(r, 0))
-        .collect())
-}
-
 /// A firewalled peer offers a package: keep its manifest, answer which chunks we lack.
 async fn offer(
     State(app): State<App>,
@@ -410,7 +371,7 @@ async fn offer(
     let mut tx = app.db.begin().await?;
     db::packages::put_chunks(&app.db, &mut tx, &p.sha256, &m.chunks).await?;
     tx.commit().await?;
-    let done = done_chunks(&app, &uuid).await?;
+    let done = db::packages::transfer_done(&app.db, &uuid).await?;
     let missing: Vec<usize> = (0..n).filter(|i| !done.contains(&(*i as i64))).collect();
     if missing.is_empty() {
         crate::jobs::fetch::hurry(&app, &uuid).await?;
@@ -470,15 +431,8 @@ async fn receive_chunk(
     {
         return Err(e.into());
     }
-    app.sync
-        .stats
-        .chunks_fetched
-        .fetch_add(1, Ordering::Relaxed);
-    app.sync
-        .stats
-        .chunk_bytes_fetched
-        .fetch_add(len as u64, Ordering::Relaxed);
-    if done_chunks(&app, &uuid).await?.len() == expected.len() {
+    app.sync.stats.fetched(len as u64);
+    if db::packages::transfer_done(&app.db, &uuid).await?.len() == expected.len() {
         crate::jobs::fetch::hurry(&app, &uuid).await?;
     }
     Ok(StatusCode::NO_CONTENT)

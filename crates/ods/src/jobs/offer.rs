@@ -87,14 +87,7 @@ impl Job for Offer {
                 Duration::from_secs(120),
             )
             .await?;
-            app.sync
-                .stats
-                .chunks_served
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            app.sync
-                .stats
-                .chunk_bytes_served
-                .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+            app.sync.stats.served(len);
         }
         Ok(())
     }

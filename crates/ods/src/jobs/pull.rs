@@ -30,6 +30,20 @@ pub struct CatalogPage {
 
 pub use crate::sync::register::Hello as Identity;
 
+/// Queues a pull from a peer and wakes the local worker.
+pub async fn queue(app: &App, peer_id: i64, full: bool) -> sqlx::Result<()> {
+    let mut conn = app.db.writer().acquire().await?;
+    super::enqueue(
+        &app.db,
+        &mut conn,
+        &PullPeer { peer_id, full },
+        Duration::ZERO,
+    )
+    .await?;
+    app.jobs_wake.notify_one();
+    Ok(())
+}
+
 impl Job for PullPeer {
     const KIND: &'static str = "pull_peer";
     const MAX_ATTEMPTS: i64 = 20;
@@ -94,24 +108,7 @@ async fn pull(app: &App, peer: &db::peers::PeerRow, link: &Link, full: bool) -> 
                 peer.iss
             );
         }
-        let id = &page.identity;
-        if id.name != peer.name
-            || id.url != peer.url
-            || id.stage != peer.stage
-            || id.firewalled_mode != peer.firewalled
-        {
-            db::peers::update_identity(
-                &app.db,
-                &db::peers::Identity {
-                    iss: id.iss.clone(),
-                    name: id.name.clone(),
-                    url: id.url.clone(),
-                    stage: id.stage.clone(),
-                    firewalled: id.firewalled_mode,
-                },
-            )
-            .await?;
-        }
+        refresh_identity(app, peer, &page.identity).await?;
         for r in &page.entries {
             crate::sync::apply::remote(app, r, peer).await?;
         }

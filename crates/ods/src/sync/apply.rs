@@ -160,36 +160,33 @@ pub async fn local_stage(
     Ok(Some(seq))
 }
 
-async fn withdraw(
-    app: &App,
-    conn: &mut AnyConnection,
-    pkg: &PackageRow,
-    r: &Record,
-) -> sqlx::Result<()> {
+/// Stops holding a package here: its row, its transfer state, its partial file and
+/// (once no other package uses it) its content.
+async fn drop_holding(app: &App, conn: &mut AnyConnection, pkg: &PackageRow) -> sqlx::Result<()> {
     packages::delete(&app.db, conn, pkg.id).await?;
     app.db
         .q("DELETE FROM transfer_chunks WHERE uuid = ?")
         .bind(pkg.uuid.clone())
         .execute(&mut *conn)
         .await?;
-    jobs::enqueue(
-        &app.db,
-        conn,
-        &BlobGc {
-            sha256: pkg.sha256.clone(),
-        },
-        Duration::ZERO,
-    )
-    .await?;
-    jobs::enqueue(
-        &app.db,
-        conn,
-        &crate::jobs::discard::DiscardPartial {
-            uuid: pkg.uuid.clone(),
-        },
-        Duration::ZERO,
-    )
-    .await?;
+    let gc = BlobGc {
+        sha256: pkg.sha256.clone(),
+    };
+    jobs::enqueue(&app.db, conn, &gc, Duration::ZERO).await?;
+    let discard = crate::jobs::discard::DiscardPartial {
+        uuid: pkg.uuid.clone(),
+    };
+    jobs::enqueue(&app.db, conn, &discard, Duration::ZERO).await?;
+    Ok(())
+}
+
+async fn withdraw(
+    app: &App,
+    conn: &mut AnyConnection,
+    pkg: &PackageRow,
+    r: &Record,
+) -> sqlx::Result<()> {
+    drop_holding(app, conn, pkg).await?;
     event(
         app,
         conn,
@@ -246,29 +243,7 @@ async fn reconcile(
     let held = packages::by_uuid(db, conn, &r.uuid).await?;
     if r.deleted {
         if let Some(p) = held {
-            packages::delete(db, conn, p.id).await?;
-            db.q("DELETE FROM transfer_chunks WHERE uuid = ?")
-                .bind(p.uuid.clone())
-                .execute(&mut *conn)
-                .await?;
-            jobs::enqueue(
-                db,
-                conn,
-                &BlobGc {
-                    sha256: p.sha256.clone(),
-                },
-                Duration::ZERO,
-            )
-            .await?;
-            jobs::enqueue(
-                db,
-                conn,
-                &crate::jobs::discard::DiscardPartial {
-                    uuid: p.uuid.clone(),
-                },
-                Duration::ZERO,
-            )
-            .await?;
+            drop_holding(app, conn, &p).await?;
             event(
                 app,
                 conn,
@@ -336,16 +311,7 @@ async fn reconcile(
             return Ok(()); // the incoming record lost: nothing to hold
         }
         if let Some(p) = packages::by_uuid(db, conn, &loser.uuid).await? {
-            packages::delete(db, conn, p.id).await?;
-            jobs::enqueue(
-                db,
-                conn,
-                &BlobGc {
-                    sha256: p.sha256.clone(),
-                },
-                Duration::ZERO,
-            )
-            .await?;
+            drop_holding(app, conn, &p).await?;
         }
     }
     begin_holding(app, conn, r).await

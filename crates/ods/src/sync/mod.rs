@@ -12,7 +12,7 @@ pub mod register;
 pub mod transfer;
 pub mod watch;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::AnyConnection;
@@ -47,6 +47,17 @@ pub struct Stats {
     pub chunks_rejected: AtomicU64,
     /// Signed peer requests this server accepted (a firewalled server gets none).
     pub peer_requests: AtomicU64,
+}
+
+impl Stats {
+    pub fn fetched(&self, bytes: u64) {
+        self.chunks_fetched.fetch_add(1, Ordering::Relaxed);
+        self.chunk_bytes_fetched.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub fn served(&self, bytes: u64) {
+        self.chunks_served.fetch_add(1, Ordering::Relaxed);
+        self.chunk_bytes_served.fetch_add(bytes, Ordering::Relaxed);
+    }
 }
 
 impl SyncState {

@@ -141,14 +141,7 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
     let links: Arc<Vec<Link>> = Arc::new(sources.into_iter().map(|(l, _)| l).collect());
     let partial = app.store.partial(uuid, rec.file_size.max(0) as u64).await?;
 
-    let done: HashSet<i64> = db
-        .q("SELECT idx FROM transfer_chunks WHERE uuid = ?")
-        .bind(uuid.to_string())
-        .fetch_all(db.reader())
-        .await?
-        .iter()
-        .map(|r| sqlx::Row::get::<i64, _>(r, 0))
-        .collect();
+    let done = packages::transfer_done(db, uuid).await?;
     let missing: Vec<usize> = (0..n).filter(|i| !done.contains(&(*i as i64))).collect();
     if !missing.is_empty() && links.is_empty() {
         set_reason(app, uuid, Some("waiting for a peer to send the rest")).await?;
@@ -349,14 +342,7 @@ async fn fetch_chunk(
         };
         match got {
             Ok(bytes) if bytes.len() == len && hex::encode(Sha1::digest(&bytes)) == chunks[idx] => {
-                app.sync
-                    .stats
-                    .chunks_fetched
-                    .fetch_add(1, Ordering::Relaxed);
-                app.sync
-                    .stats
-                    .chunk_bytes_fetched
-                    .fetch_add(len as u64, Ordering::Relaxed);
+                app.sync.stats.fetched(len as u64);
                 let p = partial.clone();
                 tokio::task::spawn_blocking(move || p.write_at(offset, &bytes)).await??;
                 return Ok(idx);

@@ -166,18 +166,8 @@ async fn long_poll(app: App, peer_id: i64) {
             && Some(c) != seen
         {
             seen = Some(c);
-            if let Ok(mut conn) = app.db.writer().acquire().await {
-                let _ = jobs::enqueue(
-                    &app.db,
-                    &mut conn,
-                    &PullPeer {
-                        peer_id,
-                        full: false,
-                    },
-                    Duration::ZERO,
-                )
-                .await;
-                app.jobs_wake.notify_one();
+            if let Err(e) = crate::jobs::pull::queue(&app, peer_id, false).await {
+                tracing::warn!(%e, "queueing a pull");
             }
         }
     }
