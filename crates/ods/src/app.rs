@@ -102,6 +102,10 @@ impl App {
             hot_packages: Recent::new(HOT_TTL, 10_000),
             config,
         };
+        // The clock lives in memory: start it past every version this server has seen.
+        if let Some(v) = db::catalog::max_version(&inner.db).await? {
+            inner.sync.hlc.observe(&v);
+        }
         Ok(Opened {
             app: App(Arc::new(inner)),
             first_start: first_start || created,

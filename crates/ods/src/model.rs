@@ -112,6 +112,10 @@ pub fn filename_problem(name: &str) -> Option<&'static str> {
         Some("the filename may not contain '..'")
     } else if name.contains('/') || name.contains('\\') {
         Some("the filename may not contain path separators")
+    } else if name.trim() != name {
+        // Some databases compare names ignoring trailing spaces: "a.pkg" and "a.pkg "
+        // would be one name there and two elsewhere.
+        Some("the filename may not start or end with spaces")
     } else if name.chars().any(|c| c.is_control()) {
         Some("the filename may not contain control characters")
     } else {
@@ -152,6 +156,8 @@ mod tests {
             "",
             "..",
             "../x",
+            "a.pkg ",
+            " a.pkg",
             "a/b",
             "a\\b",
             "a\0b",

@@ -74,6 +74,7 @@ async fn record_upload(
 ) -> ApiResult<i64> {
     let db = &app.db;
     let mut tx = db.begin().await?;
+    db::catalog::lock(db, &mut tx).await?;
     let existing = db::packages::find_by_filename(db, &mut *tx, filename).await?;
     if let Some(old) = &existing {
         if !replace {
@@ -139,6 +140,7 @@ pub async fn find(app: &App, id_or_name: &str) -> ApiResult<PackageRow> {
 
 pub async fn delete(app: &App, pkg: &PackageRow) -> ApiResult<()> {
     let mut tx = app.db.begin().await?;
+    db::catalog::lock(&app.db, &mut tx).await?;
     if !db::packages::delete(&app.db, &mut tx, pkg.id).await? {
         return Err(ApiError::not_found(format!(
             "package {:?} is already gone",
@@ -163,6 +165,7 @@ pub async fn delete(app: &App, pkg: &PackageRow) -> ApiResult<()> {
 
 pub async fn set_stage(app: &App, pkg: &PackageRow, stage: Stage) -> ApiResult<()> {
     let mut tx = app.db.begin().await?;
+    db::catalog::lock(&app.db, &mut tx).await?;
     let seq = sync::apply::local_stage(app, &mut tx, pkg, stage).await?;
     tx.commit().await?;
     sync::changed(app, seq.unwrap_or(0));

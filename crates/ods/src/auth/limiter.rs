@@ -70,6 +70,26 @@ impl LoginLimiter {
         }
     }
 
+    /// Seconds to wait when this address is locked out (API tokens: there is no
+    /// account to lock, and a token is too long to guess).
+    pub fn blocked_addr(&self, addr: &str) -> Option<u64> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let (n, since) = map.get(&format!("a:{addr}"))?;
+        let left = self.window.checked_sub(since.elapsed())?;
+        (*n >= self.per_addr).then(|| left.as_secs().max(1))
+    }
+
+    pub fn record_failure_addr(&self, addr: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let e = map
+            .entry(format!("a:{addr}"))
+            .or_insert((0, Instant::now()));
+        if e.1.elapsed() >= self.window {
+            *e = (0, Instant::now());
+        }
+        e.0 += 1;
+    }
+
     pub fn record_success(&self, addr: &str, user: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         map.remove(&format!("a:{addr}"));

@@ -184,7 +184,7 @@ impl FromRequestParts<App> for Principal {
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
         {
-            if let Some(wait) = app.limiter.blocked(&addr, "") {
+            if let Some(wait) = app.limiter.blocked_addr(&addr) {
                 return Err(ApiError::too_many_requests(wait));
             }
             return match db::users::user_by_token(&app.db, &token_digest(token.trim())).await? {
@@ -195,7 +195,7 @@ impl FromRequestParts<App> for Principal {
                     Ok(Principal::from(u))
                 }
                 None => {
-                    app.limiter.record_failure(&addr, "");
+                    app.limiter.record_failure_addr(&addr);
                     Err(ApiError::unauthorized(
                         "the API token is not valid (revoked or mistyped)",
                     ))

@@ -81,6 +81,18 @@ pub async fn ensure_counter(db: &Db) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// Serialises catalog writers: the first statement of every transaction that reads a
+/// record to decide how to change it, so two writers never both act on the same old
+/// version (PostgreSQL and MySQL row lock; SQLite has one writer connection already).
+pub async fn lock(db: &Db, conn: &mut AnyConnection) -> sqlx::Result<()> {
+    if db.dialect != super::Dialect::Sqlite {
+        db.q("SELECT value FROM counters WHERE name = 'seq' FOR UPDATE")
+            .fetch_one(conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Takes the next change number (holds the counter's row lock until commit).
 pub async fn next_seq(db: &Db, conn: &mut AnyConnection) -> sqlx::Result<i64> {
     db.q("UPDATE counters SET value = value + 1 WHERE name = 'seq'")
@@ -88,6 +100,14 @@ pub async fn next_seq(db: &Db, conn: &mut AnyConnection) -> sqlx::Result<i64> {
         .await?;
     db.q("SELECT value FROM counters WHERE name = 'seq'")
         .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)
+}
+
+/// The newest version recorded here (to start the clock past it after a restart).
+pub async fn max_version(db: &Db) -> sqlx::Result<Option<String>> {
+    db.q("SELECT MAX(version) FROM catalog")
+        .fetch_one(db.reader())
         .await?
         .try_get(0)
 }

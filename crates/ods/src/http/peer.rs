@@ -129,6 +129,15 @@ async fn register(
             "a server cannot register with itself",
         ));
     }
+    // The registration key is shared with every peer: it must not let one of them
+    // re-key (and so take over) a link that exists. A server that lost its side
+    // registers again after the admin here unregisters the stale link.
+    if db::peers::by_iss(&app.db, &hello.iss).await?.is_some() {
+        return Err(ApiError::conflict(
+            "already_registered",
+            "a server with this ISS is registered here already; unregister it on this server to register again",
+        ));
+    }
     let secret = new_pair_secret();
     let mut tx = app.db.begin().await?;
     db::peers::upsert(

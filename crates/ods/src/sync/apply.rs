@@ -113,7 +113,7 @@ pub async fn local_delete(
         return Ok(None);
     };
     r.deleted = true;
-    r.version = app.sync.hlc.now();
+    r.version = app.sync.hlc.after(&r.version);
     let seq = catalog::put(&app.db, conn, &r).await?;
     event(
         app,
@@ -140,7 +140,7 @@ pub async fn local_stage(
     };
     let from = r.stage;
     r.stage = stage;
-    r.version = app.sync.hlc.now();
+    r.version = app.sync.hlc.after(&r.version);
     let seq = catalog::put(&app.db, conn, &r).await?;
     packages::set_stage(&app.db, conn, pkg.id, stage).await?;
     event(
@@ -293,7 +293,7 @@ async fn reconcile(
             (other.clone(), r.clone())
         };
         loser.deleted = true;
-        loser.version = app.sync.hlc.now();
+        loser.version = app.sync.hlc.after(&loser.version);
         catalog::put(db, conn, &loser).await?;
         event(
             app,
@@ -317,24 +317,63 @@ async fn reconcile(
     begin_holding(app, conn, r).await
 }
 
+/// Why a record from a peer cannot be applied, if it cannot.
+fn invalid(r: &Record) -> Option<String> {
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if !hex(&r.uuid, 32) || !hex(&r.origin_iss, 32) || !hex(&r.sha256, 64) || !hex(&r.sha1, 40) {
+        return Some("malformed uuid, ISS or digest".into());
+    }
+    if r.file_size < 0 {
+        return Some("negative size".into());
+    }
+    if let Some(problem) = crate::model::filename_problem(&r.filename) {
+        return Some(format!("{problem}: {:?}", r.filename));
+    }
+    if !super::hlc::acceptable(&r.version) || super::hlc::parse(&r.created_version).is_none() {
+        return Some(format!(
+            "version {:?} is malformed or too far in the future (check the clocks)",
+            r.version
+        ));
+    }
+    None
+}
+
 /// Applies a record heard from `from`. Returns true when it changed anything here.
+/// A record that cannot be applied is logged and skipped, so it cannot stall the
+/// stream of records behind it.
 pub async fn remote(app: &App, incoming: &Record, from: &PeerRow) -> anyhow::Result<bool> {
+    if let Some(why) = invalid(incoming) {
+        tracing::warn!(peer = %from.name, uuid = %incoming.uuid, why, "skipping a record from a peer");
+        return Ok(false);
+    }
     app.sync.hlc.observe(&incoming.version);
     let db = &app.db;
-    let own_stage = server::get(db).await?.stage;
-    let mut tx = db.begin().await?;
-    let local = catalog::get(db, &mut tx, &incoming.uuid).await?;
-    if local
-        .as_ref()
-        .is_some_and(|l| l.version >= incoming.version)
-    {
-        tx.rollback().await?;
+    let newer =
+        |local: &Option<Record>| local.as_ref().is_none_or(|l| l.version < incoming.version);
+    // Cheap check first: most records heard are ones we have.
+    let known = {
+        let mut conn = db.reader().acquire().await?;
+        catalog::get(db, &mut conn, &incoming.uuid).await?
+    };
+    if !newer(&known) {
         if incoming.available {
             // Nothing new, but a source appeared: a waiting transfer can go now.
             crate::jobs::fetch::hurry(app, &incoming.uuid).await?;
         }
         return Ok(false);
     }
+    let mut tx = db.begin().await?;
+    catalog::lock(db, &mut tx).await?;
+    // Decide again under the lock: another writer may have got there first.
+    if !newer(&catalog::get(db, &mut tx, &incoming.uuid).await?) {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    let own_stage = server::get_on(db, &mut tx).await?.stage;
     let mut r = incoming.clone();
     r.available = false;
     let seq = catalog::put(db, &mut tx, &r).await?;
@@ -347,10 +386,14 @@ pub async fn remote(app: &App, incoming: &Record, from: &PeerRow) -> anyhow::Res
 
 /// After this server's own stage changed: hold what now qualifies, drop what does not.
 pub async fn reevaluate_all(app: &App) -> anyhow::Result<()> {
-    let own_stage = server::get(&app.db).await?.stage;
-    for r in catalog::all_live(&app.db).await? {
+    for known in catalog::all_live(&app.db).await? {
         let mut tx = app.db.begin().await?;
-        reconcile(app, &mut tx, &r, own_stage, None).await?;
+        catalog::lock(&app.db, &mut tx).await?;
+        // The stage and the record as they are now, not as listed a moment ago.
+        let own_stage = server::get_on(&app.db, &mut tx).await?.stage;
+        if let Some(r) = catalog::get(&app.db, &mut tx, &known.uuid).await? {
+            reconcile(app, &mut tx, &r, own_stage, None).await?;
+        }
         tx.commit().await?;
     }
     app.packages_changed();

@@ -127,6 +127,10 @@ pub async fn register_with(
                 "the server refused the registration: {message} (check the ISS ID and the key)"
             ),
         ),
+        PeerError::Refused { status: 409, .. } => ApiError::conflict(
+            "already_registered",
+            "the other server has a link with this server already: unregister it there first",
+        ),
         PeerError::Refused { status: 404, .. } => ApiError::bad_request(
             "not_an_ods",
             format!("{url} does not look like an ODS (no peer API)"),

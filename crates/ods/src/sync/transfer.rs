@@ -235,6 +235,7 @@ async fn finish(
     let db = &app.db;
     let uuid = rec.uuid.as_str();
     let mut tx = db.begin().await?;
+    catalog::lock(db, &mut tx).await?;
     if packages::by_uuid(db, &mut tx, uuid).await?.is_none() {
         // Deleted or withdrawn while arriving: leave the blob to the collector.
         tx.rollback().await?;
