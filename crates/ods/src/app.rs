@@ -92,7 +92,13 @@ impl App {
             dummy_hash: password::hash_async(crate::secrets::random_id()).await?,
             jobs_wake: Notify::new(),
             started: Instant::now(),
-            worker_id: format!("{}-{}", hostname(), std::process::id()),
+            // Unique even for containers sharing a hostname and pid; fits the column.
+            worker_id: format!(
+                "{}-{}-{}",
+                hostname().chars().take(32).collect::<String>(),
+                std::process::id(),
+                &crate::secrets::random_id()[..8]
+            ),
             sync: crate::sync::SyncState::new(
                 &server.iss,
                 config.max_transfers,

@@ -51,6 +51,8 @@ pub struct NewJob {
     pub kind: &'static str,
     pub payload: String,
     pub dedup_key: Option<String>,
+    /// Also skip when a job with the key is running.
+    pub exclusive: bool,
     pub max_attempts: i64,
     pub run_at_ms: i64,
 }
@@ -59,7 +61,11 @@ pub struct NewJob {
 pub async fn enqueue(db: &Db, conn: &mut AnyConnection, job: &NewJob) -> sqlx::Result<Option<i64>> {
     if let Some(key) = &job.dedup_key {
         let dup = db
-            .q("SELECT id FROM jobs WHERE dedup_key = ? AND state = 'queued'")
+            .q(if job.exclusive {
+                "SELECT id FROM jobs WHERE dedup_key = ? AND state IN ('queued', 'running')"
+            } else {
+                "SELECT id FROM jobs WHERE dedup_key = ? AND state = 'queued'"
+            })
             .bind(key.clone())
             .fetch_optional(&mut *conn)
             .await?;

@@ -157,10 +157,17 @@ impl Db {
     where
         E: sqlx::Executor<'c, Database = Any>,
     {
-        // PostgreSQL, SQLite >= 3.35 and MariaDB >= 10.5 all support RETURNING.
-        let sql = format!("{sql} RETURNING id");
-        let row: AnyRow = bind(self.q(&sql)).fetch_one(exec).await?;
-        sqlx::Row::try_get::<i64, _>(&row, 0)
+        if self.dialect != Dialect::MySql {
+            // PostgreSQL and SQLite (>= 3.35) return it.
+            let sql = format!("{sql} RETURNING id");
+            let row: AnyRow = bind(self.q(&sql)).fetch_one(exec).await?;
+            return sqlx::Row::try_get::<i64, _>(&row, 0);
+        }
+        // MySQL reports the new id with the result (MySQL 8 has no RETURNING).
+        let done = bind(self.q(sql)).execute(exec).await?;
+        done.last_insert_id().ok_or_else(|| {
+            sqlx::Error::Protocol("the database did not report the new row's id".into())
+        })
     }
 
     pub async fn close(&self) {

@@ -175,9 +175,11 @@ pub async fn blob(db: &Db, sha256: &str) -> sqlx::Result<Option<BlobRow>> {
     .transpose()
 }
 
+/// Every content hash in use: recorded blobs and any package's content (a package
+/// row may briefly exist before its blob row on some engines).
 pub async fn all_blob_hashes(db: &Db) -> sqlx::Result<Vec<String>> {
     let rows = db
-        .q("SELECT sha256 FROM blobs")
+        .q("SELECT sha256 FROM blobs UNION SELECT sha256 FROM packages")
         .fetch_all(db.reader())
         .await?;
     rows.iter().map(|r| r.try_get(0)).collect()
@@ -346,4 +348,13 @@ pub async fn transfer_done(db: &Db, uuid: &str) -> sqlx::Result<std::collections
         .fetch_all(db.reader())
         .await?;
     rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()
+}
+
+/// How many chunks of an incoming transfer are written and verified.
+pub async fn transfer_count(db: &Db, uuid: &str) -> sqlx::Result<i64> {
+    db.q("SELECT COUNT(*) FROM transfer_chunks WHERE uuid = ?")
+        .bind(uuid.to_string())
+        .fetch_one(db.reader())
+        .await?
+        .try_get(0)
 }

@@ -27,11 +27,41 @@ pub fn router(app: App) -> Router {
         .merge(share)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(json_errors))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("the request", "a handler panicked").into_response()
         }))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// Errors produced by the framework rather than by ODS (a path that does not decode, a
+/// body over its limit...) come as plain text: give them the JSON shape every other
+/// error has, with a code derived from the status.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_field",
+        s if s.is_server_error() => "internal_error",
+        _ => "bad_request",
+    };
+    ApiError::new(status, code, text).into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -73,6 +103,11 @@ where
             Err(JsonRejection::JsonDataError(e)) => {
                 Err(ApiError::bad_request("invalid_field", e.body_text()))
             }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the JSON body is larger than this endpoint takes (2 MB)",
+            )),
             Err(e) => Err(ApiError::bad_request(
                 "invalid_json",
                 format!("the body is not valid JSON: {}", e.body_text()),

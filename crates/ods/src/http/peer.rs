@@ -441,7 +441,7 @@ async fn receive_chunk(
         return Err(e.into());
     }
     app.sync.stats.fetched(len as u64);
-    if db::packages::transfer_done(&app.db, &uuid).await?.len() == expected.len() {
+    if db::packages::transfer_count(&app.db, &uuid).await? == expected.len() as i64 {
         crate::jobs::fetch::hurry(&app, &uuid).await?;
     }
     Ok(StatusCode::NO_CONTENT)

@@ -14,6 +14,8 @@ pub struct Fetch {
 impl Job for Fetch {
     const KIND: &'static str = "fetch";
     const MAX_ATTEMPTS: i64 = 8;
+    // Two processes must not fetch the same package at once.
+    const EXCLUSIVE: bool = true;
     fn dedup_key(&self) -> Option<String> {
         Some(format!("fetch:{}", self.uuid))
     }

@@ -32,6 +32,9 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     fn dedup_key(&self) -> Option<String> {
         None
     }
+    /// Not even queued while one with the same key runs (work that must not run twice
+    /// at once, whichever worker process claims it).
+    const EXCLUSIVE: bool = false;
     fn run(self, app: App) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Called once when the last attempt failed.
     fn gave_up(self, _app: App, _error: String) -> impl Future<Output = anyhow::Result<()>> + Send {
@@ -50,6 +53,7 @@ pub async fn enqueue<J: Job>(
         kind: J::KIND,
         payload: serde_json::to_string(job).expect("job payloads serialize"),
         dedup_key: job.dedup_key(),
+        exclusive: J::EXCLUSIVE,
         max_attempts: J::MAX_ATTEMPTS,
         run_at_ms: now_millis() + delay.as_millis() as i64,
     };

@@ -78,7 +78,16 @@ async fn execute(app: App, job: db::jobs::JobRow) {
             }
         })
     };
-    let result = super::dispatch(app.clone(), &job.kind, &job.payload, None).await;
+    // A job that panics is a failed attempt like any other (and lets go of its lease).
+    let run =
+        std::panic::AssertUnwindSafe(super::dispatch(app.clone(), &job.kind, &job.payload, None));
+    let result = futures_util::FutureExt::catch_unwind(run)
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the job panicked (a bug: please report it)"
+            ))
+        });
     heartbeat.abort();
     let recorded = match result {
         Ok(()) => {

@@ -164,6 +164,12 @@ fn place(staged: &Path, root: &Path, sha256: &str) -> io::Result<()> {
     if refresh_existing(&dest)? {
         return fs::remove_file(staged);
     }
+    // A resumed transfer's file may be old: its age must count from now, or the
+    // collector could take it for abandoned before its package row is written.
+    File::options()
+        .write(true)
+        .open(staged)?
+        .set_modified(SystemTime::now())?;
     fs::create_dir_all(&dir)?;
     fs::rename(staged, &dest)?;
     File::open(&dir)?.sync_all()

@@ -305,6 +305,25 @@ async fn record(
     Ok(())
 }
 
+/// Reads a chunk body, refusing more than `cap` bytes (a peer cannot make us buffer
+/// more than one chunk).
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<bytes::Bytes, PeerError> {
+    let mut buf = bytes::BytesMut::with_capacity(cap);
+    while let Some(piece) = resp
+        .chunk()
+        .await
+        .map_err(|e| PeerError::Unreachable(e.to_string()))?
+    {
+        if buf.len() + piece.len() > cap {
+            return Err(PeerError::Protocol(format!(
+                "a chunk longer than {cap} bytes"
+            )));
+        }
+        buf.extend_from_slice(&piece);
+    }
+    Ok(buf.freeze())
+}
+
 /// Fetches one chunk, trying each source in turn until one sends the right bytes.
 async fn fetch_chunk(
     app: &App,
@@ -335,10 +354,7 @@ async fn fetch_chunk(
         )
         .await
         {
-            Ok(resp) => resp
-                .bytes()
-                .await
-                .map_err(|e| PeerError::Unreachable(e.to_string())),
+            Ok(resp) => read_capped(resp, len).await,
             Err(e) => Err(e),
         };
         match got {

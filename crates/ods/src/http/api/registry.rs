@@ -63,8 +63,9 @@ pub async fn register(
 async fn pending_jobs(app: &App, peer_id: i64) -> ApiResult<i64> {
     let r = app
         .db
-        .q("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running') AND (dedup_key = ? OR dedup_key = ? OR dedup_key = ?)")
-        .bind(format!("notify:{peer_id}"))
+        .q("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running') AND (dedup_key = ? OR dedup_key = ? OR dedup_key = ? OR dedup_key = ?)")
+        .bind(format!("notify:{peer_id}:false"))
+        .bind(format!("notify:{peer_id}:true"))
         .bind(format!("pull:{peer_id}:false"))
         .bind(format!("pull:{peer_id}:true"))
         .fetch_one(app.db.reader())
