@@ -354,6 +354,23 @@ async fn peer_requests_are_authenticated() {
     );
     let replay = send(good, body.clone()).await.unwrap();
     assert_eq!(replay.status(), 401);
+    // Whoever holds the shared registration key cannot re-key an existing link (and
+    // so impersonate that server): a fresh, validly signed registration is refused.
+    let takeover = sign(
+        key.as_bytes(),
+        fake_iss,
+        biss,
+        "POST",
+        "/api/ods/register",
+        &body,
+        now,
+    );
+    let r = send(takeover, body.clone()).await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "already_registered"
+    );
 
     // Peer calls need the pair secret; the registration key no longer works for them.
     let path = "/api/ods/catalog?since=0";

@@ -211,6 +211,13 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
             .bind(uuid.to_string())
             .execute(db.writer())
             .await?;
+        // The chunk list itself may be what was wrong (a pushed manifest): forget it
+        // unless the content is stored here (then the list is proven).
+        db.q("DELETE FROM chunks WHERE sha256 = ? AND NOT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ?)")
+            .bind(rec.sha256.clone())
+            .bind(rec.sha256.clone())
+            .execute(db.writer())
+            .await?;
         app.store.discard_partial(uuid).await?;
         anyhow::bail!(
             "the assembled {} does not match its SHA-256; fetching it again",
