@@ -1,0 +1,491 @@
+#!/usr/bin/env bash
+# Sync benchmark of the ODS network (issue 3), in one run, on loopback only:
+#   - 1 GiB package synced A -> B (two fresh ods per run, B registered with A): seconds
+#     from the upload's completion on A to Public on B (B's package list polled every
+#     20 ms), best of 3; against rsync of the same file to an rsync daemon on loopback
+#     (`rsync -a --whole-file`, fresh destination each run; also timed up to a `sync` of
+#     the received file, since ods fsyncs before Public and rsync does not), best of 3.
+#     ratio = rsync / ods seconds (>= 1.0: ods is no slower). B's copy is downloaded
+#     and its sha256 checked against the source file.
+#   - 10 MiB packages along a chain A-B-C-D-E (B registered with A, C with B, ...):
+#     upload completion on A to Public on E (and on B, C, D on the way), best of 3
+#     packages of different content; next to the pure transfer estimate
+#     4 hops x 10 MiB / the single-hop throughput measured above, to judge the goal
+#     "under 1 s plus transfer time".
+#   - kill -9 of the receiver half way through a 1 GiB A -> B transfer (B's link to A
+#     rate-limited so it lasts several seconds), restart on the same port and data
+#     dir, wait for Public: bytes A served in all against the file size (re-sent
+#     overhead), sha256 of B's copy checked.
+# Prints a table and writes the same as JSON to bench/results/sync-<date>.json.
+# Not a test: run it by hand. The servers run with their default settings (SQLite, job
+# poll 1 s, anti-entropy 60 s) except where said; everything stays on 127.0.0.1.
+# Before each timed 1 GiB transfer (ods and rsync alike) WARM_MIB of page cache is
+# written and dropped (see warm_page_cache). Polls use bash builtins only (no curl or
+# jq per poll), so the poller does not slow the servers it times.
+#
+#   bench/sync.sh                     # builds ods in release first
+#   ODS_BIN=/path/to/ods bench/sync.sh
+#   BENCH_RUNS=3 BIG_MIB=1024 CHAIN_MIB=10 KILL_RATE_MIB=200 WARM_MIB=4096 bench/sync.sh
+#
+# Needs rsync, curl, jq (installed with apt-get when missing).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${BENCH_RUNS:-3}
+BIG_MIB=${BIG_MIB:-1024}
+CHAIN_MIB=${CHAIN_MIB:-10}
+CHAIN_LEN=5
+KILL_RATE_MIB=${KILL_RATE_MIB:-200} # B's fetch rate from A in the kill -9 run
+POLL=0.02                           # seconds between two polls of a package list
+WARM_MIB=${WARM_MIB:-$((4 * BIG_MIB))} # page cache warmed before each timed transfer
+# The A -> B and chain runs keep the servers' default anti-entropy timer (60 s), so
+# what is timed is the push path. The kill -9 run uses a short one, as the tests do: the restarted B then
+# resumes at its next reconciliation instead of when the dead process's job lease
+# runs out (60 s).
+KILL_SYNC_INTERVAL=${KILL_SYNC_INTERVAL:-2}
+ODS_LOG_LEVEL=${ODS_LOG_LEVEL:-info}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ods-target}
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- tools
+need=()
+command -v rsync >/dev/null || need+=(rsync)
+command -v curl >/dev/null || need+=(curl)
+command -v jq >/dev/null || need+=(jq)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null ||
+    { $sudo apt-get update >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null; } ||
+    die "could not install ${need[*]}"
+fi
+
+# ---------------------------------------------------------------- build
+if [ -z "${ODS_BIN:-}" ]; then
+  log "building ods (release, target dir $CARGO_TARGET_DIR)"
+  (cd "$ROOT" && cargo build --release --quiet -p ods) || die "release build failed"
+  ODS_BIN=$CARGO_TARGET_DIR/release/ods
+fi
+[ -x "$ODS_BIN" ] || die "no ods binary at $ODS_BIN"
+
+# ---------------------------------------------------------------- workspace + cleanup
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ods-sync-bench.XXXXXX")
+PIDS=()
+cleanup() {
+  set +e
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Forgets a process that has been waited for (its pid may be reused).
+forget() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 40000))
+    port_free "$p" && { echo "$p"; return; }
+  done
+  die "no free loopback port"
+}
+# Seconds between two `now` stamps.
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
+# min of the arguments
+best() { printf '%s\n' "$@" | sort -g | head -n 1; }
+mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / s / 1e6 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "null" }'; }
+
+# On a VM, page-cache pages the guest has never used (or has handed back) cost a
+# hypervisor fault on first write (see bench/core.sh). Writing and deleting a scratch
+# file first gives each timed transfer already-touched pages. An ods sync writes the
+# file twice (A's upload, then B's copy) and B's writes measured ~1 CPU-s cheaper for
+# 1 GiB after warming 4x the file than 2x, so both ods and rsync get WARM_MIB (4x).
+warm_page_cache() {
+  dd if=/dev/zero of="$WORK/scratch" bs=1M count="$WARM_MIB" status=none
+  rm -f "$WORK/scratch"
+}
+
+# ---------------------------------------------------------------- ods servers
+AUTH=admin:ods1234!
+declare -A SRV_PID SRV_URL SRV_DIR SRV_ENV
+
+# start_ods NAME LISTEN DATA_DIR [VAR=value...]: starts (or restarts) server NAME and
+# waits until it listens. SRV_URL[NAME] is its URL.
+start_ods() {
+  local name=$1 listen=$2 dir=$3 url="" pid
+  shift 3
+  [ $# -gt 0 ] && SRV_ENV[$name]="$*"
+  mkdir -p "$dir"
+  : >"$WORK/$name.out"
+  # shellcheck disable=SC2086 # SRV_ENV holds VAR=value words
+  env -u DATABASE_URL -u ODS_CONF -u UPLOAD_STAGING_DIRECTORY -u MYSQL_SERVER -u ODS_LISTEN \
+    -u ODS_DATA_DIR -u DEBUG -u ODS_SYNC_INTERVAL -u ODS_JOB_POLL_MS -u ODS_MAX_TRANSFERS \
+    ODS_LOG="$ODS_LOG_LEVEL" ${SRV_ENV[$name]:-} \
+    "$ODS_BIN" serve --listen "$listen" --data-dir "$dir" >"$WORK/$name.out" 2>>"$WORK/$name.err" &
+  pid=$!
+  PIDS+=("$pid")
+  SRV_PID[$name]=$pid
+  SRV_DIR[$name]=$dir
+  for _ in $(seq 600); do
+    url=$(sed -n 's/^ODS listening on \(http:[^ ]*\).*/\1/p' "$WORK/$name.out" | head -n 1)
+    [ -n "$url" ] && break
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$WORK/$name.err" >&2; die "ods $name exited at start"; }
+    sleep 0.05
+  done
+  [ -n "$url" ] || die "ods $name did not print its URL"
+  SRV_URL[$name]=$url
+}
+stop_ods() { # NAME [signal]
+  local pid=${SRV_PID[$1]}
+  kill "-${2:-TERM}" "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  forget "$pid"
+}
+# new_ods NAME [VAR=value...]: a fresh server (new data dir, loopback port picked by
+# the OS), named NAME, stage Prod, its URL published.
+new_ods() {
+  local name=$1
+  shift
+  SRV_ENV[$name]=""
+  rm -rf "$WORK/data-$name"
+  start_ods "$name" 127.0.0.1:0 "$WORK/data-$name" "$@"
+  api "$name" POST /api/admin/about 201 \
+    "$(jq -nc --arg n "$name" --arg u "${SRV_URL[$name]}" '{name: $n, url: $u, stage: "Prod"}')" >/dev/null
+}
+drop_ods() { stop_ods "$1"; rm -rf "${SRV_DIR[$1]}"; }
+# api NAME METHOD PATH STATUS [JSON]: an admin call; prints the answer's body.
+api() {
+  local name=$1 method=$2 path=$3 want=$4 body=${5:-} out code
+  out=$WORK/api.$BASHPID
+  if [ -n "$body" ]; then
+    code=$(curl -sS -u "$AUTH" -X "$method" -H 'Content-Type: application/json' --data-binary "$body" \
+      -o "$out" -w '%{http_code}' "${SRV_URL[$name]}$path")
+  else
+    code=$(curl -sS -u "$AUTH" -X "$method" -o "$out" -w '%{http_code}' "${SRV_URL[$name]}$path")
+  fi
+  [ "$code" = "$want" ] || { cat "$out" >&2; echo >&2; die "$method $path on $name answered $code, not $want"; }
+  cat "$out"
+  rm -f "$out"
+}
+# register FROM TO: FROM registers with TO (TO's ISS ID and key, as on the Network tab).
+register() {
+  local a body
+  a=$(api "$2" GET /api/admin/about 200)
+  body=$(jq -c --arg u "${SRV_URL[$2]}" '{url: $u, iss_id: .iss, key: .key}' <<<"$a")
+  api "$1" POST /api/admin/register 201 "$body" >/dev/null
+}
+# upload NAME FILE FILENAME: prints the sha256 ods computed.
+upload() {
+  local out=$WORK/upload.json code
+  code=$(curl -sS -u "$AUTH" -F "file=@$2;filename=$3" -F stage=Prod -o "$out" -w '%{http_code}' \
+    "${SRV_URL[$1]}/api/admin/upload")
+  [ "$code" = 201 ] || { cat "$out" >&2; die "upload of $3 to $1 answered $code"; }
+  jq -r .sha256 "$out"
+}
+# ---- polling with bash builtins only
+# On 2 cores, polling every 20 ms with curl + jq took ~20% of the machine during a
+# transfer (perf), slowing the very servers being timed; these pollers fork nothing:
+# HTTP over /dev/tcp, $EPOCHREALTIME, and a `read -t` for a sleep.
+AUTH_B64=$(printf '%s' "$AUTH" | base64 -w0)
+exec {SLEEP_FD}<> <(:)
+nap() { read -r -t "$1" -u "$SLEEP_FD" _ || true; }
+# http_get NAME PATH: the whole answer (headers and body) in HTTP_REPLY.
+http_get() {
+  local hp=${SRV_URL[$1]#http://} fd
+  HTTP_REPLY=""
+  exec {fd}<>"/dev/tcp/${hp%:*}/${hp##*:}" || return 1
+  printf 'GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nConnection: close\r\n\r\n' \
+    "$2" "$hp" "$AUTH_B64" >&"$fd"
+  IFS= read -r -d '' -u "$fd" HTTP_REPLY || true
+  exec {fd}<&-
+}
+# pkg_status NAME FILENAME: the package's status on NAME in PKG_STATUS ("none" when it
+# has none). List items are flat JSON objects.
+pkg_status() {
+  local item
+  PKG_STATUS=none
+  http_get "$1" /api/admin/packages 2>/dev/null || return 0
+  [[ $HTTP_REPLY =~ \{[^{}]*\"filename\":\"$2\"[^{}]*\} ]] || return 0
+  item=${BASH_REMATCH[0]}
+  if [[ $item =~ \"status\":\"([A-Za-z]+)\" ]]; then PKG_STATUS=${BASH_REMATCH[1]}; fi
+}
+# wait_public NAME FILENAME TIMEOUT_S: polls every $POLL s; PUBLIC_AT is the `now` stamp
+# of the first poll that saw it Public.
+wait_public() {
+  local deadline=$((${EPOCHREALTIME%.*} + $3))
+  while :; do
+    pkg_status "$1" "$2"
+    [ "$PKG_STATUS" = Public ] && { PUBLIC_AT=$EPOCHREALTIME; return; }
+    [ "${EPOCHREALTIME%.*}" -lt "$deadline" ] || { tail -n 20 "$WORK/$1.err" >&2; die "$2 not Public on $1 in $3 s (status $PKG_STATUS)"; }
+    nap "$POLL"
+  done
+}
+# sync_stat NAME COUNTER: one counter of GET /api/admin/sync, in SYNC_STAT.
+sync_stat() {
+  http_get "$1" /api/admin/sync
+  [[ $HTTP_REPLY =~ \"$2\":([0-9]+) ]] || die "no $2 in $1's /api/admin/sync"
+  SYNC_STAT=${BASH_REMATCH[1]}
+}
+# sha256 of NAME's copy, downloaded from its share URL.
+served_sha() { curl -sSf "${SRV_URL[$1]}/share/$2" | sha256sum | cut -d' ' -f1; }
+# The "synced in X s" of NAME's package.public event for FILENAME (the transfer alone).
+synced_in() {
+  api "$1" GET "/api/admin/events?kind=package.public" 200 |
+    jq -r --arg f "$2" '[.items[] | select(.filename == $f) | .message | capture("synced in (?<s>[0-9.]+) s").s] | first // "null"'
+}
+
+# ---------------------------------------------------------------- files
+FILES=$WORK/files
+mkdir -p "$FILES"
+BIG=$FILES/big.bin
+log "creating a ${BIG_MIB} MiB file from /dev/urandom in $WORK"
+dd if=/dev/urandom of="$BIG" bs=1M count="$BIG_MIB" iflag=fullblock status=none
+BIG_SIZE=$(stat -c %s "$BIG")
+BIG_SHA=$(sha256sum "$BIG" | cut -d' ' -f1)
+if [ "$BIG_MIB" = 1024 ]; then BIG_LABEL="1 GiB"; else BIG_LABEL="$BIG_MIB MiB"; fi
+
+# ---------------------------------------------------------------- 1. A -> B vs rsync
+log "A -> B: $RUNS x $BIG_LABEL, fresh servers each run"
+ods_times=(); transfer_times=(); upload_times=()
+for i in $(seq "$RUNS"); do
+  new_ods A; new_ods B
+  register B A
+  warm_page_cache
+  u0=$EPOCHREALTIME
+  sha=$(upload A "$BIG" big.bin)
+  t0=$EPOCHREALTIME
+  wait_public B big.bin 600
+  t1=$PUBLIC_AT
+  [ "$sha" = "$BIG_SHA" ] || die "A computed sha256 $sha, the file has $BIG_SHA"
+  ods_times+=("$(elapsed "$t0" "$t1")")
+  upload_times+=("$(elapsed "$u0" "$t0")")
+  transfer_times+=("$(synced_in B big.bin)")
+  got=$(served_sha B big.bin)
+  [ "$got" = "$BIG_SHA" ] || die "B serves big.bin with sha256 $got, the source has $BIG_SHA"
+  sync_stat A chunk_bytes_served; served=$SYNC_STAT
+  log "  run $i: upload on A ${upload_times[-1]} s; Public on B ${ods_times[-1]} s after (B's transfer ${transfer_times[-1]} s), A served $served bytes, sha256 ok"
+  drop_ods A; drop_ods B
+done
+
+log "rsync daemon: $RUNS x $BIG_LABEL, fresh destination each run"
+RS=$WORK/rsync
+mkdir -p "$RS/dest"
+RSYNC_PORT=$(free_port)
+cat >"$RS/rsyncd.conf" <<EOF
+pid file = $RS/rsyncd.pid
+lock file = $RS/rsyncd.lock
+log file = $RS/rsyncd.log
+address = 127.0.0.1
+use chroot = no
+uid = $(id -u)
+gid = $(id -g)
+[mod]
+  path = $RS/dest
+  read only = false
+EOF
+rsync --daemon --no-detach --port "$RSYNC_PORT" --config "$RS/rsyncd.conf" 2>"$RS/stderr" &
+RSYNC_PID=$!
+PIDS+=("$RSYNC_PID")
+for _ in $(seq 200); do ss -Hltn "sport = :$RSYNC_PORT" | grep -q . && break; sleep 0.02; done
+ss -Hltn "sport = :$RSYNC_PORT" | grep -q . || { cat "$RS/stderr" >&2; die "rsync daemon did not listen"; }
+rsync_times=(); rsync_sync_times=()
+for i in $(seq "$RUNS"); do
+  rm -rf "$RS/dest" && mkdir "$RS/dest"
+  warm_page_cache
+  t0=$EPOCHREALTIME
+  rsync -a --whole-file "$BIG" "rsync://127.0.0.1:$RSYNC_PORT/mod/"
+  t1=$EPOCHREALTIME
+  sync "$RS/dest/big.bin" # ods fsyncs before Public; rsync does not: timed apart
+  t2=$EPOCHREALTIME
+  [ "$(stat -c %s "$RS/dest/big.bin")" = "$BIG_SIZE" ] || die "rsync wrote a short file"
+  rsync_times+=("$(elapsed "$t0" "$t1")"); rsync_sync_times+=("$(elapsed "$t0" "$t2")")
+  log "  run $i: rsync ${rsync_times[-1]} s (+sync ${rsync_sync_times[-1]} s)"
+done
+[ "$(sha256sum "$RS/dest/big.bin" | cut -d' ' -f1)" = "$BIG_SHA" ] || die "rsync copy differs"
+rm -rf "$RS/dest"
+kill "$RSYNC_PID"; wait "$RSYNC_PID" 2>/dev/null || true; forget "$RSYNC_PID"
+
+ods_best=$(best "${ods_times[@]}")
+rsync_best=$(best "${rsync_times[@]}")
+rsync_sync_best=$(best "${rsync_sync_times[@]}")
+HOP_BPS=$(awk -v b="$BIG_SIZE" -v s="$ods_best" 'BEGIN { printf "%.0f", b / s }')
+
+# ---------------------------------------------------------------- 2. chain of 5
+NODES=(A B C D E)
+log "chain A-B-C-D-E: $RUNS x ${CHAIN_MIB} MiB packages uploaded on A"
+for n in "${NODES[@]}"; do new_ods "$n"; done
+for k in $(seq 1 $((CHAIN_LEN - 1))); do register "${NODES[$k]}" "${NODES[$((k - 1))]}"; done
+chain_times=(); hop_lines=(); chain_transfer=()
+for i in $(seq "$RUNS"); do
+  f=$FILES/chain-$i.bin
+  dd if=/dev/urandom of="$f" bs=1M count="$CHAIN_MIB" iflag=fullblock status=none
+  sha=$(sha256sum "$f" | cut -d' ' -f1)
+  declare -A seen=()
+  got=$(upload A "$f" "chain-$i.bin")
+  t0=$EPOCHREALTIME
+  deadline=$((${EPOCHREALTIME%.*} + 300))
+  while :; do # B, C, D and E polled in turn, each time one not yet Public
+    for n in B C D E; do
+      [ -n "${seen[$n]:-}" ] && continue
+      pkg_status "$n" "chain-$i.bin"
+      if [ "$PKG_STATUS" = Public ]; then seen[$n]=$EPOCHREALTIME; fi
+    done
+    [ -n "${seen[E]:-}" ] && break
+    [ "${EPOCHREALTIME%.*}" -lt "$deadline" ] || die "chain-$i.bin not Public on E in 300 s"
+    nap "$POLL"
+  done
+  for n in B C D E; do
+    if [ -n "${seen[$n]:-}" ]; then seen[$n]=$(elapsed "$t0" "${seen[$n]}"); fi
+  done
+  [ "$got" = "$sha" ] || die "A computed sha256 $got for chain-$i.bin, the file has $sha"
+  chain_times+=("${seen[E]}")
+  hop_lines+=("{\"B\": ${seen[B]:-null}, \"C\": ${seen[C]:-null}, \"D\": ${seen[D]:-null}, \"E\": ${seen[E]}}")
+  tr=(); for n in B C D E; do tr+=("$(synced_in "$n" "chain-$i.bin")"); done
+  chain_transfer+=("[$(IFS=,; echo "${tr[*]}")]")
+  for n in B C D E; do
+    [ "$(api "$n" GET /api/admin/packages 200 | jq -r --arg f "chain-$i.bin" '.items[] | select(.filename == $f) | .sha256')" = "$sha" ] ||
+      die "chain-$i.bin on $n has another sha256"
+  done
+  [ "$(served_sha E "chain-$i.bin")" = "$sha" ] || die "E serves chain-$i.bin with another sha256"
+  log "  package $i: Public on B ${seen[B]:-?} s, C ${seen[C]:-?} s, D ${seen[D]:-?} s, E ${seen[E]} s after upload (transfers B..E: ${tr[*]} s)"
+done
+for n in "${NODES[@]}"; do drop_ods "$n"; done
+chain_best=$(best "${chain_times[@]}")
+CHAIN_SIZE=$((CHAIN_MIB * 1024 * 1024))
+chain_estimate=$(awk -v n=$((CHAIN_LEN - 1)) -v b="$CHAIN_SIZE" -v r="$HOP_BPS" 'BEGIN { printf "%.4f", n * b / r }')
+chain_over=$(awk -v a="$chain_best" -v b="$chain_estimate" 'BEGIN { printf "%.4f", a - b }')
+
+# ---------------------------------------------------------------- 3. kill -9 half way
+KILL_RATE=$((KILL_RATE_MIB * 1024 * 1024))
+log "kill -9 of B half way through a $BIG_LABEL transfer from A (B fetching at $KILL_RATE_MIB MiB/s)"
+new_ods A "ODS_SYNC_INTERVAL=$KILL_SYNC_INTERVAL"
+new_ods B "ODS_SYNC_INTERVAL=$KILL_SYNC_INTERVAL"
+register B A
+peer_id=$(api B GET /api/admin/registered_ods 200 | jq -r '.items[0].id')
+api B PATCH "/api/admin/registered_ods/$peer_id" 200 "{\"rate_limit\": $KILL_RATE}" >/dev/null
+sha=$(upload A "$BIG" big.bin)
+t0=$EPOCHREALTIME
+[ "$sha" = "$BIG_SHA" ] || die "A computed sha256 $sha, the file has $BIG_SHA"
+half=$((BIG_SIZE / 2))
+deadline=$((${EPOCHREALTIME%.*} + 600))
+while :; do
+  sync_stat A chunk_bytes_served
+  if [ "$SYNC_STAT" -ge "$half" ]; then
+    http_get B /api/admin/packages # B's own view, for the log
+    progress=unknown
+    if [[ $HTTP_REPLY =~ \"progress\":([0-9.]+) ]]; then progress=${BASH_REMATCH[1]}; fi
+    break
+  fi
+  [ "${EPOCHREALTIME%.*}" -lt "$deadline" ] || die "A did not serve half of big.bin in 600 s"
+  nap "$POLL"
+done
+stop_ods B KILL
+t_kill=$EPOCHREALTIME
+sync_stat A chunk_bytes_served; served_before=$SYNC_STAT
+B_LISTEN=${SRV_URL[B]#http://}
+log "  killed B at $(elapsed "$t0" "$t_kill") s: A had served $served_before bytes (B said progress $progress); restarting B on $B_LISTEN"
+start_ods B "$B_LISTEN" "${SRV_DIR[B]}"
+t_restart=$EPOCHREALTIME
+wait_public B big.bin 600
+t_done=$PUBLIC_AT
+sync_stat A chunk_bytes_served; served_total=$SYNC_STAT
+sync_stat B chunk_bytes_fetched; fetched_after=$SYNC_STAT
+got=$(served_sha B big.bin)
+[ "$got" = "$BIG_SHA" ] || die "B serves big.bin with sha256 $got after the restart, the source has $BIG_SHA"
+resent=$((served_total - BIG_SIZE))
+served_after=$((served_total - served_before))
+resume_secs=$(elapsed "$t_restart" "$t_done")
+resent_pct=$(awk -v r="$resent" -v s="$BIG_SIZE" 'BEGIN { printf "%.2f", 100 * r / s }')
+log "  Public on B $resume_secs s after the restart; A served $served_total bytes in all ($served_after after the kill; B fetched $fetched_after since its restart): re-sent $resent bytes ($resent_pct %), sha256 ok"
+drop_ods A; drop_ods B
+
+# ---------------------------------------------------------------- report
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null | grep -q . && echo true || echo false)
+ods_mbps=$(mbps "$BIG_SIZE" "$ods_best")
+rsync_mbps=$(mbps "$BIG_SIZE" "$rsync_best")
+rsync_sync_mbps=$(mbps "$BIG_SIZE" "$rsync_sync_best")
+resent_mib=$(awk -v r="$resent" 'BEGIN { printf "%.1f", r / 1048576 }')
+
+printf '\nODS sync benchmark (commit %s%s, %s cores, best of %s)\n' \
+  "$commit" "$([ "$dirty" = true ] && echo ', uncommitted changes')" "$(nproc)" "$RUNS"
+fmt='%-52s %12s %12s %8s\n'
+printf "$fmt" metric ods reference ratio
+printf "$fmt" "$BIG_LABEL A->B seconds (ref: rsync daemon)" "$ods_best" "$rsync_best" "$(ratio "$rsync_best" "$ods_best")"
+printf "$fmt" "$BIG_LABEL A->B seconds (ref: rsync + sync)" "$ods_best" "$rsync_sync_best" "$(ratio "$rsync_sync_best" "$ods_best")"
+printf "$fmt" "$BIG_LABEL A->B MB/s (ref: rsync daemon)" "$ods_mbps" "$rsync_mbps" ""
+printf "$fmt" "${CHAIN_MIB} MiB upload on A -> Public on E, seconds" "$chain_best" "" ""
+printf "$fmt" "  pure transfer estimate, 4 hops (s)" "$chain_estimate" "" ""
+printf "$fmt" "  beyond the transfer estimate (goal < 1 s)" "$chain_over" "" ""
+printf "$fmt" "kill -9 half way: bytes served / file size" "$served_total" "$BIG_SIZE" "$(ratio "$served_total" "$BIG_SIZE")"
+printf "$fmt" "  re-sent after the kill (MiB)" "$resent_mib" "" ""
+printf "$fmt" "  restart -> Public on B (s)" "$resume_secs" "" ""
+printf '(ratio for times = rsync / ods: >= 1.0 means ods is no slower)\n'
+
+mkdir -p "$ROOT/bench/results"
+OUT=$ROOT/bench/results/sync-$(date -u +%Y%m%dT%H%M%SZ).json
+jarr() { local IFS=,; echo "[$*]"; }
+cat >"$OUT" <<EOF
+{
+  "benchmark": "sync",
+  "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+  "commit": "$commit",
+  "uncommitted_changes": $dirty,
+  "machine": {"cores": $(nproc), "kernel": "$(uname -r)", "mem_total_kib": $(awk '/MemTotal/ { print $2 }' /proc/meminfo), "rsync": "$(rsync --version | awk 'NR == 1 { print $3 }')"},
+  "ods_bin": "$ODS_BIN",
+  "runs": $RUNS,
+  "poll_seconds": $POLL,
+  "warm_page_cache_mib": $WARM_MIB,
+  "a_to_b": {
+    "file_bytes": $BIG_SIZE,
+    "ods_seconds": $(jarr "${ods_times[@]}"),
+    "ods_transfer_seconds_reported_by_b": $(jarr "${transfer_times[@]}"),
+    "upload_to_a_seconds": $(jarr "${upload_times[@]}"),
+    "rsync_seconds": $(jarr "${rsync_times[@]}"),
+    "rsync_plus_sync_seconds": $(jarr "${rsync_sync_times[@]}"),
+    "ods_best_seconds": $ods_best,
+    "rsync_best_seconds": $rsync_best,
+    "rsync_plus_sync_best_seconds": $rsync_sync_best,
+    "ods_mb_per_s": $ods_mbps,
+    "rsync_mb_per_s": $rsync_mbps,
+    "ratio_rsync_over_ods": $(ratio "$rsync_best" "$ods_best"),
+    "ratio_rsync_plus_sync_over_ods": $(ratio "$rsync_sync_best" "$ods_best"),
+    "sha256_verified": true
+  },
+  "chain": {
+    "servers": $CHAIN_LEN,
+    "file_bytes": $CHAIN_SIZE,
+    "upload_to_public_on_e_seconds": $(jarr "${chain_times[@]}"),
+    "public_after_upload_seconds": $(jarr "${hop_lines[@]}"),
+    "transfer_seconds_reported_b_to_e": $(jarr "${chain_transfer[@]}"),
+    "best_seconds": $chain_best,
+    "transfer_estimate_seconds": $chain_estimate,
+    "single_hop_bytes_per_s": $HOP_BPS,
+    "beyond_transfer_estimate_seconds": $chain_over,
+    "sha256_verified": true
+  },
+  "kill9_half_way": {
+    "file_bytes": $BIG_SIZE,
+    "rate_limit_bytes_per_s": $KILL_RATE,
+    "served_at_kill": $served_before,
+    "served_after_restart": $served_after,
+    "served_total": $served_total,
+    "resent_bytes": $resent,
+    "resent_percent": $resent_pct,
+    "restart_to_public_seconds": $resume_secs,
+    "sync_interval_seconds": $KILL_SYNC_INTERVAL,
+    "sha256_verified": true
+  }
+}
+EOF
+jq . "$OUT" >/dev/null 2>&1 || die "wrote invalid JSON to $OUT"
+printf '\nwrote %s\n' "${OUT#"$ROOT"/}"
