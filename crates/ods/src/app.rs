@@ -95,7 +95,7 @@ impl App {
             // Unique even for containers sharing a hostname and pid; fits the column.
             worker_id: format!(
                 "{}-{}-{}",
-                hostname().chars().take(32).collect::<String>(),
+                worker_host(),
                 std::process::id(),
                 &crate::secrets::random_id()[..8]
             ),
@@ -158,10 +158,52 @@ impl App {
     }
 }
 
+/// The host part of this process's worker id (worker ids are `host-pid-random`).
+pub fn worker_host() -> String {
+    hostname().chars().take(32).collect()
+}
+
+/// Whether the worker with this id ran on this host in a process that is gone. Call
+/// before this process claims anything: a worker id with our own pid is then a
+/// predecessor's (pids are reused, in containers especially).
+pub fn worker_is_dead(worker: &str) -> bool {
+    let mut parts = worker.rsplitn(3, '-');
+    let (_random, pid, host) = (parts.next(), parts.next(), parts.next());
+    let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    host == Some(worker_host().as_str())
+        && (pid == std::process::id() || !crate::storage::local::pid_alive(pid))
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|s| s.trim().to_string())
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "ods".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_workers_are_told_apart() {
+        let host = worker_host();
+        assert!(
+            worker_is_dead(&format!("{host}-{}-0badcafe", std::process::id())),
+            "a predecessor with our pid"
+        );
+        assert!(
+            worker_is_dead(&format!("{host}-4294967294-0badcafe")),
+            "a pid that does not run"
+        );
+        assert!(!worker_is_dead(&format!("{host}-1-0badcafe")), "pid 1 runs");
+        assert!(
+            !worker_is_dead("elsewhere-4294967294-0badcafe"),
+            "another host's worker is not ours to judge"
+        );
+        assert!(!worker_is_dead("garbage"));
+    }
 }

@@ -42,6 +42,12 @@ async fn start_housekeeping(app: &App) -> anyhow::Result<()> {
     if swept > 0 {
         tracing::info!(swept, "removed staging files of interrupted uploads");
     }
+    // Jobs a crashed process on this host held: resume them now, not when their
+    // leases run out.
+    let released = db::jobs::release_dead(&app.db, app::worker_is_dead).await?;
+    if released > 0 {
+        tracing::info!(released, "resumed jobs of a process that stopped");
+    }
     let mut conn = app.db.writer().acquire().await?;
     jobs::enqueue(&app.db, &mut conn, &jobs::sweep::Sweep, Duration::ZERO).await?;
     Ok(())

@@ -234,3 +234,36 @@ pub async fn prune_done(db: &Db, cutoff: i64) -> sqlx::Result<u64> {
         .await?;
     Ok(r.rows_affected())
 }
+
+/// Returns to the queue the jobs that workers which no longer run held (`dead` says
+/// which worker ids those are), so a restart resumes them at once instead of after
+/// their lease runs out.
+pub async fn release_dead(db: &Db, dead: impl Fn(&str) -> bool) -> sqlx::Result<u64> {
+    let rows = db
+        .q("SELECT id, locked_by FROM jobs WHERE state = 'running'")
+        .fetch_all(db.reader())
+        .await?;
+    let mut released = 0;
+    for r in rows {
+        let id: i64 = r.try_get(0)?;
+        let Some(worker) = r.try_get::<Option<String>, _>(1)? else {
+            continue;
+        };
+        if !dead(&worker) {
+            continue;
+        }
+        let done = db
+            .q(
+                "UPDATE jobs SET state = 'queued', lease_until = NULL, run_at = ?, updated = ? \
+                WHERE id = ? AND state = 'running' AND locked_by = ?",
+            )
+            .bind(now_millis())
+            .bind(now_unix())
+            .bind(id)
+            .bind(worker)
+            .execute(db.writer())
+            .await?;
+        released += done.rows_affected();
+    }
+    Ok(released)
+}

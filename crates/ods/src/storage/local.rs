@@ -193,7 +193,8 @@ fn refresh_existing(dest: &Path) -> io::Result<bool> {
     }
 }
 
-fn pid_alive(pid: u32) -> bool {
+/// Whether process `pid` still runs on this machine (true where that cannot be told).
+pub fn pid_alive(pid: u32) -> bool {
     if cfg!(target_os = "linux") {
         Path::new(&format!("/proc/{pid}")).exists()
     } else {

@@ -187,25 +187,13 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
         return Err(e);
     }
 
-    // Whole-file check before anything is served.
-    let (sha256, sha1) = {
-        let partial = partial.clone();
-        let size = rec.file_size.max(0) as u64;
-        tokio::task::spawn_blocking(move || -> std::io::Result<(String, String)> {
-            let (mut s256, mut s1) = (Sha256::new(), Sha1::new());
-            let mut buf = vec![0u8; CHUNK_SIZE];
-            let mut off = 0u64;
-            while off < size {
-                let n = (size - off).min(CHUNK_SIZE as u64) as usize;
-                partial.read_at(off, &mut buf[..n])?;
-                s256.update(&buf[..n]);
-                s1.update(&buf[..n]);
-                off += n as u64;
-            }
-            Ok((hex::encode(s256.finalize()), hex::encode(s1.finalize())))
-        })
-        .await??
-    };
+    // Whole-file check before anything is served: both digests at once, one thread
+    // each, reading the (cached) file twice.
+    let size = rec.file_size.max(0) as u64;
+    let (sha256, sha1) = tokio::try_join!(
+        whole_file::<Sha256>(partial.clone(), size),
+        whole_file::<Sha1>(partial.clone(), size)
+    )?;
     if sha256 != rec.sha256 || sha1 != rec.sha1 {
         db.q("DELETE FROM transfer_chunks WHERE uuid = ?")
             .bind(uuid.to_string())
@@ -281,6 +269,27 @@ async fn finish(
     super::changed(app, seq);
     tracing::info!(filename = %rec.filename, secs = started.elapsed().as_secs_f64(), "transfer complete");
     Ok(())
+}
+
+/// The hex digest `D` of a partial file's first `size` bytes (in a blocking thread).
+async fn whole_file<D: Digest + Send + 'static>(
+    partial: Arc<dyn PartialBlob>,
+    size: u64,
+) -> anyhow::Result<String> {
+    let digest = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        let mut h = D::new();
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        let mut off = 0u64;
+        while off < size {
+            let n = (size - off).min(CHUNK_SIZE as u64) as usize;
+            partial.read_at(off, &mut buf[..n])?;
+            h.update(&buf[..n]);
+            off += n as u64;
+        }
+        Ok(hex::encode(h.finalize()))
+    })
+    .await??;
+    Ok(digest)
 }
 
 /// Makes written chunks durable, then records them as done.
