@@ -194,14 +194,8 @@ pub async fn insert_blob(
     sha1: &str,
     chunks: &[String],
 ) -> sqlx::Result<()> {
-    let exists = db
-        .q("SELECT 1 FROM blobs WHERE sha256 = ?")
-        .bind(sha256.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-    if exists.is_some() {
-        return Ok(());
-    }
+    // Insert-or-ignore: a second upload of the same bytes (even a concurrent one) is
+    // a no-op, and `put_chunks` keeps the first chunk list.
     let insert = db.insert_ignore(
         "INSERT INTO blobs (sha256, file_size, sha1, sha512, md5, created) VALUES (?, ?, ?, NULL, NULL, ?)",
     );
