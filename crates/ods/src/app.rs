@@ -1,5 +1,7 @@
 //! The application state passed to every handler and job: configuration, database,
-//! blob store, secrets and the small in-memory helpers. No globals.
+//! blob store, secrets, the sync state and the small in-memory helpers. No globals.
+//! It is the context the job queue and the storage jobs run in. Uses only modules
+//! below the services (never a service, `sync` or `http`).
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -7,11 +9,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::auth::basic::BasicCache;
 use crate::auth::limiter::LoginLimiter;
-use crate::auth::principal::BasicCache;
-use crate::auth::{DEFAULT_ADMIN, Role, password};
+use crate::auth::{DEFAULT_ADMIN, password};
 use crate::config::Config;
 use crate::db::{self, Db};
+use crate::mesh::MeshState;
+use crate::model::Role;
 use crate::recent::Recent;
 use crate::secrets::Sealer;
 use crate::storage::BlobStore;
@@ -29,7 +33,7 @@ pub struct AppInner {
     pub jobs_wake: Notify,
     pub started: Instant,
     pub worker_id: String,
-    pub sync: crate::sync::SyncState,
+    pub sync: MeshState,
     /// Settings read on every download (`download_auth`), briefly cached.
     hot_settings: Recent<String>,
     /// Package rows by filename for downloads, briefly cached.
@@ -99,7 +103,7 @@ impl App {
                 std::process::id(),
                 &crate::secrets::random_id()[..8]
             ),
-            sync: crate::sync::SyncState::new(
+            sync: MeshState::new(
                 &server.iss,
                 config.max_transfers,
                 Duration::from_secs(config.sync_interval_secs),
@@ -155,6 +159,24 @@ impl App {
     /// Call after any package changed here (upload, delete, stage, sync).
     pub fn packages_changed(&self) {
         self.hot_packages.invalidate();
+    }
+}
+
+impl crate::jobs::Context for App {
+    fn db(&self) -> &Db {
+        &self.db
+    }
+    fn wake(&self) -> &Notify {
+        &self.jobs_wake
+    }
+    fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+}
+
+impl crate::storage::Context for App {
+    fn store(&self) -> &dyn BlobStore {
+        self.store.as_ref()
     }
 }
 

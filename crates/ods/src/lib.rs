@@ -1,25 +1,36 @@
 //! ODS, the Open Distribution Server: hands installer packages to managed computers
 //! and keeps a mesh of servers in sync. `launch` runs the HTTP server and the job
-//! worker on a given listener until the shutdown future resolves.
+//! worker on a given listener until the shutdown future resolves; this root is where
+//! the parts are put together (the job kinds each domain owns, the tasks that run).
+//!
+//! The modules form one-way layers (`tests/module_graph.rs` checks there is no cycle):
+//! `http` and `sync` (the ways in) -> services (`packages`, `catalog`, `peers`,
+//! `users`) -> `app` (the state passed everywhere) -> (`db`, `storage`, `jobs`,
+//! `auth`, `mesh`, `ingest`) -> (`model`, `secrets`, `config`, `error`, `recent`).
 
 pub mod app;
 pub mod auth;
+pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
+pub mod mesh;
 pub mod model;
 pub mod packages;
+pub mod peers;
 pub mod recent;
 pub mod secrets;
 pub mod storage;
 pub mod sync;
 pub mod system;
+pub mod users;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -49,8 +60,23 @@ async fn start_housekeeping(app: &App) -> anyhow::Result<()> {
         tracing::info!(released, "resumed jobs of a process that stopped");
     }
     let mut conn = app.db.writer().acquire().await?;
-    jobs::enqueue(&app.db, &mut conn, &jobs::sweep::Sweep, Duration::ZERO).await?;
+    jobs::enqueue(&app.db, &mut conn, &storage::sweep::Sweep, Duration::ZERO).await?;
     Ok(())
+}
+
+/// Every job kind this server runs, each defined next to the domain it serves.
+pub fn job_registry() -> jobs::Registry<App> {
+    let mut r = jobs::Registry::new();
+    r.register::<storage::sweep::Sweep>()
+        .register::<storage::gc::BlobGc>()
+        .register::<storage::discard::DiscardPartial>()
+        .register::<packages::digests::Digests>()
+        .register::<catalog::fetch::Fetch>()
+        .register::<catalog::reevaluate::Reevaluate>()
+        .register::<peers::notify::NotifyPeer>()
+        .register::<peers::offer::Offer>()
+        .register::<sync::pull::PullPeer>();
+    r
 }
 
 /// Runs until `shutdown` resolves. With `listener`, also serves HTTP.
@@ -61,7 +87,13 @@ pub async fn launch(
 ) -> anyhow::Result<()> {
     start_housekeeping(&app).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(jobs::runner::run(app.clone(), stop_rx.clone()));
+    let poll = Duration::from_millis(app.config.job_poll_ms);
+    let worker = tokio::spawn(jobs::runner::run(
+        app.clone(),
+        Arc::new(job_registry()),
+        poll,
+        stop_rx.clone(),
+    ));
     let watcher = tokio::spawn(sync::watch::run(app.clone(), stop_rx.clone()));
     let mut stop_http = stop_rx.clone();
     tokio::spawn(async move {
@@ -85,4 +117,28 @@ pub async fn launch(
     let _ = watcher.await;
     app.db.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_job_kind_is_registered_under_its_stored_name() {
+        // The names are stored in the jobs table: a renamed kind would strand its rows.
+        let mut kinds: Vec<&str> = super::job_registry().kinds().collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [
+                "blob_gc",
+                "digests",
+                "discard_partial",
+                "fetch",
+                "notify_peer",
+                "offer",
+                "pull_peer",
+                "reevaluate",
+                "sweep"
+            ]
+        );
+    }
 }

@@ -271,7 +271,8 @@ async fn migrate(config: &Config) -> anyhow::Result<Vec<i64>> {
 }
 
 async fn set_password(config: Config, name: &str) -> anyhow::Result<String> {
-    use ods::auth::{Role, password};
+    use ods::auth::password;
+    use ods::model::Role;
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         eprint!("New password for {name}: ");

@@ -1,5 +1,6 @@
-//! Domain vocabulary shared by every layer: stages, package states, and the
-//! human-readable formats of the seed API (`3.3 MB`, `8:33:26`, ISO 8601 times).
+//! Domain vocabulary shared by every layer: stages, package states, user roles, a
+//! server's identity, and the human-readable formats of the seed API (`3.3 MB`,
+//! `8:33:26`, ISO 8601 times). Depends on nothing else in the crate.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -59,6 +60,63 @@ impl Status {
             .into_iter()
             .find(|st| st.as_str() == s)
     }
+}
+
+impl TryFrom<String> for Stage {
+    type Error = String;
+    fn try_from(s: String) -> Result<Stage, String> {
+        Stage::parse(&s).ok_or_else(|| format!("bad stage {s:?}"))
+    }
+}
+
+impl TryFrom<String> for Status {
+    type Error = String;
+    fn try_from(s: String) -> Result<Status, String> {
+        Status::parse(&s).ok_or_else(|| format!("bad status {s:?}"))
+    }
+}
+
+/// What a user may do. `admin` everything, `uploader` packages, `viewer` read only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Uploader,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Uploader => "uploader",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Viewer, Role::Uploader, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = String;
+    fn try_from(s: String) -> Result<Role, String> {
+        Role::parse(&s).ok_or_else(|| format!("bad role {s:?}"))
+    }
+}
+
+/// What a server says about itself to its peers (registration, catalog pages), and
+/// what this server keeps about each peer. On the wire the flag is `firewalled_mode`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub iss: String,
+    pub name: String,
+    pub url: Option<String>,
+    pub stage: String,
+    #[serde(rename = "firewalled_mode")]
+    pub firewalled: bool,
 }
 
 /// Size as the seed shows it: binary multiples, one decimal (`3.3 MB`, `22.1 KB`).

@@ -1,37 +1,11 @@
-//! Who is calling: users and roles, Argon2id passwords, API tokens, the request
-//! extractor that authenticates admin API calls, and the failed-login limiter.
+//! Credentials, apart from any request or database: Argon2id password hashing and the
+//! rules for new passwords, the failed-login limiter, the short-lived cache of verified
+//! Basic credentials, and the account created on first start. The `users` service puts
+//! these together; `http::auth` reads credentials from a request.
 
+pub mod basic;
 pub mod limiter;
 pub mod password;
-pub mod principal;
-
-pub use principal::Principal;
-
-use serde::Serialize;
-
-/// What a user may do. `admin` everything, `uploader` packages, `viewer` read only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Viewer,
-    Uploader,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Uploader => "uploader",
-            Role::Admin => "admin",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Role> {
-        [Role::Viewer, Role::Uploader, Role::Admin]
-            .into_iter()
-            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
-    }
-}
 
 /// The account created on first start, as in the seed.
 pub const DEFAULT_ADMIN: (&str, &str) = ("admin", "ods1234!");

@@ -46,7 +46,7 @@ pub fn check_new(password: &str) -> Result<(), ApiError> {
             "a password may have at most 1024 bytes",
         ));
     }
-    if password == crate::auth::DEFAULT_ADMIN.1 {
+    if password == super::DEFAULT_ADMIN.1 {
         return Err(ApiError::bad_request(
             "weak_password",
             "choose a password other than the default one",

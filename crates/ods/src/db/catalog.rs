@@ -4,20 +4,20 @@
 //! transaction; its row lock orders commits, so a cursor never skips a change.
 
 use serde::{Deserialize, Serialize};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow, Row};
 
-use super::Db;
+use super::{Db, Flag};
 use crate::model::Stage;
 
 /// One package record as exchanged between servers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
 pub struct Record {
     pub uuid: String,
     pub filename: String,
     pub file_size: i64,
     pub sha1: String,
     pub sha256: String,
+    #[sqlx(try_from = "String")]
     pub stage: Stage,
     /// Hybrid logical clock of the last change (last writer wins).
     pub version: String,
@@ -25,41 +25,20 @@ pub struct Record {
     pub created_version: String,
     pub origin_iss: String,
     pub created: i64,
+    #[sqlx(try_from = "Flag")]
     pub deleted: bool,
     /// Local change counter (meaningful only on the server that sent it).
     #[serde(default)]
     pub seq: i64,
     /// Whether the sending server holds the bytes, Public.
+    /// (A column only `since` selects.)
     #[serde(default)]
+    #[sqlx(default, try_from = "Flag")]
     pub available: bool,
 }
 
 const COLS: &str = "c.uuid, c.filename, c.file_size, c.sha1, c.sha256, c.stage, c.version, c.created_version, \
                     c.origin_iss, c.created, c.deleted, c.seq";
-
-fn from_row(r: &AnyRow) -> sqlx::Result<Record> {
-    let stage: String = r.try_get("stage")?;
-    Ok(Record {
-        uuid: r.try_get("uuid")?,
-        filename: r.try_get("filename")?,
-        file_size: r.try_get("file_size")?,
-        sha1: r.try_get("sha1")?,
-        sha256: r.try_get("sha256")?,
-        stage: Stage::parse(&stage)
-            .ok_or_else(|| sqlx::Error::Decode(format!("bad stage {stage:?}").into()))?,
-        version: r.try_get("version")?,
-        created_version: r.try_get("created_version")?,
-        origin_iss: r.try_get("origin_iss")?,
-        created: r.try_get("created")?,
-        deleted: r.try_get::<i64, _>("deleted")? != 0,
-        seq: r.try_get("seq")?,
-        available: r
-            .try_get::<Option<i64>, _>("available")
-            .ok()
-            .flatten()
-            .is_some_and(|v| v != 0),
-    })
-}
 
 /// Makes sure the change counter exists.
 pub async fn ensure_counter(db: &Db) -> sqlx::Result<()> {
@@ -120,13 +99,13 @@ pub async fn current_seq(db: &Db) -> sqlx::Result<i64> {
 }
 
 pub async fn get(db: &Db, conn: &mut AnyConnection, uuid: &str) -> sqlx::Result<Option<Record>> {
-    let sql = format!("SELECT {COLS}, NULL AS available FROM catalog c WHERE c.uuid = ?");
+    let sql = format!("SELECT {COLS} FROM catalog c WHERE c.uuid = ?");
     db.q(&sql)
         .bind(uuid.to_string())
         .fetch_optional(conn)
         .await?
         .as_ref()
-        .map(from_row)
+        .map(Record::from_row)
         .transpose()
 }
 
@@ -136,25 +115,23 @@ pub async fn live_by_filename(
     conn: &mut AnyConnection,
     filename: &str,
 ) -> sqlx::Result<Vec<Record>> {
-    let sql = format!(
-        "SELECT {COLS}, NULL AS available FROM catalog c WHERE c.filename = ? AND c.deleted = 0"
-    );
+    let sql = format!("SELECT {COLS} FROM catalog c WHERE c.filename = ? AND c.deleted = 0");
     db.q(&sql)
         .bind(filename.to_string())
         .fetch_all(conn)
         .await?
         .iter()
-        .map(from_row)
+        .map(Record::from_row)
         .collect()
 }
 
 pub async fn all_live(db: &Db) -> sqlx::Result<Vec<Record>> {
-    let sql = format!("SELECT {COLS}, NULL AS available FROM catalog c WHERE c.deleted = 0");
+    let sql = format!("SELECT {COLS} FROM catalog c WHERE c.deleted = 0");
     db.q(&sql)
         .fetch_all(db.reader())
         .await?
         .iter()
-        .map(from_row)
+        .map(Record::from_row)
         .collect()
 }
 
@@ -170,7 +147,7 @@ pub async fn since(db: &Db, since: i64, limit: i64) -> sqlx::Result<Vec<Record>>
         .fetch_all(db.reader())
         .await?
         .iter()
-        .map(from_row)
+        .map(Record::from_row)
         .collect()
 }
 

@@ -1,12 +1,12 @@
 //! The event log (DESIGN.md §5): what happened, for the API, the UI, webhooks and email.
 
 use serde::Serialize;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow};
 
 use super::Db;
 use crate::model::now_unix;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, FromRow)]
 pub struct EventRow {
     pub id: i64,
     pub kind: String,
@@ -61,16 +61,6 @@ pub async fn list(
         .fetch_all(db.reader())
         .await?
         .iter()
-        .map(|r| {
-            Ok(EventRow {
-                id: r.try_get("id")?,
-                kind: r.try_get("kind")?,
-                package_uuid: r.try_get("package_uuid")?,
-                filename: r.try_get("filename")?,
-                peer_iss: r.try_get("peer_iss")?,
-                message: r.try_get("message")?,
-                created: r.try_get("created")?,
-            })
-        })
+        .map(EventRow::from_row)
         .collect()
 }

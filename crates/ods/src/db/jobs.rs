@@ -1,14 +1,14 @@
 //! The durable job table: enqueue (inside the caller's transaction), claim with a
 //! lease, heartbeat, complete, retry. Claiming is an optimistic conditional UPDATE, so
-//! it is portable and safe with several worker processes on one database.
+//! it is portable and safe with several worker processes on one database. Every time
+//! in this table (`run_at`, `lease_until`, `created`, `updated`) is Unix milliseconds.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow, Row};
 
 use super::Db;
-use crate::model::{now_millis, now_unix};
+use crate::model::now_millis;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct JobRow {
     pub id: i64,
     pub kind: String,
@@ -25,27 +25,7 @@ pub struct JobRow {
     pub updated: i64,
 }
 
-const COLS: &str = "id, kind, payload, dedup_key, state, attempts, max_attempts, run_at, lease_until, locked_by, last_error, created, updated";
-
-fn from_row(r: &AnyRow) -> sqlx::Result<JobRow> {
-    Ok(JobRow {
-        id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
-        payload: r
-            .try_get::<Option<String>, _>("payload")?
-            .unwrap_or_default(),
-        dedup_key: r.try_get("dedup_key")?,
-        state: r.try_get("state")?,
-        attempts: r.try_get("attempts")?,
-        max_attempts: r.try_get("max_attempts")?,
-        run_at: r.try_get("run_at")?,
-        lease_until: r.try_get("lease_until")?,
-        locked_by: r.try_get("locked_by")?,
-        last_error: r.try_get("last_error")?,
-        created: r.try_get("created")?,
-        updated: r.try_get("updated")?,
-    })
-}
+const COLS: &str = "id, kind, COALESCE(payload, '') AS payload, dedup_key, state, attempts, max_attempts, run_at, lease_until, locked_by, last_error, created, updated";
 
 pub struct NewJob {
     pub kind: &'static str,
@@ -73,7 +53,7 @@ pub async fn enqueue(db: &Db, conn: &mut AnyConnection, job: &NewJob) -> sqlx::R
             return Ok(None);
         }
     }
-    let now = now_unix();
+    let now = now_millis();
     let id = db
         .insert_id(
             &mut *conn,
@@ -114,7 +94,7 @@ pub async fn claim(db: &Db, worker: &str, lease_ms: i64) -> sqlx::Result<Option<
             ))
             .bind(worker.to_string())
             .bind(now + lease_ms)
-            .bind(now_unix())
+            .bind(now_millis())
             .bind(id)
             .bind(now)
             .bind(now)
@@ -134,7 +114,7 @@ pub async fn get(db: &Db, id: i64) -> sqlx::Result<Option<JobRow>> {
         .fetch_optional(db.writer())
         .await?
         .as_ref()
-        .map(from_row)
+        .map(JobRow::from_row)
         .transpose()
 }
 
@@ -152,7 +132,7 @@ pub async fn heartbeat(db: &Db, id: i64, worker: &str, lease_ms: i64) -> sqlx::R
 
 pub async fn complete(db: &Db, id: i64, worker: &str) -> sqlx::Result<()> {
     db.q("UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL, updated = ? WHERE id = ? AND locked_by = ?")
-        .bind(now_unix())
+        .bind(now_millis())
         .bind(id)
         .bind(worker.to_string())
         .execute(db.writer())
@@ -176,7 +156,7 @@ pub async fn fail(
         .bind(state)
         .bind(run_at)
         .bind(error.to_string())
-        .bind(now_unix())
+        .bind(now_millis())
         .bind(id)
         .bind(worker.to_string())
         .execute(db.writer())
@@ -189,7 +169,7 @@ pub async fn retry_now(db: &Db, id: i64) -> sqlx::Result<bool> {
     let r = db
         .q("UPDATE jobs SET state = 'queued', run_at = ?, attempts = 0, updated = ? WHERE id = ? AND state IN ('dead', 'queued')")
         .bind(now_millis())
-        .bind(now_unix())
+        .bind(now_millis())
         .bind(id)
         .execute(db.writer())
         .await?;
@@ -221,11 +201,11 @@ pub async fn list(
         .fetch_all(db.reader())
         .await?
         .iter()
-        .map(from_row)
+        .map(JobRow::from_row)
         .collect()
 }
 
-/// Forgets finished jobs older than `cutoff` (unix seconds).
+/// Forgets finished jobs older than `cutoff` (Unix milliseconds).
 pub async fn prune_done(db: &Db, cutoff: i64) -> sqlx::Result<u64> {
     let r = db
         .q("DELETE FROM jobs WHERE state = 'done' AND updated < ?")
@@ -258,7 +238,7 @@ pub async fn release_dead(db: &Db, dead: impl Fn(&str) -> bool) -> sqlx::Result<
                 WHERE id = ? AND state = 'running' AND locked_by = ?",
             )
             .bind(now_millis())
-            .bind(now_unix())
+            .bind(now_millis())
             .bind(id)
             .bind(worker)
             .execute(db.writer())
@@ -266,4 +246,31 @@ pub async fn release_dead(db: &Db, dead: impl Fn(&str) -> bool) -> sqlx::Result<
         released += done.rows_affected();
     }
     Ok(released)
+}
+
+/// Makes a queued job with this dedup key due now; true when there was one.
+pub async fn run_now(db: &Db, conn: &mut AnyConnection, dedup_key: &str) -> sqlx::Result<bool> {
+    let r = db
+        .q("UPDATE jobs SET run_at = ? WHERE dedup_key = ? AND state = 'queued'")
+        .bind(now_millis())
+        .bind(dedup_key.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// How many jobs with any of these dedup keys are queued or running.
+pub async fn count_pending(db: &Db, dedup_keys: &[String]) -> sqlx::Result<i64> {
+    if dedup_keys.is_empty() {
+        return Ok(0);
+    }
+    let marks = vec!["?"; dedup_keys.len()].join(", ");
+    let sql = format!(
+        "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running') AND dedup_key IN ({marks})"
+    );
+    let mut q = db.q(&sql);
+    for k in dedup_keys {
+        q = q.bind(k.clone());
+    }
+    q.fetch_one(db.reader()).await?.try_get(0)
 }

@@ -3,8 +3,8 @@
 //! the connected engine; every statement is idempotent so concurrent starts are safe.
 
 use sea_query::{
-    ColumnDef, Index, IndexCreateStatement, MysqlQueryBuilder, PostgresQueryBuilder,
-    SqliteQueryBuilder, Table, TableCreateStatement,
+    ColumnDef, Expr, ExprTrait, Index, IndexCreateStatement, MysqlQueryBuilder,
+    PostgresQueryBuilder, Query, SqliteQueryBuilder, Table, TableCreateStatement, UpdateStatement,
 };
 use sqlx::Row;
 
@@ -15,6 +15,8 @@ use super::{Db, Dialect};
 enum Step {
     Table(TableCreateStatement),
     Index(IndexCreateStatement),
+    /// A data change; it must be a no-op when run twice (concurrent starts).
+    Update(UpdateStatement),
 }
 
 struct Migration {
@@ -23,11 +25,37 @@ struct Migration {
     steps: fn() -> Vec<Step>,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "core",
-    steps: core_schema,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "core",
+        steps: core_schema,
+    },
+    Migration {
+        version: 2,
+        name: "jobs_times_in_ms",
+        steps: jobs_times_in_ms,
+    },
+];
+
+/// Migration 2: `jobs.created` and `jobs.updated` were Unix seconds beside `run_at`
+/// and `lease_until` in milliseconds; now the whole table is milliseconds. A value
+/// below 10^11 is seconds (milliseconds passed 10^11 in 1973), so running this twice
+/// changes nothing.
+fn jobs_times_in_ms() -> Vec<Step> {
+    ["created", "updated"]
+        .into_iter()
+        .map(|col| {
+            Step::Update(
+                Query::update()
+                    .table("jobs")
+                    .value(col, Expr::col(col).mul(1000))
+                    .and_where(Expr::col(col).lt(100_000_000_000i64))
+                    .take(),
+            )
+        })
+        .collect()
+}
 
 fn id() -> ColumnDef {
     ColumnDef::new("id")
@@ -269,6 +297,11 @@ impl Step {
                 Dialect::Postgres => i.to_string(PostgresQueryBuilder),
                 Dialect::MySql => i.to_string(MysqlQueryBuilder),
             },
+            Step::Update(u) => match dialect {
+                Dialect::Sqlite => u.to_string(SqliteQueryBuilder),
+                Dialect::Postgres => u.to_string(PostgresQueryBuilder),
+                Dialect::MySql => u.to_string(MysqlQueryBuilder),
+            },
         }
     }
 }
@@ -342,6 +375,15 @@ mod tests {
                 let idempotent = sql.contains("IF NOT EXISTS")
                     || (d == Dialect::MySql && matches!(step, Step::Index(_)));
                 assert!(idempotent, "{d:?}: {sql}");
+            }
+        }
+        for d in [Dialect::Sqlite, Dialect::Postgres, Dialect::MySql] {
+            for step in jobs_times_in_ms() {
+                let sql = step.render(d);
+                assert!(
+                    sql.contains("* 1000") && sql.contains("< 100000000000"),
+                    "{d:?}: {sql}"
+                );
             }
         }
         let pk = Step::table(table("t").col(id()).take());

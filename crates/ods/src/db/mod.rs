@@ -1,7 +1,9 @@
-//! Database access for all three engines through one code path: a sqlx `Any` pool,
-//! one migration set (built per dialect by sea-query), and SQL written once with `?`
-//! placeholders that are rewritten for PostgreSQL. SQLite gets one writer connection and
-//! a pool of readers so concurrent requests queue instead of failing with `SQLITE_BUSY`.
+//! The one database layer: every SQL statement of ODS lives in this module, one file
+//! per table family. All three engines go through one code path: a sqlx `Any` pool, one
+//! migration set (built per dialect by sea-query), and SQL written once with `?`
+//! placeholders that are rewritten for PostgreSQL. Rows map with `#[derive(FromRow)]`.
+//! SQLite gets one writer connection and a pool of readers so concurrent requests
+//! queue instead of failing with `SQLITE_BUSY`. Depends only on `model` and `secrets`.
 
 pub mod catalog;
 pub mod events;
@@ -10,6 +12,7 @@ pub mod migrations;
 pub mod packages;
 pub mod peers;
 pub mod server;
+pub mod transfers;
 pub mod users;
 
 use std::borrow::Cow;
@@ -173,6 +176,34 @@ impl Db {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// An integer flag column (0 or 1) read as a `bool`: the `Any` driver cannot decode
+/// a `BOOLEAN` on every engine, so flags are stored as integers. Use it on a row
+/// field as `#[sqlx(try_from = "Flag")]`.
+pub struct Flag(bool);
+
+impl From<Flag> for bool {
+    fn from(f: Flag) -> bool {
+        f.0
+    }
+}
+
+impl sqlx::Type<Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<Any>>::type_info()
+    }
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, Any> for Flag {
+    fn decode(
+        value: <Any as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Flag(<i64 as sqlx::Decode<'r, Any>>::decode(value)? != 0))
     }
 }
 

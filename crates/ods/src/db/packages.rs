@@ -1,13 +1,12 @@
 //! Packages (a filename and stage on this server) and blobs (content by sha256, with
 //! its 1 MiB chunk hashes and the extra digests Jamf Pro needs).
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow, Row};
 
 use super::Db;
 use crate::model::{Stage, Status, now_unix};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct PackageRow {
     pub id: i64,
     pub uuid: String,
@@ -15,7 +14,9 @@ pub struct PackageRow {
     pub file_size: i64,
     pub sha1: String,
     pub sha256: String,
+    #[sqlx(try_from = "String")]
     pub stage: Stage,
+    #[sqlx(try_from = "String")]
     pub status: Status,
     pub status_reason: Option<String>,
     pub created: i64,
@@ -25,32 +26,13 @@ pub struct PackageRow {
 const COLS: &str =
     "id, uuid, filename, file_size, sha1, sha256, stage, status, status_reason, created, updated";
 
-fn from_row(r: &AnyRow) -> sqlx::Result<PackageRow> {
-    let bad = |what: &str, v: String| sqlx::Error::Decode(format!("bad {what} {v:?}").into());
-    let stage: String = r.try_get("stage")?;
-    let status: String = r.try_get("status")?;
-    Ok(PackageRow {
-        id: r.try_get("id")?,
-        uuid: r.try_get("uuid")?,
-        filename: r.try_get("filename")?,
-        file_size: r.try_get("file_size")?,
-        sha1: r.try_get("sha1")?,
-        sha256: r.try_get("sha256")?,
-        stage: Stage::parse(&stage).ok_or_else(|| bad("stage", stage.clone()))?,
-        status: Status::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
-        status_reason: r.try_get("status_reason")?,
-        created: r.try_get("created")?,
-        updated: r.try_get("updated")?,
-    })
-}
-
 pub async fn list(db: &Db) -> sqlx::Result<Vec<PackageRow>> {
     let sql = format!("SELECT {COLS} FROM packages ORDER BY id");
     db.q(&sql)
         .fetch_all(db.reader())
         .await?
         .iter()
-        .map(from_row)
+        .map(PackageRow::from_row)
         .collect()
 }
 
@@ -59,7 +41,7 @@ pub async fn find(db: &Db, id_or_name: &str) -> sqlx::Result<Option<PackageRow>>
     if let Ok(id) = id_or_name.parse::<i64>() {
         let sql = format!("SELECT {COLS} FROM packages WHERE id = ?");
         if let Some(r) = db.q(&sql).bind(id).fetch_optional(db.reader()).await? {
-            return from_row(&r).map(Some);
+            return PackageRow::from_row(&r).map(Some);
         }
     }
     find_by_filename(db, db.reader(), id_or_name).await
@@ -79,7 +61,7 @@ where
         .fetch_optional(exec)
         .await?
         .as_ref()
-        .map(from_row)
+        .map(PackageRow::from_row)
         .transpose()
 }
 
@@ -148,7 +130,7 @@ pub async fn blob_refs(db: &Db, conn: &mut AnyConnection, sha256: &str) -> sqlx:
     r.try_get(0)
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct BlobRow {
     pub sha256: String,
     pub file_size: i64,
@@ -163,16 +145,7 @@ pub async fn blob(db: &Db, sha256: &str) -> sqlx::Result<Option<BlobRow>> {
         .bind(sha256.to_string())
         .fetch_optional(db.reader())
         .await?;
-    r.map(|r| {
-        Ok(BlobRow {
-            sha256: r.try_get("sha256")?,
-            file_size: r.try_get("file_size")?,
-            sha1: r.try_get("sha1")?,
-            sha512: r.try_get("sha512")?,
-            md5: r.try_get("md5")?,
-        })
-    })
-    .transpose()
+    r.as_ref().map(BlobRow::from_row).transpose()
 }
 
 /// Every content hash in use: recorded blobs and any package's content (a package
@@ -302,7 +275,7 @@ pub async fn by_uuid(
         .fetch_optional(conn)
         .await?
         .as_ref()
-        .map(from_row)
+        .map(PackageRow::from_row)
         .transpose()
 }
 
@@ -330,25 +303,19 @@ pub async fn incomplete(db: &Db) -> sqlx::Result<Vec<PackageRow>> {
         .fetch_all(db.reader())
         .await?
         .iter()
-        .map(from_row)
+        .map(PackageRow::from_row)
         .collect()
 }
 
-/// Chunk indexes of an incoming transfer already written and verified.
-pub async fn transfer_done(db: &Db, uuid: &str) -> sqlx::Result<std::collections::HashSet<i64>> {
-    let rows = db
-        .q("SELECT idx FROM transfer_chunks WHERE uuid = ?")
-        .bind(uuid.to_string())
-        .fetch_all(db.reader())
-        .await?;
-    rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()
-}
-
-/// How many chunks of an incoming transfer are written and verified.
-pub async fn transfer_count(db: &Db, uuid: &str) -> sqlx::Result<i64> {
-    db.q("SELECT COUNT(*) FROM transfer_chunks WHERE uuid = ?")
-        .bind(uuid.to_string())
-        .fetch_one(db.reader())
-        .await?
-        .try_get(0)
+/// Forgets the chunk list of content that is not stored here (a pushed manifest that
+/// may be what was wrong); the list of stored content is proven and stays.
+pub async fn forget_unproven_chunks(db: &Db, sha256: &str) -> sqlx::Result<()> {
+    db.q(
+        "DELETE FROM chunks WHERE sha256 = ? AND NOT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ?)",
+    )
+    .bind(sha256.to_string())
+    .bind(sha256.to_string())
+    .execute(db.writer())
+    .await?;
+    Ok(())
 }

@@ -1,19 +1,19 @@
 //! Registered ODS servers (the seed's `registered_ods`) with their link state: the
 //! pair secret (sealed), how far we have read their catalog, and link health.
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow, Row};
 
-use super::Db;
-use crate::model::now_unix;
+use super::{Db, Flag};
+use crate::model::{Identity, now_unix};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct PeerRow {
     pub id: i64,
     pub iss: String,
     pub name: String,
     pub url: Option<String>,
     pub stage: String,
+    #[sqlx(try_from = "Flag")]
     pub firewalled: bool,
     pub registered_on: i64,
     pub secret_sealed: Option<String>,
@@ -28,24 +28,6 @@ pub struct PeerRow {
 
 const COLS: &str = "id, iss, name, url, stage, firewalled, registered_on, secret_sealed, pulled, pushed, last_contact, last_error, rate_limit";
 
-fn from_row(r: &AnyRow) -> sqlx::Result<PeerRow> {
-    Ok(PeerRow {
-        id: r.try_get("id")?,
-        iss: r.try_get("iss")?,
-        name: r.try_get("name")?,
-        url: r.try_get("url")?,
-        stage: r.try_get("stage")?,
-        firewalled: r.try_get::<i64, _>("firewalled")? != 0,
-        registered_on: r.try_get("registered_on")?,
-        secret_sealed: r.try_get("secret_sealed")?,
-        pulled: r.try_get("pulled")?,
-        pushed: r.try_get("pushed")?,
-        last_contact: r.try_get("last_contact")?,
-        last_error: r.try_get("last_error")?,
-        rate_limit: r.try_get("rate_limit")?,
-    })
-}
-
 /// The peers, read on `conn` (use inside a transaction: never a second connection).
 pub async fn list_on(db: &Db, conn: &mut AnyConnection) -> sqlx::Result<Vec<PeerRow>> {
     let sql = format!("SELECT {COLS} FROM peers ORDER BY id");
@@ -53,7 +35,7 @@ pub async fn list_on(db: &Db, conn: &mut AnyConnection) -> sqlx::Result<Vec<Peer
         .fetch_all(conn)
         .await?
         .iter()
-        .map(from_row)
+        .map(PeerRow::from_row)
         .collect()
 }
 
@@ -63,7 +45,7 @@ pub async fn list(db: &Db) -> sqlx::Result<Vec<PeerRow>> {
         .fetch_all(db.reader())
         .await?
         .iter()
-        .map(from_row)
+        .map(PeerRow::from_row)
         .collect()
 }
 
@@ -74,7 +56,7 @@ pub async fn by_id(db: &Db, id: i64) -> sqlx::Result<Option<PeerRow>> {
         .fetch_optional(db.reader())
         .await?
         .as_ref()
-        .map(from_row)
+        .map(PeerRow::from_row)
         .transpose()
 }
 
@@ -85,18 +67,8 @@ pub async fn by_iss(db: &Db, iss: &str) -> sqlx::Result<Option<PeerRow>> {
         .fetch_optional(db.reader())
         .await?
         .as_ref()
-        .map(from_row)
+        .map(PeerRow::from_row)
         .transpose()
-}
-
-/// The identity a peer tells us about itself.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub iss: String,
-    pub name: String,
-    pub url: Option<String>,
-    pub stage: String,
-    pub firewalled: bool,
 }
 
 /// Creates or re-keys the link with a peer (registration is idempotent).

@@ -1,35 +1,23 @@
 //! This server's own identity and settings (the seed's About page): a single row.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::FromRow;
 
-use super::Db;
+use super::{Db, Flag};
 use crate::model::{Stage, now_unix};
 use crate::secrets::{Sealer, random_bytes, random_id};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct ServerRow {
     pub name: String,
     pub url: Option<String>,
     pub iss: String,
     pub key_sealed: Option<String>,
+    #[sqlx(try_from = "String")]
     pub stage: Stage,
+    #[sqlx(try_from = "Flag")]
     pub firewalled: bool,
     pub download_auth: String,
     pub created: i64,
-}
-
-fn from_row(r: &AnyRow) -> sqlx::Result<ServerRow> {
-    Ok(ServerRow {
-        name: r.try_get("name")?,
-        url: r.try_get("url")?,
-        iss: r.try_get("iss")?,
-        key_sealed: r.try_get("key_sealed")?,
-        stage: Stage::parse(&r.try_get::<String, _>("stage")?).unwrap_or(Stage::Prod),
-        firewalled: r.try_get::<i64, _>("firewalled")? != 0,
-        download_auth: r.try_get("download_auth")?,
-        created: r.try_get("created")?,
-    })
 }
 
 /// The settings, read on `conn` (use inside a transaction).
@@ -38,7 +26,7 @@ pub async fn get_on(db: &Db, conn: &mut sqlx::AnyConnection) -> sqlx::Result<Ser
         .q("SELECT name, url, iss, key_sealed, stage, firewalled, download_auth, created FROM server WHERE id = 1")
         .fetch_one(conn)
         .await?;
-    from_row(&row)
+    ServerRow::from_row(&row)
 }
 
 pub async fn get(db: &Db) -> sqlx::Result<ServerRow> {
@@ -46,7 +34,7 @@ pub async fn get(db: &Db) -> sqlx::Result<ServerRow> {
         .q("SELECT name, url, iss, key_sealed, stage, firewalled, download_auth, created FROM server WHERE id = 1")
         .fetch_one(db.reader())
         .await?;
-    from_row(&row)
+    ServerRow::from_row(&row)
 }
 
 /// Creates this server's identity on first start: a random ISS id and key.
@@ -91,7 +79,7 @@ pub async fn update(db: &Db, conn: &mut sqlx::AnyConnection, u: &ServerUpdate) -
             .q("SELECT name, url, iss, key_sealed, stage, firewalled, download_auth, created FROM server WHERE id = 1")
             .fetch_one(&mut *conn)
             .await?;
-        from_row(&row)?
+        ServerRow::from_row(&row)?
     };
     db.q("UPDATE server SET name = ?, url = ?, stage = ?, firewalled = ?, download_auth = ? WHERE id = 1")
         .bind(u.name.clone().unwrap_or(cur.name))

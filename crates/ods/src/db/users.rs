@@ -1,36 +1,23 @@
 //! Users (with Argon2id password hashes) and their API tokens (kept as SHA-256 digests).
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, FromRow, Row};
 
-use super::Db;
-use crate::auth::Role;
-use crate::model::now_unix;
+use super::{Db, Flag};
+use crate::model::{Role, now_unix};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct UserRow {
     pub id: i64,
     pub username: String,
     pub password_hash: String,
+    #[sqlx(try_from = "String")]
     pub role: Role,
+    #[sqlx(try_from = "Flag")]
     pub must_change_password: bool,
     pub created: i64,
 }
 
 const COLS: &str = "id, username, password_hash, role, must_change_password, created";
-
-fn from_row(r: &AnyRow) -> sqlx::Result<UserRow> {
-    let role: String = r.try_get("role")?;
-    Ok(UserRow {
-        id: r.try_get("id")?,
-        username: r.try_get("username")?,
-        password_hash: r.try_get("password_hash")?,
-        role: Role::parse(&role)
-            .ok_or_else(|| sqlx::Error::Decode(format!("bad role {role:?}").into()))?,
-        must_change_password: r.try_get::<i64, _>("must_change_password")? != 0,
-        created: r.try_get("created")?,
-    })
-}
 
 pub async fn count(db: &Db) -> sqlx::Result<i64> {
     db.q("SELECT COUNT(*) FROM users")
@@ -52,7 +39,7 @@ pub async fn list(db: &Db) -> sqlx::Result<Vec<UserRow>> {
         .fetch_all(db.reader())
         .await?
         .iter()
-        .map(from_row)
+        .map(UserRow::from_row)
         .collect()
 }
 
@@ -63,7 +50,7 @@ pub async fn by_name(db: &Db, username: &str) -> sqlx::Result<Option<UserRow>> {
         .fetch_optional(db.reader())
         .await?
         .as_ref()
-        .map(from_row)
+        .map(UserRow::from_row)
         .transpose()
 }
 
@@ -74,7 +61,7 @@ pub async fn by_id(db: &Db, id: i64) -> sqlx::Result<Option<UserRow>> {
         .fetch_optional(db.reader())
         .await?
         .as_ref()
-        .map(from_row)
+        .map(UserRow::from_row)
         .transpose()
 }
 
@@ -134,7 +121,7 @@ pub async fn delete(db: &Db, conn: &mut AnyConnection, id: i64) -> sqlx::Result<
     Ok(())
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRow)]
 pub struct TokenRow {
     pub id: i64,
     pub user_id: i64,
@@ -161,7 +148,7 @@ pub async fn user_by_token(db: &Db, digest: &str) -> sqlx::Result<Option<(i64, U
         .bind(digest.to_string())
         .fetch_optional(db.reader())
         .await?;
-    r.map(|r| Ok((r.try_get("token_id")?, from_row(&r)?)))
+    r.map(|r| Ok((r.try_get("token_id")?, UserRow::from_row(&r)?)))
         .transpose()
 }
 
@@ -186,16 +173,7 @@ pub async fn list_tokens(db: &Db, user_id: Option<i64>) -> sqlx::Result<Vec<Toke
     q.fetch_all(db.reader())
         .await?
         .iter()
-        .map(|r| {
-            Ok(TokenRow {
-                id: r.try_get("id")?,
-                user_id: r.try_get("user_id")?,
-                username: r.try_get("username")?,
-                name: r.try_get("name")?,
-                created: r.try_get("created")?,
-                last_used: r.try_get("last_used")?,
-            })
-        })
+        .map(TokenRow::from_row)
         .collect()
 }
 

@@ -2,6 +2,7 @@
 //! document, and the JSON body extractor whose rejections are our JSON errors.
 
 pub mod api;
+pub mod auth;
 pub mod linger;
 pub mod peer;
 pub mod share;

@@ -1,5 +1,5 @@
 //! `/api/ods/...`: the peer API, used only between servers. Every request is signed
-//! (see `sync::auth`); registration with the receiver's key, everything else with the
+//! (see `mesh::sign`); registration with the receiver's key, everything else with the
 //! link's pair secret.
 
 use std::sync::atomic::Ordering;
@@ -22,10 +22,10 @@ use crate::db::{self, peers::PeerRow};
 use crate::error::{ApiError, ApiResult};
 use crate::http::QueryArgs;
 use crate::ingest::CHUNK_SIZE;
-use crate::model::{Status, now_unix};
-use crate::sync::auth::{self, ISS_HEADER, SIG_HEADER};
-use crate::sync::register::{Hello, Welcome, new_pair_secret, own_hello};
-use crate::sync::transfer::Manifest;
+use crate::mesh::sign::{self as auth, ISS_HEADER, SIG_HEADER};
+use crate::model::{Identity, Status, now_unix};
+use crate::peers::{Manifest, own_identity as own_hello};
+use crate::sync::register::{Welcome, new_pair_secret};
 
 /// Every peer endpoint (under `/api/ods`); the router is built from this list and the
 /// OpenAPI test checks each one is documented.
@@ -115,7 +115,7 @@ async fn register(
         .ok_or_else(|| refused("registration must be signed"))?
         .to_string();
     check(&app, key.as_bytes(), &parts, &body, &sender)?;
-    let hello: Hello = serde_json::from_slice(&body)
+    let hello: Identity = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("registration body: {e}")))?;
     if hello.iss != sender || hello.iss.len() != 32 {
         return Err(ApiError::bad_request(
@@ -140,25 +140,19 @@ async fn register(
     }
     let secret = new_pair_secret();
     let mut tx = app.db.begin().await?;
-    db::peers::upsert(
-        &app.db,
-        &mut tx,
-        &(&hello).into(),
-        &app.sealer.seal(&secret),
-    )
-    .await?;
+    db::peers::upsert(&app.db, &mut tx, &hello, &app.sealer.seal(&secret)).await?;
     tx.commit().await?;
     let peer = db::peers::by_iss(&app.db, &hello.iss)
         .await?
         .ok_or_else(|| ApiError::internal("registering", "row vanished"))?;
-    crate::sync::apply::peer_event(
+    crate::peers::event(
         &app,
         "ods.registered",
         &peer,
         format!("{} registered with this server", peer.name),
     )
     .await?;
-    crate::jobs::pull::queue(&app, peer.id, true).await?;
+    crate::sync::pull::queue(&app, peer.id, true).await?;
     Ok(axum::Json(Welcome {
         identity: own_hello(&app).await?,
         pair_secret: secret,
@@ -168,7 +162,7 @@ async fn register(
 async fn unregister(State(app): State<App>, parts: Parts, body: Bytes) -> ApiResult<StatusCode> {
     let peer = authenticate(&app, &parts, &body).await?;
     db::peers::delete(&app.db, peer.id).await?;
-    crate::sync::apply::peer_event(
+    crate::peers::event(
         &app,
         "ods.unregistered",
         &peer,
@@ -180,7 +174,7 @@ async fn unregister(State(app): State<App>, parts: Parts, body: Bytes) -> ApiRes
 
 async fn notify(State(app): State<App>, parts: Parts, body: Bytes) -> ApiResult<StatusCode> {
     let peer = authenticate(&app, &parts, &body).await?;
-    crate::jobs::pull::queue(&app, peer.id, false).await?;
+    crate::sync::pull::queue(&app, peer.id, false).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -311,21 +305,21 @@ async fn push(
     body: Bytes,
 ) -> ApiResult<axum::Json<serde_json::Value>> {
     let peer = authenticate(&app, &parts, &body).await?;
-    let page: crate::jobs::pull::CatalogPage = parse(&body)?;
+    let page: crate::peers::CatalogPage = parse(&body)?;
     if page.identity.iss != peer.iss {
         return Err(ApiError::bad_request(
             "invalid_iss",
             "the pushed identity is not the signer's",
         ));
     }
-    crate::jobs::pull::refresh_identity(&app, &peer, &page.identity).await?;
+    crate::peers::refresh_identity(&app, &peer, &page.identity).await?;
     let mut applied = 0;
     for r in &page.entries {
-        if crate::sync::apply::remote(&app, r, &peer).await? {
+        if crate::catalog::remote(&app, r, &peer).await? {
             applied += 1;
         }
     }
-    crate::sync::watch::contact(&app, &peer, None).await;
+    crate::peers::contact(&app, &peer, None).await;
     Ok(axum::Json(json!({ "applied": applied })))
 }
 
@@ -380,10 +374,10 @@ async fn offer(
     let mut tx = app.db.begin().await?;
     db::packages::put_chunks(&app.db, &mut tx, &p.sha256, &m.chunks).await?;
     tx.commit().await?;
-    let done = db::packages::transfer_done(&app.db, &uuid).await?;
+    let done = db::transfers::done(&app.db, &uuid).await?;
     let missing: Vec<usize> = (0..n).filter(|i| !done.contains(&(*i as i64))).collect();
     if missing.is_empty() {
-        crate::jobs::fetch::hurry(&app, &uuid).await?;
+        crate::catalog::hurry(&app, &uuid).await?;
     }
     Ok(axum::Json(json!({ "missing": missing })))
 }
@@ -428,21 +422,10 @@ async fn receive_chunk(
     })
     .await
     .map_err(|e| ApiError::internal("writing a chunk", e))??;
-    let r = app
-        .db
-        .q("INSERT INTO transfer_chunks (uuid, idx) VALUES (?, ?)")
-        .bind(uuid.clone())
-        .bind(idx as i64)
-        .execute(app.db.writer())
-        .await;
-    if let Err(e) = r
-        && !db::is_unique_violation(&e)
-    {
-        return Err(e.into());
-    }
+    db::transfers::record(&app.db, &uuid, &[idx as usize]).await?;
     app.sync.stats.fetched(len as u64);
-    if db::packages::transfer_count(&app.db, &uuid).await? == expected.len() as i64 {
-        crate::jobs::fetch::hurry(&app, &uuid).await?;
+    if db::transfers::count(&app.db, &uuid).await? == expected.len() as i64 {
+        crate::catalog::hurry(&app, &uuid).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,11 +18,12 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::app::App;
-use crate::auth::principal::{basic_credentials, check_password};
 use crate::db::packages::PackageRow;
 use crate::error::{ApiError, ApiResult};
+use crate::http::auth::basic_credentials;
 use crate::model::filename_problem;
 use crate::storage::ByteStream;
+use crate::users::check_password;
 
 pub fn routes(context: &str) -> Router<App> {
     Router::new()

@@ -1,18 +1,15 @@
-//! Background work as durable jobs (DESIGN.md §4.8). A job kind is a serializable
-//! payload with a name, an optional dedup key and a `run`; it is enqueued inside the
-//! transaction that makes the change, so a crash loses neither. `runner.rs` claims and
-//! runs them; one file per kind.
+//! The durable job queue (DESIGN.md §4.8), generic over the context its jobs run in.
+//! A job kind is a serializable payload with a name, attempts and an optional dedup key
+//! (`Job`), and a way to run in a context `Ctx` (`Run<Ctx>`). It is enqueued inside the
+//! transaction that makes the change, so a crash loses neither. `Registry` maps kind
+//! names to their runners; `runner` claims due jobs with a lease and runs them. Each job
+//! kind lives next to the domain it serves: this module knows none of them, and uses
+//! nothing but `db` and `model`.
 
-pub mod blob_gc;
-pub mod digests;
-pub mod discard;
-pub mod fetch;
-pub mod notify;
-pub mod offer;
-pub mod pull;
-pub mod reevaluate;
+pub mod registry;
 pub mod runner;
-pub mod sweep;
+
+pub use registry::Registry;
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,26 +17,42 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::AnyConnection;
+use tokio::sync::Notify;
 
-use crate::app::App;
 use crate::db::{self, Db};
 use crate::model::now_millis;
 
+/// A kind of durable job: what is queued. The impl is the only place its dedup key
+/// is made.
 pub trait Job: Serialize + DeserializeOwned + Send + 'static {
+    /// The kind's name in the jobs table (stored: never rename one).
     const KIND: &'static str;
     const MAX_ATTEMPTS: i64 = 12;
+    /// Not even queued while one with the same key runs (work that must not run twice
+    /// at once, whichever worker process claims it).
+    const EXCLUSIVE: bool = false;
     /// Jobs with the same key are not queued twice.
     fn dedup_key(&self) -> Option<String> {
         None
     }
-    /// Not even queued while one with the same key runs (work that must not run twice
-    /// at once, whichever worker process claims it).
-    const EXCLUSIVE: bool = false;
-    fn run(self, app: App) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// How a job kind runs in the context `Ctx`.
+pub trait Run<Ctx>: Job {
+    fn run(self, ctx: Ctx) -> impl Future<Output = anyhow::Result<()>> + Send;
     /// Called once when the last attempt failed.
-    fn gave_up(self, _app: App, _error: String) -> impl Future<Output = anyhow::Result<()>> + Send {
+    fn gave_up(self, _ctx: Ctx, _error: String) -> impl Future<Output = anyhow::Result<()>> + Send {
         async { Ok(()) }
     }
+}
+
+/// What the queue needs from the context its jobs run in.
+pub trait Context: Clone + Send + Sync + 'static {
+    fn db(&self) -> &Db;
+    /// Woken when a job is queued to run now.
+    fn wake(&self) -> &Notify;
+    /// This process's worker id, under which it holds leases.
+    fn worker_id(&self) -> &str;
 }
 
 /// Queues `job` on `conn` (pass the transaction that writes the change).
@@ -61,39 +74,9 @@ pub async fn enqueue<J: Job>(
 }
 
 /// Queues a job outside any other transaction and wakes the local worker.
-pub async fn enqueue_now<J: Job>(app: &App, job: &J) -> sqlx::Result<Option<i64>> {
-    let mut conn = app.db.writer().acquire().await?;
-    let id = enqueue(&app.db, &mut conn, job, Duration::ZERO).await?;
-    app.jobs_wake.notify_one();
+pub async fn enqueue_now<J: Job>(ctx: &impl Context, job: &J) -> sqlx::Result<Option<i64>> {
+    let mut conn = ctx.db().writer().acquire().await?;
+    let id = enqueue(ctx.db(), &mut conn, job, Duration::ZERO).await?;
+    ctx.wake().notify_one();
     Ok(id)
-}
-
-/// Runs a claimed job of any known kind; `gave_up` carries the final error instead
-/// when the job has no attempts left.
-async fn dispatch(
-    app: App,
-    kind: &str,
-    payload: &str,
-    gave_up: Option<String>,
-) -> anyhow::Result<()> {
-    async fn go<J: Job>(app: App, payload: &str, gave_up: Option<String>) -> anyhow::Result<()> {
-        let job: J = serde_json::from_str(payload)
-            .map_err(|e| anyhow::anyhow!("job payload does not parse: {e}"))?;
-        match gave_up {
-            None => job.run(app).await,
-            Some(error) => job.gave_up(app, error).await,
-        }
-    }
-    match kind {
-        sweep::Sweep::KIND => go::<sweep::Sweep>(app, payload, gave_up).await,
-        blob_gc::BlobGc::KIND => go::<blob_gc::BlobGc>(app, payload, gave_up).await,
-        digests::Digests::KIND => go::<digests::Digests>(app, payload, gave_up).await,
-        discard::DiscardPartial::KIND => go::<discard::DiscardPartial>(app, payload, gave_up).await,
-        fetch::Fetch::KIND => go::<fetch::Fetch>(app, payload, gave_up).await,
-        notify::NotifyPeer::KIND => go::<notify::NotifyPeer>(app, payload, gave_up).await,
-        offer::Offer::KIND => go::<offer::Offer>(app, payload, gave_up).await,
-        pull::PullPeer::KIND => go::<pull::PullPeer>(app, payload, gave_up).await,
-        reevaluate::Reevaluate::KIND => go::<reevaluate::Reevaluate>(app, payload, gave_up).await,
-        other => anyhow::bail!("unknown job kind {other:?} (written by a newer ODS?)"),
-    }
 }

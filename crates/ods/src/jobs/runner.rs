@@ -1,6 +1,7 @@
 //! The worker loop: claims due jobs with a lease, keeps the lease alive while a job
 //! runs, and records success, or failure with exponential backoff and jitter. Jobs
-//! whose worker died are reclaimed when their lease runs out.
+//! whose worker died are reclaimed when their lease runs out. Generic over the context
+//! the jobs run in; what each kind does comes from the `Registry`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::{Semaphore, watch};
 
-use crate::app::App;
+use super::{Context, Registry};
 use crate::db;
 use crate::model::now_millis;
 
@@ -24,10 +25,16 @@ pub fn backoff_ms(attempts: i64) -> i64 {
     base + jitter
 }
 
-pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
+/// Claims and runs jobs until `shutdown` turns true, polling every `poll` when idle
+/// (and at once when the context's wake fires).
+pub async fn run<Ctx: Context>(
+    ctx: Ctx,
+    registry: Arc<Registry<Ctx>>,
+    poll: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(PARALLEL));
-    let poll = Duration::from_millis(app.config.job_poll_ms);
-    tracing::info!(worker = %app.worker_id, "job worker started");
+    tracing::info!(worker = %ctx.worker_id(), kinds = registry.kinds().count(), "job worker started");
     loop {
         if *shutdown.borrow() {
             break;
@@ -36,11 +43,12 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
             p = slots.clone().acquire_owned() => p.expect("semaphore open"),
             _ = shutdown.changed() => break,
         };
-        match db::jobs::claim(&app.db, &app.worker_id, LEASE_MS).await {
+        match db::jobs::claim(ctx.db(), ctx.worker_id(), LEASE_MS).await {
             Ok(Some(job)) => {
-                let app = app.clone();
+                let ctx = ctx.clone();
+                let registry = registry.clone();
                 tokio::spawn(async move {
-                    execute(app, job).await;
+                    execute(ctx, &registry, job).await;
                     drop(permit);
                 });
                 continue;
@@ -52,7 +60,7 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
             }
         }
         tokio::select! {
-            _ = app.jobs_wake.notified() => {}
+            _ = ctx.wake().notified() => {}
             _ = tokio::time::sleep(poll) => {}
             _ = shutdown.changed() => break,
         }
@@ -63,14 +71,14 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
     tracing::info!("job worker stopped");
 }
 
-async fn execute(app: App, job: db::jobs::JobRow) {
+async fn execute<Ctx: Context>(ctx: Ctx, registry: &Registry<Ctx>, job: db::jobs::JobRow) {
     let heartbeat = {
-        let app = app.clone();
+        let ctx = ctx.clone();
         let id = job.id;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)).await;
-                match db::jobs::heartbeat(&app.db, id, &app.worker_id, LEASE_MS).await {
+                match db::jobs::heartbeat(ctx.db(), id, ctx.worker_id(), LEASE_MS).await {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(e) => tracing::warn!(%e, job = id, "heartbeat failed"),
@@ -79,8 +87,12 @@ async fn execute(app: App, job: db::jobs::JobRow) {
         })
     };
     // A job that panics is a failed attempt like any other (and lets go of its lease).
-    let run =
-        std::panic::AssertUnwindSafe(super::dispatch(app.clone(), &job.kind, &job.payload, None));
+    let run = std::panic::AssertUnwindSafe(registry.dispatch(
+        ctx.clone(),
+        &job.kind,
+        job.payload.clone(),
+        None,
+    ));
     let result = futures_util::FutureExt::catch_unwind(run)
         .await
         .unwrap_or_else(|_| {
@@ -92,7 +104,7 @@ async fn execute(app: App, job: db::jobs::JobRow) {
     let recorded = match result {
         Ok(()) => {
             tracing::debug!(job = job.id, kind = %job.kind, "job done");
-            db::jobs::complete(&app.db, job.id, &app.worker_id).await
+            db::jobs::complete(ctx.db(), job.id, ctx.worker_id()).await
         }
         Err(e) => {
             let msg = format!("{e:#}");
@@ -100,12 +112,18 @@ async fn execute(app: App, job: db::jobs::JobRow) {
                 (job.attempts < job.max_attempts).then(|| now_millis() + backoff_ms(job.attempts));
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %msg, retry = retry.is_some(), "job failed");
             if retry.is_none()
-                && let Err(e) =
-                    super::dispatch(app.clone(), &job.kind, &job.payload, Some(msg.clone())).await
+                && let Err(e) = registry
+                    .dispatch(
+                        ctx.clone(),
+                        &job.kind,
+                        job.payload.clone(),
+                        Some(msg.clone()),
+                    )
+                    .await
             {
                 tracing::error!(job = job.id, error = %e, "recording that a job gave up failed");
             }
-            db::jobs::fail(&app.db, job.id, &app.worker_id, &msg, retry).await
+            db::jobs::fail(ctx.db(), job.id, ctx.worker_id(), &msg, retry).await
         }
     };
     if let Err(e) = recorded {

@@ -1,8 +1,17 @@
 //! Blob storage: content addressed by sha256, behind one trait so the rest of the
-//! server never assumes a local path. `local.rs` keeps blobs on disk; an S3 backend
-//! implements the same trait.
+//! server never assumes a local path; `local.rs` keeps blobs on disk. The jobs that
+//! keep the store tidy live here too (`gc`, `sweep`, `discard`), runnable in any
+//! context that offers a database and a store.
 
+pub mod discard;
+pub mod gc;
 pub mod local;
+pub mod sweep;
+
+/// What the storage jobs need from the context they run in.
+pub trait Context: crate::jobs::Context {
+    fn store(&self) -> &dyn BlobStore;
+}
 
 use std::io;
 use std::pin::Pin;

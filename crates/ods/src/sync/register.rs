@@ -9,50 +9,20 @@ use base64::Engine;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::client::{self, PeerError};
 use crate::app::App;
-use crate::db::{self, peers::Identity};
+use crate::db;
 use crate::error::ApiError;
+use crate::jobs;
+use crate::model::Identity;
+use crate::peers::client::{self, PeerError};
+use crate::peers::{self, own_identity};
 
-/// What each side tells the other about itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Hello {
-    pub iss: String,
-    pub name: String,
-    pub url: Option<String>,
-    pub stage: String,
-    pub firewalled_mode: bool,
-}
-
-/// B's answer to a registration.
+/// B's answer to a registration: its identity and the new link's pair secret.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Welcome {
     #[serde(flatten)]
-    pub identity: Hello,
+    pub identity: Identity,
     pub pair_secret: String,
-}
-
-impl From<&Hello> for Identity {
-    fn from(h: &Hello) -> Identity {
-        Identity {
-            iss: h.iss.clone(),
-            name: h.name.clone(),
-            url: h.url.clone(),
-            stage: h.stage.clone(),
-            firewalled: h.firewalled_mode,
-        }
-    }
-}
-
-pub async fn own_hello(app: &App) -> anyhow::Result<Hello> {
-    let s = db::server::get(&app.db).await?;
-    Ok(Hello {
-        iss: s.iss,
-        name: s.name,
-        url: s.url,
-        stage: s.stage.as_str().into(),
-        firewalled_mode: s.firewalled,
-    })
 }
 
 pub fn new_pair_secret() -> String {
@@ -68,7 +38,7 @@ pub async fn register_with(
 ) -> Result<db::peers::PeerRow, ApiError> {
     let url = url.trim().trim_end_matches('/').to_string();
     let iss = iss.trim().to_ascii_lowercase().replace('-', "");
-    let me = own_hello(app).await?;
+    let me = own_identity(app).await?;
     if iss.len() != 32 || !iss.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ApiError::bad_request(
             "invalid_iss",
@@ -87,7 +57,7 @@ pub async fn register_with(
             "that URL is this server's own URL",
         ));
     }
-    if !me.firewalled_mode && me.url.is_none() {
+    if !me.firewalled && me.url.is_none() {
         return Err(ApiError::bad_request(
             "url_not_set",
             "set this server's URL first (Admin tab or POST /api/admin/about), or enable firewalled mode",
@@ -152,13 +122,7 @@ pub async fn register_with(
     let sealed = app.sealer.seal(&welcome.pair_secret);
     let stored = async {
         let mut tx = app.db.begin().await?;
-        db::peers::upsert(
-            &app.db,
-            &mut tx,
-            &Identity::from(&welcome.identity),
-            &sealed,
-        )
-        .await?;
+        db::peers::upsert(&app.db, &mut tx, &welcome.identity, &sealed).await?;
         tx.commit().await
     }
     .await;
@@ -184,7 +148,7 @@ pub async fn register_with(
     let peer = db::peers::by_iss(&app.db, &iss)
         .await?
         .ok_or_else(|| ApiError::internal("registering", "peer row vanished"))?;
-    super::apply::peer_event(
+    peers::event(
         app,
         "ods.registered",
         &peer,
@@ -193,10 +157,10 @@ pub async fn register_with(
     .await?;
     // Catch up at once both ways.
     let mut conn = app.db.writer().acquire().await?;
-    crate::jobs::enqueue(
+    jobs::enqueue(
         &app.db,
         &mut conn,
-        &crate::jobs::pull::PullPeer {
+        &super::pull::PullPeer {
             peer_id: peer.id,
             full: true,
         },
@@ -223,7 +187,7 @@ pub async fn unregister(app: &App, peer: &db::peers::PeerRow) -> Result<bool, Ap
         None => false,
     };
     db::peers::delete(&app.db, peer.id).await?;
-    super::apply::peer_event(
+    peers::event(
         app,
         "ods.unregistered",
         peer,

@@ -9,35 +9,14 @@ use reqwest::Method;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::client::{self, Link};
+use super::pull::PullPeer;
 use crate::app::App;
+use crate::catalog::fetch::Fetch;
 use crate::db;
-use crate::jobs::{self, fetch::Fetch, notify::NotifyPeer, pull::PullPeer};
-
-/// Records how a call to a peer went; raises `ods.unreachable`/`ods.recovered` on change.
-pub async fn contact(app: &App, peer: &db::peers::PeerRow, error: Option<String>) {
-    match db::peers::record_contact(&app.db, peer.id, error.as_deref()).await {
-        Ok(prev) => {
-            let ev = match (prev.is_some(), &error) {
-                (false, Some(e)) => Some((
-                    "ods.unreachable",
-                    format!("{} cannot be reached: {e}", peer.name),
-                )),
-                (true, None) => Some((
-                    "ods.recovered",
-                    format!("{} can be reached again", peer.name),
-                )),
-                _ => None,
-            };
-            if let Some((kind, msg)) = ev
-                && let Err(e) = super::apply::peer_event(app, kind, peer, msg).await
-            {
-                tracing::warn!(%e, "recording a peer event");
-            }
-        }
-        Err(e) => tracing::warn!(%e, "recording peer contact"),
-    }
-}
+use crate::jobs;
+use crate::peers::client::{self, Link};
+use crate::peers::contact;
+use crate::peers::notify::NotifyPeer;
 
 /// One anti-entropy round.
 pub async fn reconcile_round(app: &App, full: bool) -> anyhow::Result<()> {
@@ -166,7 +145,7 @@ async fn long_poll(app: App, peer_id: i64) {
             && Some(c) != seen
         {
             seen = Some(c);
-            if let Err(e) = crate::jobs::pull::queue(&app, peer_id, false).await {
+            if let Err(e) = super::pull::queue(&app, peer_id, false).await {
                 tracing::warn!(%e, "queueing a pull");
             }
         }

@@ -7,10 +7,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::auth::{Principal, Role};
 use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
+use crate::http::auth::Principal;
+use crate::model::Role;
 use crate::model::Stage;
 
 pub async fn get_about(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<Value>> {
@@ -141,13 +142,13 @@ pub async fn update_about(
         crate::jobs::enqueue(
             &app.db,
             &mut tx,
-            &crate::jobs::reevaluate::Reevaluate,
+            &crate::catalog::reevaluate::Reevaluate,
             std::time::Duration::ZERO,
         )
         .await?;
     }
     // Peers learn our new name, URL, stage or mode with their next pull.
-    crate::sync::announce(&app.db, &mut tx, None).await?;
+    crate::catalog::announce(&app.db, &mut tx, None).await?;
     tx.commit().await?;
     app.jobs_wake.notify_one();
     app.settings_changed();

@@ -5,10 +5,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::auth::{Principal, Role};
 use crate::db;
 use crate::error::ApiResult;
 use crate::http::QueryArgs;
+use crate::http::auth::Principal;
+use crate::model::Role;
 use crate::model::iso_seconds;
 
 #[derive(Debug, Deserialize)]

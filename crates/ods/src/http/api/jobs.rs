@@ -5,16 +5,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::auth::{Principal, Role};
 use crate::db::{self, jobs::JobRow};
 use crate::error::{ApiError, ApiResult};
 use crate::http::QueryArgs;
+use crate::http::auth::Principal;
+use crate::model::Role;
 use crate::model::iso_seconds;
 
 fn to_json(j: &JobRow) -> Value {
     json!({
         "attempts": j.attempts,
-        "created": iso_seconds(j.created),
+        "created": iso_seconds(j.created / 1000),
         "dedup_key": j.dedup_key,
         "id": j.id,
         "kind": j.kind,
@@ -24,7 +25,7 @@ fn to_json(j: &JobRow) -> Value {
         "payload": serde_json::from_str::<Value>(&j.payload).unwrap_or(Value::Null),
         "run_at": iso_seconds(j.run_at / 1000),
         "state": j.state,
-        "updated": iso_seconds(j.updated),
+        "updated": iso_seconds(j.updated / 1000),
     })
 }
 

@@ -8,12 +8,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::auth::{Principal, Role};
 use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
 use crate::http::QueryArgs;
+use crate::http::auth::Principal;
 use crate::ingest::{Ingest, Received};
+use crate::model::Role;
 use crate::model::{Stage, filename_problem};
 use crate::packages as svc;
 

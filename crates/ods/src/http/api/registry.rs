@@ -11,10 +11,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::auth::{Principal, Role};
 use crate::db::{self, peers::PeerRow};
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
+use crate::http::auth::Principal;
+use crate::model::Role;
 use crate::model::iso_seconds;
 
 #[derive(Debug, Deserialize)]
@@ -61,16 +62,7 @@ pub async fn register(
 }
 
 async fn pending_jobs(app: &App, peer_id: i64) -> ApiResult<i64> {
-    let r = app
-        .db
-        .q("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running') AND (dedup_key = ? OR dedup_key = ? OR dedup_key = ? OR dedup_key = ?)")
-        .bind(format!("notify:{peer_id}:false"))
-        .bind(format!("notify:{peer_id}:true"))
-        .bind(format!("pull:{peer_id}:false"))
-        .bind(format!("pull:{peer_id}:true"))
-        .fetch_one(app.db.reader())
-        .await?;
-    Ok(sqlx::Row::try_get(&r, 0)?)
+    Ok(crate::sync::pending_jobs(app, peer_id).await?)
 }
 
 async fn to_json(app: &App, p: &PeerRow) -> ApiResult<Value> {

@@ -4,8 +4,9 @@ use axum::extract::State;
 use serde_json::Value;
 
 use crate::app::App;
-use crate::auth::{Principal, Role};
 use crate::error::ApiResult;
+use crate::http::auth::Principal;
+use crate::model::Role;
 
 pub async fn get_system(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Viewer)?;

@@ -8,11 +8,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::auth::{Principal, Role};
 use crate::db::{self, users::TokenRow};
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
 use crate::http::QueryArgs;
+use crate::http::auth::Principal;
+use crate::model::Role;
 use crate::model::iso_seconds;
 use crate::secrets::{random_bytes, token_digest};
 

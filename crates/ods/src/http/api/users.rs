@@ -7,10 +7,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
-use crate::auth::{Principal, Role, password};
+use crate::auth::password;
 use crate::db::{self, users::UserRow};
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
+use crate::http::auth::Principal;
+use crate::model::Role;
 use crate::model::iso_seconds;
 
 fn to_json(u: &UserRow) -> Value {

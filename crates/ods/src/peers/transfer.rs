@@ -2,35 +2,33 @@
 //! manifest, fetch the missing 1 MiB chunks several at a time spread over every peer
 //! that has it, check each chunk's SHA-1 (a bad chunk is fetched again from another
 //! peer), record verified chunks so a restart resumes, then check the whole file's
-//! SHA-256 and SHA-1 before the package turns Public.
+//! SHA-256 and SHA-1 and move it into place. Turning the package Public is the
+//! catalog's part (`catalog::fetch`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use super::Manifest;
 use super::client::{self, Link, PeerError};
 use crate::app::App;
-use crate::db::events::{self, NewEvent};
-use crate::db::{self, catalog, packages};
+use crate::db::{self, catalog, packages, transfers};
 use crate::ingest::CHUNK_SIZE;
 use crate::model::Status;
 use crate::storage::PartialBlob;
 
-/// What a peer says about a package it holds (`GET /api/ods/packages/<uuid>/manifest`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Manifest {
-    pub uuid: String,
-    pub file_size: i64,
-    pub sha1: String,
-    pub sha256: String,
+/// A package's bytes, verified and in place as its content: what is left is to record
+/// it (`catalog::fetch`).
+pub struct Arrived {
+    pub record: catalog::Record,
     pub chunks: Vec<String>,
+    pub started: Instant,
 }
 
 const PARALLEL_CHUNKS: usize = 8;
@@ -40,42 +38,16 @@ fn chunk_count(size: i64) -> usize {
     (size.max(0) as usize).div_ceil(CHUNK_SIZE)
 }
 
-fn in_flight() -> &'static Mutex<HashSet<String>> {
-    static SET: std::sync::OnceLock<Mutex<HashSet<String>>> = std::sync::OnceLock::new();
-    SET.get_or_init(Default::default)
-}
-
-/// Only one transfer per package in this process.
-struct Claim(String);
-impl Claim {
-    fn take(uuid: &str) -> Option<Claim> {
-        in_flight()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(uuid.to_string())
-            .then(|| Claim(uuid.to_string()))
-    }
-}
-impl Drop for Claim {
-    fn drop(&mut self) {
-        in_flight()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.0);
-    }
-}
-
 async fn set_reason(app: &App, uuid: &str, reason: Option<&str>) -> anyhow::Result<()> {
     let mut conn = app.db.writer().acquire().await?;
     packages::set_status(&app.db, &mut conn, uuid, Status::Downloading, reason).await?;
     Ok(())
 }
 
-pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
-    let Some(_claim) = Claim::take(uuid) else {
-        return Ok(());
-    };
-    let _permit = app.sync.transfers.acquire().await?;
+/// Brings the bytes of `uuid` from the peers that have them; `None` when there is
+/// nothing to bring (the package is gone, deleted or Public already). The caller holds
+/// the package's claim (`app.sync.in_flight`) and a transfer permit.
+pub async fn bring(app: &App, uuid: &str) -> anyhow::Result<Option<Arrived>> {
     let db = &app.db;
     let (pkg, rec) = {
         let mut conn = db.writer().acquire().await?;
@@ -85,10 +57,10 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
     };
     let (Some(pkg), Some(rec)) = (pkg, rec) else {
         app.store.discard_partial(uuid).await?;
-        return Ok(());
+        return Ok(None);
     };
     if pkg.status == Status::Public || rec.deleted {
-        return Ok(());
+        return Ok(None);
     }
 
     // The same content is already here under another name: nothing to fetch.
@@ -98,7 +70,11 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
     };
     if local_content && app.store.size(&rec.sha256).await? == Some(rec.file_size.max(0) as u64) {
         let chunks = packages::chunks(db, &rec.sha256).await?;
-        return finish(app, &rec, &chunks, Instant::now()).await;
+        return Ok(Some(Arrived {
+            record: rec,
+            chunks,
+            started: Instant::now(),
+        }));
     }
 
     // Sources: every callable peer whose manifest matches the record.
@@ -141,7 +117,7 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
     let links: Arc<Vec<Link>> = Arc::new(sources.into_iter().map(|(l, _)| l).collect());
     let partial = app.store.partial(uuid, rec.file_size.max(0) as u64).await?;
 
-    let done = packages::transfer_done(db, uuid).await?;
+    let done = transfers::done(db, uuid).await?;
     let missing: Vec<usize> = (0..n).filter(|i| !done.contains(&(*i as i64))).collect();
     if !missing.is_empty() && links.is_empty() {
         set_reason(app, uuid, Some("waiting for a peer to send the rest")).await?;
@@ -195,17 +171,10 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
         whole_file::<Sha1>(partial.clone(), size)
     )?;
     if sha256 != rec.sha256 || sha1 != rec.sha1 {
-        db.q("DELETE FROM transfer_chunks WHERE uuid = ?")
-            .bind(uuid.to_string())
-            .execute(db.writer())
-            .await?;
+        transfers::forget(db, uuid).await?;
         // The chunk list itself may be what was wrong (a pushed manifest): forget it
         // unless the content is stored here (then the list is proven).
-        db.q("DELETE FROM chunks WHERE sha256 = ? AND NOT EXISTS (SELECT 1 FROM blobs WHERE sha256 = ?)")
-            .bind(rec.sha256.clone())
-            .bind(rec.sha256.clone())
-            .execute(db.writer())
-            .await?;
+        packages::forget_unproven_chunks(db, &rec.sha256).await?;
         app.store.discard_partial(uuid).await?;
         anyhow::bail!(
             "the assembled {} does not match its SHA-256; fetching it again",
@@ -217,58 +186,12 @@ pub async fn run(app: &App, uuid: &str) -> anyhow::Result<()> {
         let sha = sha256.clone();
         tokio::task::spawn_blocking(move || p.commit(&sha)).await??;
     }
-    finish(app, &rec, &chunks, started).await
-}
-
-/// The bytes are in place and verified: record the content and turn the package Public.
-async fn finish(
-    app: &App,
-    rec: &catalog::Record,
-    chunks: &[String],
-    started: Instant,
-) -> anyhow::Result<()> {
-    let db = &app.db;
-    let uuid = rec.uuid.as_str();
-    let mut tx = db.begin().await?;
-    catalog::lock(db, &mut tx).await?;
-    if packages::by_uuid(db, &mut tx, uuid).await?.is_none() {
-        // Deleted or withdrawn while arriving: leave the blob to the collector.
-        tx.rollback().await?;
-        let mut conn = db.writer().acquire().await?;
-        let gc = crate::jobs::blob_gc::BlobGc {
-            sha256: rec.sha256.clone(),
-        };
-        crate::jobs::enqueue(db, &mut conn, &gc, Duration::ZERO).await?;
-        return Ok(());
-    }
-    packages::insert_blob(db, &mut tx, &rec.sha256, rec.file_size, &rec.sha1, chunks).await?;
-    packages::set_status(db, &mut tx, uuid, Status::Public, None).await?;
-    db.q("DELETE FROM transfer_chunks WHERE uuid = ?")
-        .bind(uuid.to_string())
-        .execute(&mut *tx)
-        .await?;
-    let seq = catalog::touch(db, &mut tx, uuid).await?;
-    events::record(
-        db,
-        &mut tx,
-        NewEvent {
-            kind: "package.public",
-            package_uuid: Some(uuid),
-            filename: Some(&rec.filename),
-            peer_iss: None,
-            message: format!(
-                "{} is Public here (synced in {:.1} s)",
-                rec.filename,
-                started.elapsed().as_secs_f64()
-            ),
-        },
-    )
-    .await?;
-    super::announce(db, &mut tx, None).await?;
-    tx.commit().await?;
-    super::changed(app, seq);
-    tracing::info!(filename = %rec.filename, secs = started.elapsed().as_secs_f64(), "transfer complete");
-    Ok(())
+    drop(results);
+    Ok(Some(Arrived {
+        record: rec,
+        chunks: Arc::unwrap_or_clone(chunks),
+        started,
+    }))
 }
 
 /// The hex digest `D` of a partial file's first `size` bytes (in a blocking thread).
@@ -304,19 +227,7 @@ async fn record(
     }
     let p = partial.clone();
     tokio::task::spawn_blocking(move || p.sync()).await??;
-    let mut sql = String::from("INSERT INTO transfer_chunks (uuid, idx) VALUES ");
-    for i in 0..pending.len() {
-        sql.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
-    }
-    let mut q = app.db.q(&sql);
-    for idx in pending.iter() {
-        q = q.bind(uuid.to_string()).bind(*idx as i64);
-    }
-    if let Err(e) = q.execute(app.db.writer()).await
-        && !db::is_unique_violation(&e)
-    {
-        return Err(e.into());
-    }
+    transfers::record(&app.db, uuid, pending).await?;
     pending.clear();
     Ok(())
 }

@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Job;
-use crate::app::App;
+use super::{Context, Removal};
 use crate::db;
-use crate::model::now_unix;
-use crate::storage::Removal;
+use crate::jobs::{self, Job, Run};
+use crate::model::now_millis;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Sweep;
@@ -23,26 +22,30 @@ impl Job for Sweep {
     fn dedup_key(&self) -> Option<String> {
         Some("sweep".into())
     }
-    async fn run(self, app: App) -> anyhow::Result<()> {
-        let staged = app.store.sweep_staging().await?;
-        let known: std::collections::HashSet<String> = db::packages::all_blob_hashes(&app.db)
+}
+
+impl<C: Context> Run<C> for Sweep {
+    async fn run(self, ctx: C) -> anyhow::Result<()> {
+        let store = ctx.store();
+        let staged = store.sweep_staging().await?;
+        let known: std::collections::HashSet<String> = db::packages::all_blob_hashes(ctx.db())
             .await?
             .into_iter()
             .collect();
         let mut removed = 0;
-        for (sha, age) in app.store.list().await? {
+        for (sha, age) in store.list().await? {
             if age >= BLOB_GRACE_SECS && !known.contains(&sha) {
                 let idle = Duration::from_secs(BLOB_GRACE_SECS);
-                if app.store.delete_if_idle(&sha, idle).await? == Removal::Deleted {
+                if store.delete_if_idle(&sha, idle).await? == Removal::Deleted {
                     removed += 1;
                 }
             }
         }
-        let pruned = db::jobs::prune_done(&app.db, now_unix() - 7 * 86_400).await?;
+        let pruned = db::jobs::prune_done(ctx.db(), now_millis() - 7 * 86_400_000).await?;
         tracing::info!(staged, removed, pruned, "housekeeping done");
-        let mut conn = app.db.writer().acquire().await?;
+        let mut conn = ctx.db().writer().acquire().await?;
         // The running row still holds the key as 'running', so this queues the next one.
-        super::enqueue(&app.db, &mut conn, &Sweep, EVERY).await?;
+        jobs::enqueue(ctx.db(), &mut conn, &Sweep, EVERY).await?;
         Ok(())
     }
 }

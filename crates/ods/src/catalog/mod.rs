@@ -1,9 +1,14 @@
-//! The rules every server applies to package records, its own changes and those it
-//! hears of (DESIGN.md §3, §4.4, §4.7): last writer wins per uuid by hybrid logical
-//! clock, deletions are kept as tombstones, a server holds what its stage allows (and
-//! what was uploaded to it), and two live packages with one filename resolve to the
-//! later upload everywhere. Each change is written with its follow-up jobs, events and
-//! peer notifications in one transaction.
+//! The catalog domain: the rules every server applies to package records, its own
+//! changes (uploads, deletes, stage changes from `packages`) and those it hears of
+//! (from `sync`) alike (DESIGN.md §3, §4.4, §4.7): last writer wins per uuid by hybrid
+//! logical clock, deletions are kept as tombstones, a server holds what its stage
+//! allows (and what was uploaded to it), two live packages with one filename resolve
+//! to the later upload everywhere, and every change is announced to the peers. Each
+//! change is written with its follow-up jobs, events and announcements in one
+//! transaction. Its jobs: `fetch` (hold a package's bytes) and `reevaluate`.
+
+pub mod fetch;
+pub mod reevaluate;
 
 use std::time::Duration;
 
@@ -14,9 +19,67 @@ use crate::db::catalog::{self, Record};
 use crate::db::events::{self, NewEvent};
 use crate::db::packages::{self, NewPackage, PackageRow};
 use crate::db::peers::PeerRow;
-use crate::db::{self, server};
-use crate::jobs::{self, blob_gc::BlobGc, fetch::Fetch};
+use crate::db::{Db, server, transfers};
+use crate::jobs::{self, Job};
 use crate::model::{Stage, Status, now_unix};
+use crate::peers::notify::NotifyPeer;
+use crate::storage::{discard::DiscardPartial, gc::BlobGc};
+use fetch::Fetch;
+
+/// Queues a notification of a catalog change to every peer that can be called.
+/// Call inside the transaction that made the change.
+pub async fn announce(
+    db: &Db,
+    conn: &mut AnyConnection,
+    except_iss: Option<&str>,
+) -> sqlx::Result<()> {
+    for p in crate::db::peers::list_on(db, conn).await? {
+        if p.firewalled || p.url.is_none() || Some(p.iss.as_str()) == except_iss {
+            continue;
+        }
+        let notify = NotifyPeer {
+            peer_id: p.id,
+            full: false,
+        };
+        jobs::enqueue(db, conn, &notify, Duration::ZERO).await?;
+    }
+    Ok(())
+}
+
+/// After a commit that changed the catalog: wake the local worker and long-polls.
+pub fn changed(app: &App, seq: i64) {
+    app.packages_changed();
+    app.sync.cursor.send_if_modified(|c| {
+        if seq > *c {
+            *c = seq;
+            true
+        } else {
+            false
+        }
+    });
+    app.jobs_wake.notify_waiters();
+    app.jobs_wake.notify_one();
+}
+
+/// A source for `uuid` appeared: run its waiting transfer now (or queue one).
+pub async fn hurry(app: &App, uuid: &str) -> anyhow::Result<()> {
+    let mut conn = app.db.writer().acquire().await?;
+    let Some(p) = packages::by_uuid(&app.db, &mut conn, uuid).await? else {
+        return Ok(());
+    };
+    if p.status == Status::Public {
+        return Ok(());
+    }
+    let fetch = Fetch {
+        uuid: uuid.to_string(),
+    };
+    if let Some(key) = fetch.dedup_key() {
+        crate::db::jobs::run_now(&app.db, &mut conn, &key).await?;
+    }
+    jobs::enqueue(&app.db, &mut conn, &fetch, Duration::ZERO).await?;
+    app.jobs_wake.notify_one();
+    Ok(())
+}
 
 /// Whether this server should hold the bytes of `r`.
 pub fn wants(own_stage: Stage, own_iss: &str, r: &Record) -> bool {
@@ -99,7 +162,7 @@ pub async fn local_upload(app: &App, conn: &mut AnyConnection, r: &Record) -> sq
         format!("{} is Public here", r.filename),
     )
     .await?;
-    super::announce(&app.db, conn, None).await?;
+    announce(&app.db, conn, None).await?;
     Ok(seq)
 }
 
@@ -124,7 +187,7 @@ pub async fn local_delete(
         format!("{} deleted here", r.filename),
     )
     .await?;
-    super::announce(&app.db, conn, None).await?;
+    announce(&app.db, conn, None).await?;
     Ok(Some(seq))
 }
 
@@ -156,7 +219,7 @@ pub async fn local_stage(
     if !wants(own.stage, &app.sync.own_iss, &r) {
         withdraw(app, conn, pkg, &r).await?;
     }
-    super::announce(&app.db, conn, None).await?;
+    announce(&app.db, conn, None).await?;
     Ok(Some(seq))
 }
 
@@ -164,16 +227,12 @@ pub async fn local_stage(
 /// (once no other package uses it) its content.
 async fn drop_holding(app: &App, conn: &mut AnyConnection, pkg: &PackageRow) -> sqlx::Result<()> {
     packages::delete(&app.db, conn, pkg.id).await?;
-    app.db
-        .q("DELETE FROM transfer_chunks WHERE uuid = ?")
-        .bind(pkg.uuid.clone())
-        .execute(&mut *conn)
-        .await?;
+    transfers::forget_on(&app.db, conn, &pkg.uuid).await?;
     let gc = BlobGc {
         sha256: pkg.sha256.clone(),
     };
     jobs::enqueue(&app.db, conn, &gc, Duration::ZERO).await?;
-    let discard = crate::jobs::discard::DiscardPartial {
+    let discard = DiscardPartial {
         uuid: pkg.uuid.clone(),
     };
     jobs::enqueue(&app.db, conn, &discard, Duration::ZERO).await?;
@@ -333,7 +392,9 @@ fn invalid(r: &Record) -> Option<String> {
     if let Some(problem) = crate::model::filename_problem(&r.filename) {
         return Some(format!("{problem}: {:?}", r.filename));
     }
-    if !super::hlc::acceptable(&r.version) || super::hlc::parse(&r.created_version).is_none() {
+    if !crate::mesh::hlc::acceptable(&r.version)
+        || crate::mesh::hlc::parse(&r.created_version).is_none()
+    {
         return Some(format!(
             "version {:?} is malformed or too far in the future (check the clocks)",
             r.version
@@ -362,7 +423,7 @@ pub async fn remote(app: &App, incoming: &Record, from: &PeerRow) -> anyhow::Res
     if !newer(&known) {
         if incoming.available {
             // Nothing new, but a source appeared: a waiting transfer can go now.
-            crate::jobs::fetch::hurry(app, &incoming.uuid).await?;
+            hurry(app, &incoming.uuid).await?;
         }
         return Ok(false);
     }
@@ -378,9 +439,9 @@ pub async fn remote(app: &App, incoming: &Record, from: &PeerRow) -> anyhow::Res
     r.available = false;
     let seq = catalog::put(db, &mut tx, &r).await?;
     reconcile(app, &mut tx, &r, own_stage, Some(&from.iss)).await?;
-    super::announce(db, &mut tx, Some(&from.iss)).await?;
+    announce(db, &mut tx, Some(&from.iss)).await?;
     tx.commit().await?;
-    super::changed(app, seq);
+    changed(app, seq);
     Ok(true)
 }
 
@@ -423,26 +484,3 @@ pub async fn transfer_failed(app: &App, uuid: &str, reason: &str) -> anyhow::Res
     tx.commit().await?;
     Ok(())
 }
-
-/// Events about peers (registration, reachability).
-pub async fn peer_event(
-    app: &App,
-    kind: &str,
-    peer: &PeerRow,
-    message: String,
-) -> sqlx::Result<()> {
-    let mut conn = app.db.writer().acquire().await?;
-    events::record(
-        &app.db,
-        &mut conn,
-        NewEvent {
-            kind,
-            peer_iss: Some(&peer.iss),
-            message,
-            ..Default::default()
-        },
-    )
-    .await
-}
-
-pub use db::catalog::Record as CatalogRecord;

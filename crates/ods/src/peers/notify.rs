@@ -5,10 +5,10 @@ use std::time::Duration;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::Job;
+use super::client::{self, Link};
 use crate::app::App;
 use crate::db;
-use crate::sync::client::{self, Link};
+use crate::jobs::{self, Job, Run};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct NotifyPeer {
@@ -24,6 +24,9 @@ impl Job for NotifyPeer {
     fn dedup_key(&self) -> Option<String> {
         Some(format!("notify:{}:{}", self.peer_id, self.full))
     }
+}
+
+impl Run<App> for NotifyPeer {
     async fn run(self, app: App) -> anyhow::Result<()> {
         let Some(peer) = db::peers::by_id(&app.db, self.peer_id).await? else {
             return Ok(());
@@ -51,7 +54,7 @@ impl Job for NotifyPeer {
             .map_err(anyhow::Error::from)
         };
         let error = res.as_ref().err().map(|e| format!("{e:#}"));
-        crate::sync::watch::contact(&app, &peer, error).await;
+        super::contact(&app, &peer, error).await;
         res
     }
 }
@@ -65,8 +68,8 @@ async fn push(app: &App, peer: &db::peers::PeerRow, link: &Link, full: bool) -> 
         let more = entries.len() > 500;
         entries.truncate(500);
         let cursor = entries.last().map(|e| e.seq).unwrap_or(since);
-        let page = super::pull::CatalogPage {
-            identity: crate::sync::register::own_hello(app).await?,
+        let page = super::CatalogPage {
+            identity: super::own_identity(app).await?,
             entries,
             cursor,
             more,
@@ -117,7 +120,7 @@ async fn push(app: &App, peer: &db::peers::PeerRow, link: &Link, full: bool) -> 
             peer_id: peer.id,
             uuid: uuid.to_string(),
         };
-        super::enqueue(&app.db, &mut conn, &offer, Duration::ZERO).await?;
+        jobs::enqueue(&app.db, &mut conn, &offer, Duration::ZERO).await?;
     }
     app.jobs_wake.notify_one();
     Ok(())

@@ -7,12 +7,12 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::Job;
+use super::Manifest;
+use super::client::{self, Link};
 use crate::app::App;
 use crate::db;
 use crate::ingest::CHUNK_SIZE;
-use crate::sync::client::{self, Link};
-use crate::sync::transfer::Manifest;
+use crate::jobs::{Job, Run};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Offer {
@@ -25,6 +25,9 @@ impl Job for Offer {
     fn dedup_key(&self) -> Option<String> {
         Some(format!("offer:{}:{}", self.peer_id, self.uuid))
     }
+}
+
+impl Run<App> for Offer {
     async fn run(self, app: App) -> anyhow::Result<()> {
         let Some(peer) = db::peers::by_id(&app.db, self.peer_id).await? else {
             return Ok(());

@@ -1,19 +1,25 @@
-//! Package operations shared by the admin API and the web UI: accept an upload,
-//! delete, change stage, request the Jamf digests. Each writes its rows and queues its
-//! follow-up jobs in one transaction.
+//! The packages service, used by the admin API (and the web UI to come): accept an
+//! upload, delete, change stage, request the Jamf digests, and the package objects the
+//! API shows. Each operation writes its rows and queues its follow-up jobs in one
+//! transaction; the catalog's rules (`catalog`) record and announce the change. Its
+//! job: `digests`.
+
+pub mod digests;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::app::App;
+use crate::catalog;
 use crate::db::{self, packages::PackageRow};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::Received;
-use crate::jobs::{self, blob_gc::BlobGc, digests::Digests};
+use crate::jobs;
 use crate::model::{Stage, Status, human_size, iso_seconds};
 use crate::secrets::random_id;
-use crate::sync;
+use crate::storage::gc::BlobGc;
+use digests::Digests;
 
 pub fn conflict(filename: &str) -> ApiError {
     ApiError::conflict(
@@ -56,7 +62,7 @@ pub async fn accept_upload(
         .await?;
         app.jobs_wake.notify_one();
     }
-    sync::changed(app, recorded?);
+    catalog::changed(app, recorded?);
     tracing::info!(filename, sha256 = %d.sha256, size = d.size, stage = stage.as_str(), "package uploaded");
     db::packages::find_by_filename(db, db.writer(), filename)
         .await?
@@ -81,7 +87,7 @@ async fn record_upload(
             return Err(conflict(filename));
         }
         db::packages::delete(db, &mut tx, old.id).await?;
-        sync::apply::local_delete(app, &mut tx, old).await?;
+        catalog::local_delete(app, &mut tx, old).await?;
         if old.sha256 != d.sha256 {
             jobs::enqueue(
                 db,
@@ -96,7 +102,7 @@ async fn record_upload(
     }
     db::packages::insert_blob(db, &mut tx, &d.sha256, d.size as i64, &d.sha1, &d.chunks).await?;
     let uuid = random_id();
-    let record = sync::apply::new_upload(
+    let record = catalog::new_upload(
         app,
         &uuid,
         filename,
@@ -125,7 +131,7 @@ async fn record_upload(
         Err(e) if db::is_unique_violation(&e) => return Err(conflict(filename)),
         Err(e) => return Err(e.into()),
     }
-    let seq = sync::apply::local_upload(app, &mut tx, &record).await?;
+    let seq = catalog::local_upload(app, &mut tx, &record).await?;
     tx.commit().await?;
     Ok(seq)
 }
@@ -156,9 +162,9 @@ pub async fn delete(app: &App, pkg: &PackageRow) -> ApiResult<()> {
         Duration::ZERO,
     )
     .await?;
-    let seq = sync::apply::local_delete(app, &mut tx, pkg).await?;
+    let seq = catalog::local_delete(app, &mut tx, pkg).await?;
     tx.commit().await?;
-    sync::changed(app, seq.unwrap_or(0));
+    catalog::changed(app, seq.unwrap_or(0));
     tracing::info!(filename = %pkg.filename, "package deleted");
     Ok(())
 }
@@ -166,9 +172,9 @@ pub async fn delete(app: &App, pkg: &PackageRow) -> ApiResult<()> {
 pub async fn set_stage(app: &App, pkg: &PackageRow, stage: Stage) -> ApiResult<()> {
     let mut tx = app.db.begin().await?;
     db::catalog::lock(&app.db, &mut tx).await?;
-    let seq = sync::apply::local_stage(app, &mut tx, pkg, stage).await?;
+    let seq = catalog::local_stage(app, &mut tx, pkg, stage).await?;
     tx.commit().await?;
-    sync::changed(app, seq.unwrap_or(0));
+    catalog::changed(app, seq.unwrap_or(0));
     tracing::info!(filename = %pkg.filename, from = pkg.stage.as_str(), to = stage.as_str(), "stage changed");
     Ok(())
 }
@@ -209,19 +215,7 @@ pub fn to_json(p: &PackageRow) -> Value {
 
 /// Fraction of each incoming transfer already verified, by package uuid.
 pub async fn progress(app: &App) -> ApiResult<std::collections::HashMap<String, i64>> {
-    let rows = app
-        .db
-        .q("SELECT uuid, COUNT(*) FROM transfer_chunks GROUP BY uuid")
-        .fetch_all(app.db.reader())
-        .await?;
-    let mut out = std::collections::HashMap::new();
-    for r in rows {
-        out.insert(
-            sqlx::Row::try_get::<String, _>(&r, 0)?,
-            sqlx::Row::try_get::<i64, _>(&r, 1)?,
-        );
-    }
-    Ok(out)
+    Ok(db::transfers::counts(&app.db).await?)
 }
 
 /// Adds `progress` (0.0 to 1.0) to a package object from its verified chunk count.

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Job;
-use crate::app::App;
+use super::Context;
+use crate::jobs::{Job, Run};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DiscardPartial {
@@ -15,13 +15,16 @@ impl Job for DiscardPartial {
     fn dedup_key(&self) -> Option<String> {
         Some(format!("discard:{}", self.uuid))
     }
-    async fn run(self, app: App) -> anyhow::Result<()> {
-        let mut conn = app.db.writer().acquire().await?;
-        if crate::db::packages::by_uuid(&app.db, &mut conn, &self.uuid)
+}
+
+impl<C: Context> Run<C> for DiscardPartial {
+    async fn run(self, ctx: C) -> anyhow::Result<()> {
+        let mut conn = ctx.db().writer().acquire().await?;
+        if crate::db::packages::by_uuid(ctx.db(), &mut conn, &self.uuid)
             .await?
             .is_none()
         {
-            app.store.discard_partial(&self.uuid).await?;
+            ctx.store().discard_partial(&self.uuid).await?;
         }
         Ok(())
     }

@@ -6,9 +6,9 @@ use md5::Md5;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 
-use super::Job;
-use crate::app::App;
 use crate::db;
+use crate::jobs::{Job, Run};
+use crate::storage::Context;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Digests {
@@ -20,15 +20,18 @@ impl Job for Digests {
     fn dedup_key(&self) -> Option<String> {
         Some(format!("digests:{}", self.sha256))
     }
-    async fn run(self, app: App) -> anyhow::Result<()> {
-        let Some(blob) = db::packages::blob(&app.db, &self.sha256).await? else {
+}
+
+impl<C: Context> Run<C> for Digests {
+    async fn run(self, ctx: C) -> anyhow::Result<()> {
+        let Some(blob) = db::packages::blob(ctx.db(), &self.sha256).await? else {
             return Ok(()); // deleted meanwhile
         };
         if blob.sha512.is_some() && blob.md5.is_some() {
             return Ok(());
         }
-        let mut stream = app
-            .store
+        let mut stream = ctx
+            .store()
             .read(&self.sha256, 0, blob.file_size as u64)
             .await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(4);
@@ -47,7 +50,7 @@ impl Job for Digests {
         }
         drop(tx);
         let (sha512, md5) = hasher.await?;
-        db::packages::set_extra_digests(&app.db, &self.sha256, &sha512, &md5).await?;
+        db::packages::set_extra_digests(ctx.db(), &self.sha256, &sha512, &md5).await?;
         Ok(())
     }
 }

@@ -7,10 +7,11 @@ use std::time::Duration;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::Job;
 use crate::app::App;
 use crate::db;
-use crate::sync::client::{self, Link};
+use crate::jobs::{self, Job, Run};
+use crate::peers::client::{self, Link};
+use crate::peers::{CatalogPage, contact, refresh_identity};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PullPeer {
@@ -19,21 +20,10 @@ pub struct PullPeer {
     pub full: bool,
 }
 
-/// One page of a peer's catalog (`GET /api/ods/catalog`).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CatalogPage {
-    pub identity: Identity,
-    pub entries: Vec<db::catalog::Record>,
-    pub cursor: i64,
-    pub more: bool,
-}
-
-pub use crate::sync::register::Hello as Identity;
-
 /// Queues a pull from a peer and wakes the local worker.
 pub async fn queue(app: &App, peer_id: i64, full: bool) -> sqlx::Result<()> {
     let mut conn = app.db.writer().acquire().await?;
-    super::enqueue(
+    jobs::enqueue(
         &app.db,
         &mut conn,
         &PullPeer { peer_id, full },
@@ -50,6 +40,9 @@ impl Job for PullPeer {
     fn dedup_key(&self) -> Option<String> {
         Some(format!("pull:{}:{}", self.peer_id, self.full))
     }
+}
+
+impl Run<App> for PullPeer {
     async fn run(self, app: App) -> anyhow::Result<()> {
         let Some(peer) = db::peers::by_id(&app.db, self.peer_id).await? else {
             return Ok(());
@@ -58,36 +51,9 @@ impl Job for PullPeer {
             return Ok(());
         };
         let res = pull(&app, &peer, &link, self.full).await;
-        crate::sync::watch::contact(&app, &peer, res.as_ref().err().map(|e| format!("{e:#}")))
-            .await;
+        contact(&app, &peer, res.as_ref().err().map(|e| format!("{e:#}"))).await;
         res
     }
-}
-
-/// Keeps what a peer says about itself (name, URL, stage, mode) up to date.
-pub async fn refresh_identity(
-    app: &App,
-    peer: &db::peers::PeerRow,
-    id: &Identity,
-) -> sqlx::Result<()> {
-    if id.name != peer.name
-        || id.url != peer.url
-        || id.stage != peer.stage
-        || id.firewalled_mode != peer.firewalled
-    {
-        db::peers::update_identity(
-            &app.db,
-            &db::peers::Identity {
-                iss: id.iss.clone(),
-                name: id.name.clone(),
-                url: id.url.clone(),
-                stage: id.stage.clone(),
-                firewalled: id.firewalled_mode,
-            },
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 async fn pull(app: &App, peer: &db::peers::PeerRow, link: &Link, full: bool) -> anyhow::Result<()> {
@@ -110,7 +76,7 @@ async fn pull(app: &App, peer: &db::peers::PeerRow, link: &Link, full: bool) -> 
         }
         refresh_identity(app, peer, &page.identity).await?;
         for r in &page.entries {
-            crate::sync::apply::remote(app, r, peer).await?;
+            crate::catalog::remote(app, r, peer).await?;
         }
         cursor = cursor.max(page.cursor);
         if cursor > peer.pulled || full {

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Job;
 use crate::app::App;
+use crate::jobs::{Job, Run};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Reevaluate;
@@ -13,7 +13,10 @@ impl Job for Reevaluate {
     fn dedup_key(&self) -> Option<String> {
         Some("reevaluate".into())
     }
+}
+
+impl Run<App> for Reevaluate {
     async fn run(self, app: App) -> anyhow::Result<()> {
-        crate::sync::apply::reevaluate_all(&app).await
+        super::reevaluate_all(&app).await
     }
 }

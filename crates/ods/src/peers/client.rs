@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use super::auth;
 use crate::app::App;
 use crate::db::peers::PeerRow;
+use crate::mesh::sign as auth;
 use crate::model::now_unix;
 
 /// Why a peer call failed.
@@ -75,15 +75,6 @@ pub fn check_url(url: &str, allow_insecure: bool) -> Result<reqwest::Url, PeerEr
             "{url}: scheme {other} is not http or https"
         ))),
     }
-}
-
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .user_agent(concat!("ods/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("building the HTTP client")
 }
 
 /// Sends one signed request. `secret` is the pair secret (or a registration key).

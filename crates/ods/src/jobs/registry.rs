@@ -1,0 +1,137 @@
+//! The job kinds a worker knows: kind name -> runner, filled at start by each domain
+//! that owns job kinds. A row of a kind nobody registered fails (and is retried), so a
+//! newer process sharing the database can still run it.
+
+use std::collections::HashMap;
+
+use futures_util::future::BoxFuture;
+
+use super::Run;
+
+type RunFn<Ctx> = fn(Ctx, String, Option<String>) -> BoxFuture<'static, anyhow::Result<()>>;
+
+pub struct Registry<Ctx> {
+    kinds: HashMap<&'static str, RunFn<Ctx>>,
+}
+
+impl<Ctx> Default for Registry<Ctx> {
+    fn default() -> Self {
+        Registry {
+            kinds: HashMap::new(),
+        }
+    }
+}
+
+fn run_one<Ctx, J: Run<Ctx>>(
+    ctx: Ctx,
+    payload: String,
+    gave_up: Option<String>,
+) -> BoxFuture<'static, anyhow::Result<()>>
+where
+    Ctx: Send + 'static,
+{
+    Box::pin(async move {
+        let job: J = serde_json::from_str(&payload)
+            .map_err(|e| anyhow::anyhow!("job payload does not parse: {e}"))?;
+        match gave_up {
+            None => job.run(ctx).await,
+            Some(error) => job.gave_up(ctx, error).await,
+        }
+    })
+}
+
+impl<Ctx: Send + 'static> Registry<Ctx> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a job kind. Panics when its name is taken (two kinds, one name).
+    pub fn register<J: Run<Ctx>>(&mut self) -> &mut Self {
+        let before = self.kinds.insert(J::KIND, run_one::<Ctx, J>);
+        assert!(before.is_none(), "job kind {:?} registered twice", J::KIND);
+        self
+    }
+
+    /// The registered kind names.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.keys().copied()
+    }
+
+    /// Runs a claimed job; `gave_up` carries the final error instead when the job has
+    /// no attempts left.
+    pub async fn dispatch(
+        &self,
+        ctx: Ctx,
+        kind: &str,
+        payload: String,
+        gave_up: Option<String>,
+    ) -> anyhow::Result<()> {
+        let Some(run) = self.kinds.get(kind) else {
+            anyhow::bail!("unknown job kind {kind:?} (written by a newer ODS?)");
+        };
+        run(ctx, payload, gave_up).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::jobs::Job;
+
+    #[derive(Serialize, Deserialize)]
+    struct Add(i64);
+    impl Job for Add {
+        const KIND: &'static str = "add";
+    }
+    impl Run<Arc<AtomicI64>> for Add {
+        async fn run(self, ctx: Arc<AtomicI64>) -> anyhow::Result<()> {
+            ctx.fetch_add(self.0, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn gave_up(self, ctx: Arc<AtomicI64>, _error: String) -> anyhow::Result<()> {
+            ctx.store(-1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn dispatches_by_kind_name() {
+        let mut r = Registry::new();
+        r.register::<Add>();
+        assert_eq!(r.kinds().collect::<Vec<_>>(), ["add"]);
+        let n = Arc::new(AtomicI64::new(0));
+        r.dispatch(n.clone(), "add", "5".into(), None)
+            .await
+            .unwrap();
+        r.dispatch(n.clone(), "add", "2".into(), None)
+            .await
+            .unwrap();
+        assert_eq!(n.load(Ordering::SeqCst), 7);
+        let unknown = r.dispatch(n.clone(), "sub", "1".into(), None).await;
+        assert!(
+            unknown
+                .unwrap_err()
+                .to_string()
+                .contains("unknown job kind")
+        );
+        let bad = r.dispatch(n.clone(), "add", "\"x\"".into(), None).await;
+        assert!(bad.unwrap_err().to_string().contains("does not parse"));
+        r.dispatch(n.clone(), "add", "1".into(), Some("boom".into()))
+            .await
+            .unwrap();
+        assert_eq!(n.load(Ordering::SeqCst), -1, "gave_up ran instead of run");
+    }
+
+    #[test]
+    #[should_panic(expected = "registered twice")]
+    fn one_name_one_kind() {
+        Registry::<Arc<AtomicI64>>::new()
+            .register::<Add>()
+            .register::<Add>();
+    }
+}

@@ -1,0 +1,101 @@
+//! The peers service: the links to registered servers and what travels over them
+//! without touching the catalog's rules. Signed outgoing calls (`client`), link health
+//! and peer events, the messages both sides exchange (`CatalogPage`, `Manifest`), the
+//! jobs that push to a peer (`notify`, `offer`), and moving a package's bytes from
+//! peers into place (`transfer`). The catalog decides what to hold; this moves it.
+
+pub mod client;
+pub mod notify;
+pub mod offer;
+pub mod transfer;
+
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::db::{self, events::NewEvent, peers::PeerRow};
+use crate::model::Identity;
+
+/// One page of a server's catalog (`GET /api/ods/catalog`, and what a firewalled
+/// server pushes).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CatalogPage {
+    pub identity: Identity,
+    pub entries: Vec<db::catalog::Record>,
+    pub cursor: i64,
+    pub more: bool,
+}
+
+/// What a peer says about a package it holds (`GET /api/ods/packages/<uuid>/manifest`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub uuid: String,
+    pub file_size: i64,
+    pub sha1: String,
+    pub sha256: String,
+    pub chunks: Vec<String>,
+}
+
+/// This server's identity as it tells its peers.
+pub async fn own_identity(app: &App) -> anyhow::Result<Identity> {
+    let s = db::server::get(&app.db).await?;
+    Ok(Identity {
+        iss: s.iss,
+        name: s.name,
+        url: s.url,
+        stage: s.stage.as_str().into(),
+        firewalled: s.firewalled,
+    })
+}
+
+/// Records an event about a peer (registration, reachability).
+pub async fn event(app: &App, kind: &str, peer: &PeerRow, message: String) -> sqlx::Result<()> {
+    let mut conn = app.db.writer().acquire().await?;
+    db::events::record(
+        &app.db,
+        &mut conn,
+        NewEvent {
+            kind,
+            peer_iss: Some(&peer.iss),
+            message,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Records how a call to a peer went; raises `ods.unreachable`/`ods.recovered` on change.
+pub async fn contact(app: &App, peer: &PeerRow, error: Option<String>) {
+    match db::peers::record_contact(&app.db, peer.id, error.as_deref()).await {
+        Ok(prev) => {
+            let ev = match (prev.is_some(), &error) {
+                (false, Some(e)) => Some((
+                    "ods.unreachable",
+                    format!("{} cannot be reached: {e}", peer.name),
+                )),
+                (true, None) => Some((
+                    "ods.recovered",
+                    format!("{} can be reached again", peer.name),
+                )),
+                _ => None,
+            };
+            if let Some((kind, msg)) = ev
+                && let Err(e) = event(app, kind, peer, msg).await
+            {
+                tracing::warn!(%e, "recording a peer event");
+            }
+        }
+        Err(e) => tracing::warn!(%e, "recording peer contact"),
+    }
+}
+
+/// Keeps what a peer says about itself (name, URL, stage, mode) up to date.
+pub async fn refresh_identity(app: &App, peer: &PeerRow, id: &Identity) -> sqlx::Result<()> {
+    if id.name != peer.name
+        || id.url != peer.url
+        || id.stage != peer.stage
+        || id.firewalled != peer.firewalled
+    {
+        db::peers::update_identity(&app.db, id).await?;
+    }
+    Ok(())
+}
