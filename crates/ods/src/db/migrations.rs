@@ -391,4 +391,42 @@ mod tests {
         assert!(sqlite.contains("AUTOINCREMENT"), "{sqlite}");
         assert!(pk.render(Dialect::MySql).contains("AUTO_INCREMENT"));
     }
+
+    #[tokio::test]
+    async fn jobs_times_become_milliseconds_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        // A database as migration 1 left it, with a job written in seconds.
+        run(&db).await.unwrap();
+        db.q("DELETE FROM schema_migrations WHERE version = 2")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        db.q("INSERT INTO jobs (kind, payload, dedup_key, state, attempts, max_attempts, run_at, created, updated) \
+              VALUES ('sweep', 'null', NULL, 'done', 1, 12, 1700000000123, 1700000000, 1700000001)")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        let times = || async {
+            let r = db
+                .q("SELECT run_at, created, updated FROM jobs")
+                .fetch_one(db.reader())
+                .await
+                .unwrap();
+            (r.get::<i64, _>(0), r.get::<i64, _>(1), r.get::<i64, _>(2))
+        };
+        assert_eq!(run(&db).await.unwrap(), [2]);
+        let want = (1_700_000_000_123, 1_700_000_000_000, 1_700_000_001_000);
+        assert_eq!(times().await, want);
+        // Run again (as a second process starting at the same moment might): no change.
+        for step in jobs_times_in_ms() {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(step.render(db.dialect)))
+                .execute(db.writer())
+                .await
+                .unwrap();
+        }
+        assert_eq!(times().await, want);
+        db.close().await;
+    }
 }
