@@ -1,5 +1,6 @@
 //! The application state passed to every handler and job: configuration, database,
-//! blob store, secrets and the small in-memory helpers. No globals.
+//! blob store, secrets and the small in-memory helpers. Configuration and state reach
+//! code through `App`, not through globals.
 
 use std::ops::Deref;
 use std::sync::Arc;

@@ -100,7 +100,7 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
-    // One TLS crypto provider for every client in the process (peer calls, Jamf).
+    // One TLS crypto provider for every client in the process (peer calls).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let conf = ConfFile::from_env();
     let cmd = conf.apply(Cli::command());

@@ -39,7 +39,7 @@ pub struct Settings {
     /// sqlite://, postgres:// or mysql:// URL [default: the SQLite file in the data directory]
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<Secret<String>>,
-    /// Key for signing sessions and tokens, at least 16 characters [default: generated once into DATA_DIR/secret.key]. Prefer the environment or ODS_CONF: other local users can read a command line
+    /// Server secret, at least 16 characters; it keys the cache of verified Basic credentials [default: generated once into DATA_DIR/secret.key]. Prefer the environment or ODS_CONF: other local users can read a command line
     #[arg(long, env = "SECRET_KEY", value_name = "KEY", hide_env_values = true)]
     pub secret_key: Option<Secret<String>>,
     /// Key encrypting sensitive columns: 32 bytes as 64 hex digits or base64 [default: generated once into DATA_DIR/database.key]. Prefer the environment or ODS_CONF
