@@ -137,6 +137,29 @@ fn each_layer_overrides_the_one_below_key_by_key() {
         "login_max_failures = 5 (env ODS_LOGIN_MAX_FAILURES)"
     );
 
+    // --help names every key's variable but shows no secret's value.
+    let out = ods(&["serve", "--help"])
+        .env("SECRET_KEY", "help-secret-not-to-be-printed")
+        .env("DATABASE_URL", "postgres://u:help-password@h/db")
+        .env("ODS_LISTEN", "127.0.0.1:7")
+        .output()
+        .unwrap();
+    let help = text(&out);
+    assert!(out.status.success(), "{help}");
+    for var in [
+        "ODS_LISTEN=127.0.0.1:7",
+        "SECRET_KEY",
+        "DATABASE_KEY",
+        "ODS_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        "MYSQL_PASSWORD",
+    ] {
+        assert!(help.contains(var), "{var} in {help}");
+    }
+    assert!(
+        !help.contains("not-to-be-printed") && !help.contains("help-password"),
+        "{help}"
+    );
+
     // A bad value in the file is named with its key, beside every other problem.
     std::fs::write(
         &conf,
