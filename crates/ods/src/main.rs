@@ -6,15 +6,18 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ods::config::{ConfFile, Config, KeyFiles, Settings};
 
+/// Shown under every command's `--help`.
+const CONFIG_HELP: &str = "Every option can also be set by the environment variable shown with it, or in the \
+TOML file named by ODS_CONF, under the option's name or its variable (any letter case). \
+A flag wins over the environment, the environment over the file; an empty variable counts \
+as unset. ODS_LOG takes a tracing env-filter (for example ods=debug).";
+
 #[derive(Parser)]
 #[command(
     name = "ods",
     version,
     about = "Open Distribution Server",
-    after_help = "Every option can also be set by the environment variable shown with it, or in the \
-TOML file named by ODS_CONF, under the option's name or its variable (any letter case). \
-A flag wins over the environment, the environment over the file. ODS_LOG takes a tracing \
-env-filter (for example ods=debug)."
+    after_help = CONFIG_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,21 +27,25 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server and the background worker
+    #[command(after_help = CONFIG_HELP)]
     Serve {
         #[command(flatten)]
         settings: Settings,
     },
     /// Run only the background worker (for scaled-out sites sharing one database)
+    #[command(after_help = CONFIG_HELP)]
     Worker {
         #[command(flatten)]
         settings: Settings,
     },
     /// Apply database migrations and exit
+    #[command(after_help = CONFIG_HELP)]
     Migrate {
         #[command(flatten)]
         settings: Settings,
     },
     /// Check the configuration, report every problem, and exit (creates nothing)
+    #[command(after_help = CONFIG_HELP)]
     CheckConfig {
         #[command(flatten)]
         settings: Settings,
@@ -53,6 +60,7 @@ enum Command {
 #[derive(Subcommand)]
 enum UserAction {
     /// Set a user's password (read from standard input); creates an admin if missing
+    #[command(after_help = CONFIG_HELP)]
     SetPassword {
         name: String,
         #[command(flatten)]

@@ -147,6 +147,7 @@ fn each_layer_overrides_the_one_below_key_by_key() {
     let help = text(&out);
     assert!(out.status.success(), "{help}");
     for var in [
+        "ODS_CONF",
         "ODS_LISTEN=127.0.0.1:7",
         "SECRET_KEY",
         "DATABASE_KEY",
