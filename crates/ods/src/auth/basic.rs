@@ -4,24 +4,28 @@
 //! stored hash is unchanged, so a password set elsewhere (`ods user set-password`,
 //! another server process on the same database) ends the old password at once.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
-#[derive(Default)]
+/// Credential key -> (user id, digest of the password hash verified against).
 pub struct BasicCache {
-    entries: Mutex<HashMap<[u8; 32], CacheEntry>>,
-}
-
-struct CacheEntry {
-    user_id: i64,
-    hash_digest: [u8; 32],
-    at: Instant,
+    entries: Cache<[u8; 32], (i64, [u8; 32])>,
 }
 
 const BASIC_CACHE_TTL: Duration = Duration::from_secs(60);
+
+impl Default for BasicCache {
+    fn default() -> Self {
+        BasicCache {
+            entries: Cache::builder()
+                .time_to_live(BASIC_CACHE_TTL)
+                .max_capacity(10_000)
+                .build(),
+        }
+    }
+}
 
 impl BasicCache {
     /// The cache key of these credentials (`secret` keeps it from being a plain hash).
@@ -38,28 +42,14 @@ impl BasicCache {
     }
     /// The cached user id and password-hash digest for these credentials.
     pub fn get(&self, k: &[u8; 32]) -> Option<(i64, [u8; 32])> {
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(k)
-            .filter(|e| e.at.elapsed() < BASIC_CACHE_TTL)
-            .map(|e| (e.user_id, e.hash_digest))
+        self.entries.get(k)
     }
     pub fn put(&self, k: [u8; 32], user_id: i64, password_hash: &str) {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 10_000 {
-            map.clear();
-        }
-        let entry = CacheEntry {
-            user_id,
-            hash_digest: Self::hash_digest(password_hash),
-            at: Instant::now(),
-        };
-        map.insert(k, entry);
+        self.entries
+            .insert(k, (user_id, Self::hash_digest(password_hash)));
     }
     /// Forget every cached credential (a password or role changed).
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.entries.invalidate_all();
     }
 }

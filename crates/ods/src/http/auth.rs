@@ -1,12 +1,14 @@
 //! The authenticated caller of an admin API request, read from the request:
-//! `Authorization: Bearer <token>` or HTTP Basic, checked by the `users` service.
+//! `Authorization: Bearer <token>` or HTTP Basic (axum-extra's typed header), checked
+//! by the `users` service.
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use base64::Engine;
+use axum_extra::headers::authorization::{Basic, Bearer};
+use axum_extra::headers::{Authorization, HeaderMapExt};
 
 use crate::app::App;
 use crate::db;
@@ -46,23 +48,27 @@ pub fn client_addr(parts: &Parts) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Whether the `Authorization` header names `scheme` (any letter case).
+fn scheme_is(parts: &Parts, scheme: &str) -> bool {
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(s, _)| s.eq_ignore_ascii_case(scheme))
+}
+
 /// Username and password from an `Authorization: Basic` header, if it is one.
 pub fn basic_credentials(parts: &Parts) -> Option<Result<(String, String), ApiError>> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
+    if !scheme_is(parts, "basic") {
         return None;
     }
-    let bad =
-        || ApiError::unauthorized("the Basic credentials are not valid base64 of user:password");
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .map_err(|_| bad());
-    Some(decoded.and_then(|d| {
-        let s = String::from_utf8(d).map_err(|_| bad())?;
-        let (u, p) = s.split_once(':').ok_or_else(bad)?;
-        Ok((u.to_string(), p.to_string()))
-    }))
+    Some(match parts.headers.typed_get::<Authorization<Basic>>() {
+        Some(Authorization(b)) => Ok((b.username().to_string(), b.password().to_string())),
+        None => Err(ApiError::unauthorized(
+            "the Basic credentials are not valid base64 of user:password",
+        )),
+    })
 }
 
 impl FromRequestParts<App> for Principal {
@@ -70,20 +76,18 @@ impl FromRequestParts<App> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         let addr = client_addr(parts);
-        let header = parts
+        if parts
             .headers
             .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let Some(header) = header else {
+            .and_then(|v| v.to_str().ok())
+            .is_none()
+        {
             return Err(ApiError::unauthorized(
                 "this needs authentication: send Authorization: Bearer <token> or HTTP Basic",
             ));
-        };
-        if let Some(token) = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-        {
-            return users::check_token(app, &addr, token)
+        }
+        if let Some(Authorization(bearer)) = parts.headers.typed_get::<Authorization<Bearer>>() {
+            return users::check_token(app, &addr, bearer.token().trim())
                 .await
                 .map(Principal::from);
         }

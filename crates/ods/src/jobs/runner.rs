@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use super::{Context, Registry};
 use crate::db;
@@ -25,23 +26,23 @@ pub fn backoff_ms(attempts: i64) -> i64 {
     base + jitter
 }
 
-/// Claims and runs jobs until `shutdown` turns true, polling every `poll` when idle
+/// Claims and runs jobs until `shutdown` is cancelled, polling every `poll` when idle
 /// (and at once when the context's wake fires).
 pub async fn run<Ctx: Context>(
     ctx: Ctx,
     registry: Arc<Registry<Ctx>>,
     poll: Duration,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(PARALLEL));
     tracing::info!(worker = %ctx.worker_id(), kinds = registry.kinds().count(), "job worker started");
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             break;
         }
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("semaphore open"),
-            _ = shutdown.changed() => break,
+            _ = shutdown.cancelled() => break,
         };
         match db::jobs::claim(ctx.db(), ctx.worker_id(), LEASE_MS).await {
             Ok(Some(job)) => {
@@ -62,7 +63,7 @@ pub async fn run<Ctx: Context>(
         tokio::select! {
             _ = ctx.wake().notified() => {}
             _ = tokio::time::sleep(poll) => {}
-            _ = shutdown.changed() => break,
+            _ = shutdown.cancelled() => break,
         }
     }
     // Let running jobs finish (their leases protect them if we are killed instead).

@@ -1,4 +1,4 @@
-//! The packages service, used by the admin API (and the web UI to come): accept an
+//! The packages service, used by the admin API: accept an
 //! upload, delete, change stage, request the Jamf digests, and the package objects the
 //! API shows. Each operation writes its rows and queues its follow-up jobs in one
 //! transaction; the catalog's rules (`catalog`) record and announce the change. Its

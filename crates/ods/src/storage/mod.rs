@@ -1,5 +1,5 @@
 //! Blob storage: content addressed by sha256, behind one trait so the rest of the
-//! server never assumes a local path; `local.rs` keeps blobs on disk. The jobs that
+//! server never assumes a local path; `local.rs` keeps blobs on disk and is the only backend so far. The jobs that
 //! keep the store tidy live here too (`gc`, `sweep`, `discard`), runnable in any
 //! context that offers a database and a store.
 
