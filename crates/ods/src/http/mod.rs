@@ -4,6 +4,7 @@
 pub mod api;
 pub mod linger;
 pub mod peer;
+pub mod ranges;
 pub mod share;
 
 use axum::Router;
