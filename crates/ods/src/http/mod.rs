@@ -2,6 +2,7 @@
 //! document, and the JSON body extractor whose rejections are our JSON errors.
 
 pub mod api;
+pub mod headers;
 pub mod linger;
 pub mod peer;
 pub mod ranges;
@@ -32,6 +33,7 @@ pub fn router(app: App) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("the request", "a handler panicked").into_response()
         }))
+        .layer(axum::middleware::from_fn(headers::api_no_store))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
 }
