@@ -22,10 +22,8 @@ RUNS=${BENCH_RUNS:-3}
 BIG_MIB=${BIG_MIB:-1024}
 SMALL_KIB=${SMALL_KIB:-64}
 WRK_DURATION=${WRK_DURATION:-10s}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ods-target}
-
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- tools
 need=()
@@ -34,52 +32,15 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v socat >/dev/null || need+=(socat)
 command -v curl >/dev/null || need+=(curl)
 command -v jq >/dev/null || need+=(jq)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null ||
-    { $sudo apt-get update >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null; } ||
-    die "could not install ${need[*]}"
-fi
+install_packages "${need[@]}"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # ---------------------------------------------------------------- build
-if [ -z "${ODS_BIN:-}" ]; then
-  log "building ods (release, target dir $CARGO_TARGET_DIR)"
-  (cd "$ROOT" && cargo build --release --quiet -p ods) || die "release build failed"
-  ODS_BIN=$CARGO_TARGET_DIR/release/ods
-fi
-[ -x "$ODS_BIN" ] || die "no ods binary at $ODS_BIN"
+build_ods
 
 # ---------------------------------------------------------------- workspace + cleanup
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ods-bench.XXXXXX")
+bench_workspace ods-bench
 chmod 755 "$WORK" # nginx workers (www-data) must read the files
-PIDS=()
-cleanup() {
-  set +e
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-  local p
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
-    port_free "$p" && { echo "$p"; return; }
-  done
-  die "no free loopback port"
-}
-now() { date +%s.%N; }
-# Seconds between two `now` stamps.
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
-# min of the arguments
-best() { printf '%s\n' "$@" | sort -g | head -n 1; }
-mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / s / 1e6 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "null" }'; }
 
 # ---------------------------------------------------------------- files
 FILES=$WORK/files
@@ -96,8 +57,7 @@ if [ "$BIG_MIB" = 1024 ]; then BIG_LABEL="1 GiB"; else BIG_LABEL="$BIG_MIB MiB";
 # ---------------------------------------------------------------- ods
 DATA=$WORK/ods-data
 log "starting ods"
-env -u DATABASE_URL -u ODS_CONF -u UPLOAD_STAGING_DIRECTORY -u MYSQL_SERVER -u ODS_LISTEN \
-  -u ODS_DATA_DIR -u DEBUG ODS_LOG=warn \
+env "${ODS_UNSET[@]}" ODS_LOG=warn \
   "$ODS_BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA" >"$WORK/ods.out" 2>"$WORK/ods.err" &
 ODS_PID=$!
 PIDS+=("$ODS_PID")
@@ -161,20 +121,11 @@ sample_du() { # writes the max bytes used in the data dir to $1 until killed
   done
 }
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-# On a VM, page-cache pages the guest has never used (or has handed back) cost a
-# hypervisor fault on first write: a new 1 GiB file is written at ~0.4 GB/s instead
-# of 2-4 GB/s. Writing and deleting a scratch file first gives each timed transfer
-# already-touched pages, so neither side is timed on the hypervisor.
-warm_page_cache() {
-  dd if=/dev/zero of="$WORK/scratch" bs=1M count="$BIG_MIB" status=none
-  rm -f "$WORK/scratch"
-}
-
 # One raw TCP receive-to-file of $BIG with socat (extra options in "$@"). Prints the
 # seconds to receive, and to receive and fsync.
 socat_receive() {
   local sp listener t0 t1 t2
-  warm_page_cache
+  warm_page_cache "$BIG_MIB"
   sp=$(free_port)
   socat -u "$@" "TCP-LISTEN:$sp,bind=127.0.0.1,reuseaddr" "OPEN:$WORK/socat.out,creat,trunc" &
   listener=$!
@@ -198,7 +149,7 @@ for i in $(seq "$RUNS"); do
   # pays its fsync, as a real upload does; socat receives the same bytes.
   printf '%08d' "$i" | dd of="$BIG" bs=8 count=1 conv=notrunc status=none
   # ods, under a new name each run (no replace: no collector running meanwhile)
-  warm_page_cache
+  warm_page_cache "$BIG_MIB"
   base=$(du_bytes)
   echo "$base" >"$WORK/du.max"
   sample_du "$WORK/du.max" &
@@ -272,8 +223,7 @@ dl_ods_mbps=$(mbps "$BIG_SIZE" "$dl_ods_best")
 dl_ref_mbps=$(mbps "$BIG_SIZE" "$dl_nginx_best")
 rss_up_mib=$(awk -v k="$UP_RSS_KIB" 'BEGIN { printf "%.1f", k / 1024 }')
 rss_all_mib=$(awk -v k="$ALL_RSS_KIB" 'BEGIN { printf "%.1f", k / 1024 }')
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null | grep -q . && echo true || echo false)
+git_state
 
 printf '\nODS core benchmark (commit %s%s, %s cores, %s MiB file, best of %s)\n' \
   "$commit" "$([ "$dirty" = true ] && echo ', uncommitted changes')" "$(nproc)" "$BIG_MIB" "$RUNS"
@@ -290,7 +240,6 @@ printf "$fmt" "ods peak RSS MiB, whole run" "$rss_all_mib" "" ""
 
 mkdir -p "$ROOT/bench/results"
 OUT=$ROOT/bench/results/core-$(date -u +%Y%m%dT%H%M%SZ).json
-jarr() { local IFS=,; echo "[$*]"; }
 cat >"$OUT" <<EOF
 {
   "benchmark": "core",

@@ -44,43 +44,21 @@ WARM_MIB=${WARM_MIB:-$((4 * BIG_MIB))} # page cache warmed before each timed tra
 # runs out (60 s).
 KILL_SYNC_INTERVAL=${KILL_SYNC_INTERVAL:-2}
 ODS_LOG_LEVEL=${ODS_LOG_LEVEL:-info}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ods-target}
-
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- tools
 need=()
 command -v rsync >/dev/null || need+=(rsync)
 command -v curl >/dev/null || need+=(curl)
 command -v jq >/dev/null || need+=(jq)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null ||
-    { $sudo apt-get update >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null; } ||
-    die "could not install ${need[*]}"
-fi
+install_packages "${need[@]}"
 
 # ---------------------------------------------------------------- build
-if [ -z "${ODS_BIN:-}" ]; then
-  log "building ods (release, target dir $CARGO_TARGET_DIR)"
-  (cd "$ROOT" && cargo build --release --quiet -p ods) || die "release build failed"
-  ODS_BIN=$CARGO_TARGET_DIR/release/ods
-fi
-[ -x "$ODS_BIN" ] || die "no ods binary at $ODS_BIN"
+build_ods
 
 # ---------------------------------------------------------------- workspace + cleanup
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ods-sync-bench.XXXXXX")
-PIDS=()
-cleanup() {
-  set +e
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workspace ods-sync-bench
 
 # Forgets a process that has been waited for (its pid may be reused).
 forget() {
@@ -88,31 +66,9 @@ forget() {
   for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
   PIDS=("${keep[@]}")
 }
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-  local p
-  for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 40000))
-    port_free "$p" && { echo "$p"; return; }
-  done
-  die "no free loopback port"
-}
-# Seconds between two `now` stamps.
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
-# min of the arguments
-best() { printf '%s\n' "$@" | sort -g | head -n 1; }
-mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b / s / 1e6 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "null" }'; }
-
-# On a VM, page-cache pages the guest has never used (or has handed back) cost a
-# hypervisor fault on first write (see bench/core.sh). Writing and deleting a scratch
-# file first gives each timed transfer already-touched pages. An ods sync writes the
-# file twice (A's upload, then B's copy) and B's writes measured ~1 CPU-s cheaper for
-# 1 GiB after warming 4x the file than 2x, so both ods and rsync get WARM_MIB (4x).
-warm_page_cache() {
-  dd if=/dev/zero of="$WORK/scratch" bs=1M count="$WARM_MIB" status=none
-  rm -f "$WORK/scratch"
-}
+# An ods sync writes the file twice (A's upload, then B's copy) and B's writes
+# measured ~1 CPU-s cheaper for 1 GiB after warming 4x the file than 2x, so before each
+# timed transfer both ods and rsync get warm_page_cache "$WARM_MIB" (4x).
 
 # ---------------------------------------------------------------- ods servers
 AUTH=admin:ods1234!
@@ -127,9 +83,7 @@ start_ods() {
   mkdir -p "$dir"
   : >"$WORK/$name.out"
   # shellcheck disable=SC2086 # SRV_ENV holds VAR=value words
-  env -u DATABASE_URL -u ODS_CONF -u UPLOAD_STAGING_DIRECTORY -u MYSQL_SERVER -u ODS_LISTEN \
-    -u ODS_DATA_DIR -u DEBUG -u ODS_SYNC_INTERVAL -u ODS_JOB_POLL_MS -u ODS_MAX_TRANSFERS \
-    ODS_LOG="$ODS_LOG_LEVEL" ${SRV_ENV[$name]:-} \
+  env "${ODS_UNSET[@]}" ODS_LOG="$ODS_LOG_LEVEL" ${SRV_ENV[$name]:-} \
     "$ODS_BIN" serve --listen "$listen" --data-dir "$dir" >"$WORK/$name.out" 2>>"$WORK/$name.err" &
   pid=$!
   PIDS+=("$pid")
@@ -259,7 +213,7 @@ ods_times=(); transfer_times=(); upload_times=()
 for i in $(seq "$RUNS"); do
   new_ods A; new_ods B
   register B A
-  warm_page_cache
+  warm_page_cache "$WARM_MIB"
   u0=$EPOCHREALTIME
   sha=$(upload A "$BIG" big.bin)
   t0=$EPOCHREALTIME
@@ -300,7 +254,7 @@ ss -Hltn "sport = :$RSYNC_PORT" | grep -q . || { cat "$RS/stderr" >&2; die "rsyn
 rsync_times=(); rsync_sync_times=()
 for i in $(seq "$RUNS"); do
   rm -rf "$RS/dest" && mkdir "$RS/dest"
-  warm_page_cache
+  warm_page_cache "$WARM_MIB"
   t0=$EPOCHREALTIME
   rsync -a --whole-file "$BIG" "rsync://127.0.0.1:$RSYNC_PORT/mod/"
   t1=$EPOCHREALTIME
@@ -409,8 +363,7 @@ log "  Public on B $resume_secs s after the restart; A served $served_total byte
 drop_ods A; drop_ods B
 
 # ---------------------------------------------------------------- report
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null | grep -q . && echo true || echo false)
+git_state
 ods_mbps=$(mbps "$BIG_SIZE" "$ods_best")
 rsync_mbps=$(mbps "$BIG_SIZE" "$rsync_best")
 rsync_sync_mbps=$(mbps "$BIG_SIZE" "$rsync_sync_best")
@@ -433,7 +386,6 @@ printf '(ratio for times = rsync / ods: >= 1.0 means ods is no slower)\n'
 
 mkdir -p "$ROOT/bench/results"
 OUT=$ROOT/bench/results/sync-$(date -u +%Y%m%dT%H%M%SZ).json
-jarr() { local IFS=,; echo "[$*]"; }
 cat >"$OUT" <<EOF
 {
   "benchmark": "sync",

@@ -1,5 +1,6 @@
 //! The application state passed to every handler and job: configuration, database,
-//! blob store, secrets and the small in-memory helpers. No globals.
+//! blob store, secrets and the small in-memory helpers. Configuration and state reach
+//! code through `App`, not through globals.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -88,7 +89,11 @@ impl App {
             db,
             store: Arc::new(store),
             sealer,
-            limiter: LoginLimiter::new(Duration::from_secs(300), 10, 30),
+            limiter: LoginLimiter::new(
+                Duration::from_secs(config.login_window_secs),
+                config.login_max_failures,
+                config.login_max_failures_per_address,
+            ),
             basic_cache: BasicCache::default(),
             dummy_hash: password::hash_async(crate::secrets::random_id()).await?,
             jobs_wake: Notify::new(),

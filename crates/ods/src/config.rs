@@ -1,14 +1,14 @@
 //! Layered configuration: built-in defaults < the TOML file named by `ODS_CONF` < the
-//! environment < command-line flags. Secrets are wrapped so `Debug` never shows them,
-//! and a missing `SECRET_KEY`/`DATABASE_KEY` is generated once and kept (mode 0600).
+//! environment < command-line flags, with every key declared once in [`Settings`];
+//! here the settings are checked and resolved into the [`Config`] the server reads.
+//! Secrets are wrapped so `Debug` never shows them, and a missing
+//! `SECRET_KEY`/`DATABASE_KEY` is generated once and kept (mode 0600).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
-use serde::Deserialize;
 
 /// A secret value; `Debug` prints `[hidden]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -20,146 +20,15 @@ impl<T> std::fmt::Debug for Secret<T> {
     }
 }
 
-/// Settings as given by one layer; every field optional.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
-pub struct Layer {
-    pub listen: Option<String>,
-    pub data_dir: Option<PathBuf>,
-    pub database_url: Option<Secret<String>>,
-    pub secret_key: Option<Secret<String>>,
-    pub database_key: Option<Secret<String>>,
-    pub upload_staging_directory: Option<PathBuf>,
-    pub debug: Option<bool>,
-    pub mysql_server: Option<String>,
-    pub mysql_database: Option<String>,
-    pub mysql_user: Option<String>,
-    pub mysql_password: Option<Secret<String>>,
-    pub share_context: Option<String>,
-    pub allow_insecure_peers: Option<bool>,
-    pub job_poll_ms: Option<u64>,
-    pub sync_interval_secs: Option<u64>,
-    pub max_transfers: Option<u64>,
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        T::deserialize(d).map(Secret)
+impl std::str::FromStr for Secret<String> {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
     }
 }
 
-impl Layer {
-    /// Later layers win field by field.
-    fn over(self, base: Layer) -> Layer {
-        Layer {
-            listen: self.listen.or(base.listen),
-            data_dir: self.data_dir.or(base.data_dir),
-            database_url: self.database_url.or(base.database_url),
-            secret_key: self.secret_key.or(base.secret_key),
-            database_key: self.database_key.or(base.database_key),
-            upload_staging_directory: self
-                .upload_staging_directory
-                .or(base.upload_staging_directory),
-            debug: self.debug.or(base.debug),
-            mysql_server: self.mysql_server.or(base.mysql_server),
-            mysql_database: self.mysql_database.or(base.mysql_database),
-            mysql_user: self.mysql_user.or(base.mysql_user),
-            mysql_password: self.mysql_password.or(base.mysql_password),
-            share_context: self.share_context.or(base.share_context),
-            allow_insecure_peers: self.allow_insecure_peers.or(base.allow_insecure_peers),
-            job_poll_ms: self.job_poll_ms.or(base.job_poll_ms),
-            sync_interval_secs: self.sync_interval_secs.or(base.sync_interval_secs),
-            max_transfers: self.max_transfers.or(base.max_transfers),
-        }
-    }
-
-    /// The environment layer, with the seed's variable names.
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Layer, Vec<String>> {
-        let mut problems = Vec::new();
-        let mut flag = |name: &str| -> Option<bool> {
-            let v = get(name)?;
-            match parse_bool(&v) {
-                Some(b) => Some(b),
-                None => {
-                    problems.push(format!("{name}={v:?} is not a boolean (use true or false)"));
-                    None
-                }
-            }
-        };
-        let debug = flag("DEBUG");
-        let allow_insecure_peers = flag("ODS_ALLOW_INSECURE_PEERS");
-        let mut number = |name: &str, what: &str| -> Option<u64> {
-            let v = get(name)?;
-            match v.trim().parse() {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    problems.push(format!("{name}={v:?} is not a number of {what}"));
-                    None
-                }
-            }
-        };
-        let job_poll_ms = number("ODS_JOB_POLL_MS", "milliseconds");
-        let sync_interval_secs = number("ODS_SYNC_INTERVAL", "seconds");
-        let max_transfers = number("ODS_MAX_TRANSFERS", "transfers");
-        let layer = Layer {
-            listen: get("ODS_LISTEN"),
-            data_dir: get("ODS_DATA_DIR").map(PathBuf::from),
-            database_url: get("DATABASE_URL").map(Secret),
-            secret_key: get("SECRET_KEY").map(Secret),
-            database_key: get("DATABASE_KEY").map(Secret),
-            upload_staging_directory: get("UPLOAD_STAGING_DIRECTORY").map(PathBuf::from),
-            debug,
-            mysql_server: get("MYSQL_SERVER"),
-            mysql_database: get("MYSQL_DATABASE"),
-            mysql_user: get("MYSQL_USER"),
-            mysql_password: get("MYSQL_PASSWORD").map(Secret),
-            share_context: get("ODS_SHARE_CONTEXT"),
-            allow_insecure_peers,
-            job_poll_ms,
-            sync_interval_secs,
-            max_transfers,
-        };
-        if problems.is_empty() {
-            Ok(layer)
-        } else {
-            Err(problems)
-        }
-    }
-
-    /// The file layer: TOML with the same keys as the environment (any letter case).
-    pub fn from_toml(text: &str) -> Result<Layer, String> {
-        let table: BTreeMap<String, toml::Value> =
-            toml::from_str(text).map_err(|e| format!("ODS_CONF is not valid TOML: {e}"))?;
-        let lowered: toml::Table = table
-            .into_iter()
-            .map(|(k, v)| {
-                let k = k.to_ascii_lowercase();
-                let k = match k.as_str() {
-                    "ods_listen" => "listen".to_string(),
-                    "ods_data_dir" => "data_dir".to_string(),
-                    "ods_share_context" => "share_context".to_string(),
-                    "ods_allow_insecure_peers" => "allow_insecure_peers".to_string(),
-                    "ods_job_poll_ms" => "job_poll_ms".to_string(),
-                    "ods_sync_interval" => "sync_interval_secs".to_string(),
-                    "ods_max_transfers" => "max_transfers".to_string(),
-                    _ => k,
-                };
-                (k, v)
-            })
-            .collect();
-        lowered
-            .try_into()
-            .map_err(|e| format!("ODS_CONF has a bad value: {e}"))
-    }
-}
-
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" | "" => Some(false),
-        _ => None,
-    }
-}
+mod settings;
+pub use settings::{ConfFile, Settings};
 
 /// The resolved configuration every part of the server reads (passed in `App`).
 #[derive(Debug, Clone)]
@@ -176,6 +45,12 @@ pub struct Config {
     pub job_poll_ms: u64,
     pub sync_interval_secs: u64,
     pub max_transfers: usize,
+    pub login_window_secs: u64,
+    pub login_max_failures: u32,
+    pub login_max_failures_per_address: u32,
+    /// What `ods serve` will create on first start (`check-config` only; empty after
+    /// `KeyFiles::Create`). A key listed here is empty in this `Config`.
+    pub pending: Vec<String>,
 }
 
 /// What the caller wants done with missing keys.
@@ -183,31 +58,21 @@ pub struct Config {
 pub enum KeyFiles {
     /// Generate missing keys and keep them in the data directory.
     Create,
-    /// Only read what exists (`check-config`); a missing key is reported, not made.
+    /// Only read what exists (`check-config`); a missing key is noted in
+    /// `Config::pending` as one `ods serve` will generate, not made.
     ReadOnly,
 }
 
 impl Config {
-    /// Builds the configuration from file, environment and flags, reporting every
-    /// problem at once.
-    pub fn load(flags: Layer, env: Layer, keys: KeyFiles) -> Result<Config, Vec<String>> {
-        let mut problems = Vec::new();
-        let conf_path = std::env::var("ODS_CONF").ok().filter(|s| !s.is_empty());
-        let file = match conf_path {
-            Some(path) => match std::fs::read_to_string(&path) {
-                Ok(text) => Layer::from_toml(&text).unwrap_or_else(|e| {
-                    problems.push(e);
-                    Layer::default()
-                }),
-                Err(e) => {
-                    problems.push(format!("ODS_CONF={path}: cannot read it: {e}"));
-                    Layer::default()
-                }
-            },
-            None => Layer::default(),
-        };
-        let raw = flags.over(env.over(file));
-        match Config::resolve(raw, keys) {
+    /// Builds the configuration from the parsed settings (flags, environment and the
+    /// `ODS_CONF` file already layered), reporting every problem at once, the file's too.
+    pub fn load(
+        settings: Settings,
+        file_problems: &[String],
+        keys: KeyFiles,
+    ) -> Result<Config, Vec<String>> {
+        let mut problems = file_problems.to_vec();
+        match Config::resolve(settings, keys) {
             Ok(c) if problems.is_empty() => Ok(c),
             Ok(_) => Err(problems),
             Err(mut more) => {
@@ -217,16 +82,17 @@ impl Config {
         }
     }
 
-    fn resolve(raw: Layer, keys: KeyFiles) -> Result<Config, Vec<String>> {
+    fn resolve(raw: Settings, keys: KeyFiles) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
-        let listen_text = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let mut pending = Vec::new();
+        let listen_text = raw.listen;
         let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
             problems.push(format!(
                 "listen address {listen_text:?} is not ADDRESS:PORT (for example 0.0.0.0:8080)"
             ));
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
-        let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("./ods-data"));
+        let data_dir = raw.data_dir;
         if keys == KeyFiles::Create {
             if let Err(e) = std::fs::create_dir_all(&data_dir) {
                 problems.push(format!(
@@ -245,8 +111,7 @@ impl Config {
             (Some(url), _) => url.0,
             (None, Some(server)) => {
                 let server = server.trim_start_matches("mysql://").trim_end_matches('/');
-                let db = raw.mysql_database.unwrap_or_else(|| "ods".into());
-                let user = raw.mysql_user.unwrap_or_else(|| "root".into());
+                let (db, user) = (raw.mysql_database, raw.mysql_user);
                 let auth = match raw.mysql_password {
                     Some(p) => format!("{}:{}", url_escape(&user), url_escape(&p.0)),
                     None => url_escape(&user),
@@ -275,7 +140,15 @@ impl Config {
                 problems.push("SECRET_KEY is shorter than 16 characters".into());
                 None
             }
-            None => key_file(&data_dir, "secret.key", keys, &mut problems).map(|k| k.into_bytes()),
+            None => stored_key(
+                &data_dir,
+                "SECRET_KEY",
+                "secret.key",
+                keys,
+                &mut problems,
+                &mut pending,
+            )
+            .map(|k| k.into_bytes()),
         };
         let database_key = match raw.database_key {
             Some(s) => decode_key32(&s.0).or_else(|| {
@@ -284,7 +157,15 @@ impl Config {
                 );
                 None
             }),
-            None => key_file(&data_dir, "database.key", keys, &mut problems).and_then(|k| {
+            None => stored_key(
+                &data_dir,
+                "DATABASE_KEY",
+                "database.key",
+                keys,
+                &mut problems,
+                &mut pending,
+            )
+            .and_then(|k| {
                 decode_key32(&k).or_else(|| {
                     problems.push(format!(
                         "{} does not hold a 32-byte key",
@@ -295,7 +176,7 @@ impl Config {
             }),
         };
 
-        let share_context = raw.share_context.unwrap_or_else(|| "CasperShare".into());
+        let share_context = raw.share_context;
         if share_context.is_empty()
             || !share_context
                 .chars()
@@ -323,13 +204,27 @@ impl Config {
             secret_key: Secret(secret_key.unwrap_or_default()),
             database_key: Secret(database_key.unwrap_or_default()),
             staging_dir: raw.upload_staging_directory,
-            debug: raw.debug.unwrap_or(false),
+            debug: raw.debug,
             share_context,
-            allow_insecure_peers: raw.allow_insecure_peers.unwrap_or(false),
-            job_poll_ms: raw.job_poll_ms.unwrap_or(1000),
-            sync_interval_secs: raw.sync_interval_secs.unwrap_or(60).max(1),
-            max_transfers: raw.max_transfers.unwrap_or(4).clamp(1, 64) as usize,
+            allow_insecure_peers: raw.allow_insecure_peers,
+            job_poll_ms: raw.job_poll_ms,
+            sync_interval_secs: raw.sync_interval_secs.max(1),
+            max_transfers: raw.max_transfers.clamp(1, 64) as usize,
+            login_window_secs: raw.login_window_secs,
+            login_max_failures: raw.login_max_failures,
+            login_max_failures_per_address: raw.login_max_failures_per_address,
+            pending,
         })
+    }
+
+    /// The database file when the database is a SQLite file (not `:memory:`).
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let url = &self.database_url.0;
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))?;
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
     }
 
     /// The database URL with any password replaced, for messages.
@@ -373,7 +268,28 @@ fn decode_key32(text: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
-/// Reads a key kept in the data directory, creating it (0600) when asked to.
+/// The key `name` kept in the data directory as `file`; one that `ods serve` will
+/// generate goes to `pending` under `KeyFiles::ReadOnly`.
+fn stored_key(
+    data_dir: &Path,
+    name: &str,
+    file: &str,
+    keys: KeyFiles,
+    problems: &mut Vec<String>,
+    pending: &mut Vec<String>,
+) -> Option<String> {
+    let k = key_file(data_dir, file, keys, problems);
+    if k.is_none() && keys == KeyFiles::ReadOnly && !data_dir.join(file).exists() {
+        pending.push(format!(
+            "{name} is not set: ods serve generates it into {}",
+            data_dir.join(file).display()
+        ));
+    }
+    k
+}
+
+/// Reads a key kept in the data directory, creating it (0600) when asked to; `None`
+/// (and no problem) when it is missing and `keys` is `ReadOnly`.
 fn key_file(dir: &Path, name: &str, keys: KeyFiles, problems: &mut Vec<String>) -> Option<String> {
     let path = dir.join(name);
     match std::fs::read_to_string(&path) {
@@ -385,10 +301,6 @@ fn key_file(dir: &Path, name: &str, keys: KeyFiles, problems: &mut Vec<String>) 
         Err(_) => {}
     }
     if keys == KeyFiles::ReadOnly {
-        problems.push(format!(
-            "{} is missing and its variable is not set (ods serve generates it on first start)",
-            path.display()
-        ));
         return None;
     }
     let key = URL_SAFE.encode(crate::secrets::random_bytes::<32>());
@@ -418,16 +330,35 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::{Args, Command, FromArgMatches};
+
+    /// Settings from these flags and this ODS_CONF text, ignoring the environment.
+    fn parse(args: &[&str], file: &str) -> Settings {
+        let conf = ConfFile::parse(file);
+        assert_eq!(conf.problems, Vec::<String>::new());
+        let cmd = conf.apply(Settings::augment_args(Command::new("ods")).mut_args(|a| a.env(None)));
+        let m = cmd.try_get_matches_from(std::iter::once("ods").chain(args.iter().copied()));
+        Settings::from_arg_matches(&m.unwrap()).unwrap()
+    }
+
+    fn settings(args: &[&str]) -> Settings {
+        parse(args, "")
+    }
 
     #[test]
     fn secrets_hidden_in_debug() {
         let dir = tempfile::tempdir().unwrap();
-        let flags = Layer {
-            data_dir: Some(dir.path().into()),
-            database_url: Some(Secret("postgres://u:hunter2@h/db".into())),
-            secret_key: Some(Secret("s3cr3t-s3cr3t-s3cr3t".into())),
-            ..Layer::default()
-        };
+        let flags = settings(&[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--database-url",
+            "postgres://u:hunter2@h/db",
+            "--secret-key",
+            "s3cr3t-s3cr3t-s3cr3t",
+            "--mysql-password",
+            "s3cr3t-too",
+        ]);
+        assert!(!format!("{flags:?}").contains("s3cr3t"), "{flags:?}");
         let c = Config::resolve(flags, KeyFiles::Create).unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2") && !dbg.contains("s3cr3t"), "{dbg}");
@@ -436,14 +367,18 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported() {
-        let flags = Layer {
-            listen: Some("nonsense".into()),
-            data_dir: Some("/nonexistent/ods".into()),
-            database_url: Some(Secret("oracle://x".into())),
-            database_key: Some(Secret("short".into())),
-            share_context: Some("a/b".into()),
-            ..Layer::default()
-        };
+        let flags = settings(&[
+            "--listen",
+            "nonsense",
+            "--data-dir",
+            "/nonexistent/ods",
+            "--database-url",
+            "oracle://x",
+            "--database-key",
+            "short",
+            "--share-context",
+            "a/b",
+        ]);
         let problems = Config::resolve(flags, KeyFiles::ReadOnly).unwrap_err();
         assert!(problems.len() >= 5, "{problems:#?}");
     }
@@ -451,14 +386,12 @@ mod tests {
     #[test]
     fn keys_generated_once_with_private_mode() {
         let dir = tempfile::tempdir().unwrap();
-        let flags = || Layer {
-            data_dir: Some(dir.path().into()),
-            ..Layer::default()
-        };
+        let flags = || settings(&["--data-dir", dir.path().to_str().unwrap()]);
         let a = Config::resolve(flags(), KeyFiles::Create).unwrap();
         let b = Config::resolve(flags(), KeyFiles::Create).unwrap();
         assert_eq!(a.database_key.0, b.database_key.0);
         assert_eq!(a.secret_key.0, b.secret_key.0);
+        assert!(a.pending.is_empty());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -471,16 +404,83 @@ mod tests {
     }
 
     #[test]
-    fn toml_keys_any_case_and_mysql_vars() {
-        let l = Layer::from_toml("MYSQL_SERVER = \"db:3306\"\nmysql_user = \"ods\"\nMYSQL_PASSWORD = \"p@ss\"\nDEBUG = true").unwrap();
-        assert_eq!(l.mysql_server.as_deref(), Some("db:3306"));
+    fn keys_to_be_generated_are_pending_not_problems() {
         let dir = tempfile::tempdir().unwrap();
-        let l = Layer {
-            data_dir: Some(dir.path().into()),
-            ..l
-        };
+        let flags = || settings(&["--data-dir", dir.path().to_str().unwrap()]);
+        let c = Config::resolve(flags(), KeyFiles::ReadOnly).unwrap();
+        assert_eq!(c.pending.len(), 2, "{:?}", c.pending);
+        assert!(
+            c.pending[0].starts_with("SECRET_KEY is not set"),
+            "{:?}",
+            c.pending
+        );
+        assert!(
+            c.pending[1].starts_with("DATABASE_KEY is not set"),
+            "{:?}",
+            c.pending
+        );
+        assert!(
+            !dir.path().join("secret.key").exists(),
+            "nothing is created"
+        );
+        // Once generated, they are read, not pending.
+        let made = Config::resolve(flags(), KeyFiles::Create).unwrap();
+        let read = Config::resolve(flags(), KeyFiles::ReadOnly).unwrap();
+        assert!(read.pending.is_empty(), "{:?}", read.pending);
+        assert_eq!(read.database_key.0, made.database_key.0);
+        // A key file that is there but bad is a problem.
+        std::fs::write(dir.path().join("database.key"), "garbage").unwrap();
+        let problems = Config::resolve(flags(), KeyFiles::ReadOnly).unwrap_err();
+        assert!(problems[0].contains("32-byte key"), "{problems:?}");
+    }
+
+    #[test]
+    fn toml_keys_any_case_and_mysql_vars() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = parse(
+            &["--data-dir", dir.path().to_str().unwrap()],
+            "MYSQL_SERVER = \"db:3306\"\nmysql_user = \"ods\"\nMYSQL_PASSWORD = \"p@ss\"\nDEBUG = true\nods_sync_interval = 7\nLogin_Max_Failures = 3",
+        );
+        assert_eq!(l.mysql_server.as_deref(), Some("db:3306"));
         let c = Config::resolve(l, KeyFiles::Create).unwrap();
         assert_eq!(c.database_url.0, "mysql://ods:p%40ss@db:3306/ods");
         assert!(c.debug);
+        assert_eq!(c.sync_interval_secs, 7);
+        assert_eq!(c.login_max_failures, 3);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file = "listen = \"127.0.0.1:1\"\nODS_LOGIN_WINDOW_SECS = 5\ndebug = true";
+        let s = parse(&["--listen", "127.0.0.1:2", "--debug=false"], file);
+        assert_eq!(s.listen, "127.0.0.1:2");
+        assert!(!s.debug);
+        assert_eq!(s.login_window_secs, 5, "from the file");
+        assert_eq!(s.login_max_failures, 10, "the default");
+        assert!(parse(&["--debug"], "").debug, "a bare boolean flag is true");
+    }
+
+    #[test]
+    fn bad_files_are_reported_key_by_key_without_secrets() {
+        let conf = ConfFile::parse(
+            "no_such_key = 1\nODS_JOB_POLL_MS = \"soon\"\nlogin_max_failures = 0\nsecret_key = [1]\nlisten = \"127.0.0.1:9\"",
+        );
+        assert_eq!(conf.problems.len(), 4, "{:#?}", conf.problems);
+        assert!(
+            conf.problems.iter().any(|p| p.contains("no_such_key")),
+            "{:?}",
+            conf.problems
+        );
+        assert!(
+            conf.problems
+                .iter()
+                .any(|p| p.contains("ODS_JOB_POLL_MS") && p.contains("soon"))
+        );
+        assert_eq!(
+            conf.values,
+            vec![("listen".to_string(), "127.0.0.1:9".to_string())]
+        );
+        let conf = ConfFile::parse("not toml at all ===");
+        assert_eq!(conf.problems.len(), 1);
     }
 }

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 pub use app::App;
 
@@ -61,13 +61,13 @@ pub async fn launch(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     start_housekeeping(&app).await?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(jobs::runner::run(app.clone(), stop_rx.clone()));
-    let watcher = tokio::spawn(sync::watch::run(app.clone(), stop_rx.clone()));
-    let mut stop_http = stop_rx.clone();
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(jobs::runner::run(app.clone(), stop.child_token()));
+    let watcher = tokio::spawn(sync::watch::run(app.clone(), stop.child_token()));
+    let cancel = stop.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        cancel.cancel();
     });
     if let Some(listener) = listener {
         let router = http::router(app.clone());
@@ -75,12 +75,10 @@ pub async fn launch(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(async move {
-            let _ = stop_http.wait_for(|s| *s).await;
-        })
+        .with_graceful_shutdown(stop.cancelled_owned())
         .await?;
     } else {
-        let _ = stop_http.wait_for(|s| *s).await;
+        stop.cancelled().await;
     }
     let _ = worker.await;
     let _ = watcher.await;

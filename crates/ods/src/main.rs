@@ -1,27 +1,24 @@
 //! The `ods` command line: serve | worker | migrate | check-config | user set-password.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use ods::config::{Config, KeyFiles, Layer, Secret};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use ods::config::{ConfFile, Config, KeyFiles, Settings};
 
 #[derive(Parser)]
-#[command(name = "ods", version, about = "Open Distribution Server")]
+#[command(
+    name = "ods",
+    version,
+    about = "Open Distribution Server",
+    after_help = "Every option can also be set by the environment variable shown with it, or in the \
+TOML file named by ODS_CONF, under the option's name or its variable (any letter case). \
+A flag wins over the environment, the environment over the file. ODS_LOG takes a tracing \
+env-filter (for example ods=debug)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Args, Clone, Default)]
-struct Common {
-    /// Directory holding the SQLite database, blobs and generated keys [env: ODS_DATA_DIR; default ./ods-data]
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// sqlite://, postgres:// or mysql:// URL [env: DATABASE_URL; default the SQLite file in the data directory]
-    #[arg(long)]
-    database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -29,30 +26,22 @@ enum Command {
     /// Run the HTTP server and the background worker
     Serve {
         #[command(flatten)]
-        common: Common,
-        /// Address and port to listen on [env: ODS_LISTEN; default 127.0.0.1:8080]
-        #[arg(long)]
-        listen: Option<String>,
-        /// Allow plain-HTTP peer traffic to non-loopback addresses [env: ODS_ALLOW_INSECURE_PEERS]
-        #[arg(long)]
-        allow_insecure_peers: bool,
+        settings: Settings,
     },
     /// Run only the background worker (for scaled-out sites sharing one database)
     Worker {
         #[command(flatten)]
-        common: Common,
+        settings: Settings,
     },
     /// Apply database migrations and exit
     Migrate {
         #[command(flatten)]
-        common: Common,
+        settings: Settings,
     },
-    /// Check the configuration, report every problem, and exit
+    /// Check the configuration, report every problem, and exit (creates nothing)
     CheckConfig {
         #[command(flatten)]
-        common: Common,
-        #[arg(long)]
-        listen: Option<String>,
+        settings: Settings,
     },
     /// Manage users
     User {
@@ -67,27 +56,12 @@ enum UserAction {
     SetPassword {
         name: String,
         #[command(flatten)]
-        common: Common,
+        settings: Settings,
     },
 }
 
-fn flags(common: &Common, listen: Option<String>, insecure: bool) -> Layer {
-    Layer {
-        listen,
-        data_dir: common.data_dir.clone(),
-        database_url: common.database_url.clone().map(Secret),
-        allow_insecure_peers: insecure.then_some(true),
-        ..Layer::default()
-    }
-}
-
-fn load(flags: Layer, keys: KeyFiles) -> Result<Config, ExitCode> {
-    let env = Layer::from_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
-    let result = match env {
-        Ok(env) => Config::load(flags, env, keys),
-        Err(problems) => Err(problems),
-    };
-    result.map_err(|problems| {
+fn load(settings: Settings, conf: &ConfFile, keys: KeyFiles) -> Result<Config, ExitCode> {
+    Config::load(settings, &conf.problems, keys).map_err(|problems| {
         eprintln!("ods: the configuration has {} problem(s):", problems.len());
         for p in problems {
             eprintln!("  - {p}");
@@ -126,27 +100,24 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
-    // One TLS crypto provider for every client in the process (peer calls, Jamf).
+    // One TLS crypto provider for every client in the process (peer calls).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let cli = Cli::parse();
+    let conf = ConfFile::from_env();
+    let cmd = conf.apply(Cli::command());
+    let matches = cmd.clone().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("starting the runtime");
-    rt.block_on(run(cli))
+    let described = conf.describe(&cmd, &matches);
+    rt.block_on(run(cli, conf, described))
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
     match cli.command {
-        Command::Serve {
-            common,
-            listen,
-            allow_insecure_peers,
-        } => {
-            let Ok(config) = load(
-                flags(&common, listen, allow_insecure_peers),
-                KeyFiles::Create,
-            ) else {
+        Command::Serve { settings } => {
+            let Ok(config) = load(settings, &conf, KeyFiles::Create) else {
                 return ExitCode::from(2);
             };
             init_logging(config.debug);
@@ -181,8 +152,8 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Worker { common } => {
-            let Ok(config) = load(flags(&common, None, false), KeyFiles::Create) else {
+        Command::Worker { settings } => {
+            let Ok(config) = load(settings, &conf, KeyFiles::Create) else {
                 return ExitCode::from(2);
             };
             init_logging(config.debug);
@@ -200,8 +171,8 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::Migrate { common } => {
-            let Ok(config) = load(flags(&common, None, false), KeyFiles::Create) else {
+        Command::Migrate { settings } => {
+            let Ok(config) = load(settings, &conf, KeyFiles::Create) else {
                 return ExitCode::from(2);
             };
             match migrate(&config).await {
@@ -219,34 +190,16 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Command::CheckConfig { common, listen } => {
-            let Ok(config) = load(flags(&common, listen, false), KeyFiles::ReadOnly) else {
+        Command::CheckConfig { settings } => {
+            let Ok(config) = load(settings, &conf, KeyFiles::ReadOnly) else {
                 return ExitCode::from(2);
             };
-            match ods::db::Db::connect(&config.database_url.0).await {
-                Ok(db) => {
-                    db.close().await;
-                    println!(
-                        "configuration OK: listen {}, data {}, database {}",
-                        config.listen,
-                        config.data_dir.display(),
-                        config.database_url_redacted()
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!(
-                        "ods: the configuration has 1 problem(s):\n  - cannot open the database {}: {e}",
-                        config.database_url_redacted()
-                    );
-                    ExitCode::from(2)
-                }
-            }
+            check_config(&config, &described).await
         }
         Command::User {
-            action: UserAction::SetPassword { name, common },
+            action: UserAction::SetPassword { name, settings },
         } => {
-            let Ok(config) = load(flags(&common, None, false), KeyFiles::Create) else {
+            let Ok(config) = load(settings, &conf, KeyFiles::Create) else {
                 return ExitCode::from(2);
             };
             match set_password(config, &name).await {
@@ -261,6 +214,41 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+/// `ods check-config`: opens the database (unless it is a SQLite file `ods serve` has
+/// yet to create), then prints every setting with where it came from.
+async fn check_config(config: &Config, described: &[String]) -> ExitCode {
+    let mut pending = config.pending.clone();
+    match config.sqlite_file().filter(|f| !f.exists()) {
+        Some(file) => pending.push(format!(
+            "the SQLite database {} does not exist yet: ods serve creates it",
+            file.display()
+        )),
+        None => match ods::db::Db::connect(&config.database_url.0).await {
+            Ok(db) => db.close().await,
+            Err(e) => {
+                eprintln!(
+                    "ods: the configuration has 1 problem(s):\n  - cannot open the database {}: {e}",
+                    config.database_url_redacted()
+                );
+                return ExitCode::from(2);
+            }
+        },
+    }
+    println!(
+        "configuration OK: listen {}, data {}, database {}",
+        config.listen,
+        config.data_dir.display(),
+        config.database_url_redacted()
+    );
+    for line in described {
+        println!("  {line}");
+    }
+    for p in pending {
+        println!("first start: {p}");
+    }
+    ExitCode::SUCCESS
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<Vec<i64>> {

@@ -1,4 +1,4 @@
-//! Package operations shared by the admin API and the web UI: accept an upload,
+//! Package operations behind the admin API: accept an upload,
 //! delete, change stage, request the Jamf digests. Each writes its rows and queues its
 //! follow-up jobs in one transaction.
 

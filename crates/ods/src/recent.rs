@@ -1,33 +1,30 @@
-//! A tiny read-through cache for hot lookups on the download path (settings, package
+//! A read-through cache for hot lookups on the download path (settings, package
 //! rows): values are trusted for a short time, dropped at once when this process
 //! changes what they were read from, and a read racing such a change never stores the
 //! stale value. Other processes sharing the database are seen within the time limit.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use moka::sync::Cache;
+
+/// A moka cache (time to live, bounded size) whose keys carry a generation:
+/// `invalidate` starts a new one, so a load that began before it stores its value where
+/// no later read looks.
 pub struct Recent<V> {
-    ttl: Duration,
-    max_entries: usize,
-    state: Mutex<State<V>>,
+    generation: AtomicU64,
+    entries: Cache<(u64, String), V>,
 }
 
-struct State<V> {
-    generation: u64,
-    entries: HashMap<String, (Instant, V)>,
-}
-
-impl<V: Clone> Recent<V> {
-    pub fn new(ttl: Duration, max_entries: usize) -> Self {
+impl<V: Clone + Send + Sync + 'static> Recent<V> {
+    pub fn new(ttl: Duration, max_entries: u64) -> Self {
         Recent {
-            ttl,
-            max_entries,
-            state: Mutex::new(State {
-                generation: 0,
-                entries: HashMap::new(),
-            }),
+            generation: AtomicU64::new(0),
+            entries: Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(max_entries)
+                .build(),
         }
     }
 
@@ -37,36 +34,22 @@ impl<V: Clone> Recent<V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        let generation = {
-            let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, v)) = s.entries.get(key)
-                && at.elapsed() < self.ttl
-            {
-                return Ok(v.clone());
-            }
-            s.generation
-        };
+        let generation = self.generation.load(Ordering::Acquire);
+        let k = (generation, key.to_string());
+        if let Some(v) = self.entries.get(&k) {
+            return Ok(v);
+        }
         let value = load().await?;
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if s.generation == generation {
-            if s.entries.len() >= self.max_entries {
-                let ttl = self.ttl;
-                s.entries.retain(|_, (at, _)| at.elapsed() < ttl);
-                if s.entries.len() >= self.max_entries {
-                    s.entries.clear();
-                }
-            }
-            s.entries
-                .insert(key.to_string(), (Instant::now(), value.clone()));
+        if self.generation.load(Ordering::Acquire) == generation {
+            self.entries.insert(k, value.clone());
         }
         Ok(value)
     }
 
     /// Forgets everything (call after changing what the values are read from).
     pub fn invalidate(&self) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.generation += 1;
-        s.entries.clear();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.entries.invalidate_all();
     }
 }
 

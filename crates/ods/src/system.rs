@@ -61,28 +61,19 @@ pub fn snapshot(data_dir: &Path) -> Value {
 
 /// Total, used and free bytes of the filesystem holding `dir`, as `df` and the seed's
 /// psutil report them: used = total - free blocks, free = blocks available to users.
-// statvfs field widths differ between platforms: convert explicitly everywhere.
-#[allow(clippy::useless_conversion)]
 #[cfg(unix)]
 fn disk_figures(dir: &Path) -> (u64, u64, u64) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return (0, 0, 0);
+    let st = match rustix::fs::statvfs(dir) {
+        Ok(st) => st,
+        Err(e) => {
+            tracing::warn!(error = %std::io::Error::from(e), "reading disk figures");
+            return (0, 0, 0);
+        }
     };
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `path` is a valid NUL-terminated string and `st` points to writable
-    // memory of the right type; statvfs fills it only when it returns 0.
-    let rc = unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) };
-    if rc != 0 {
-        tracing::warn!(error = %std::io::Error::last_os_error(), "reading disk figures");
-        return (0, 0, 0);
-    }
-    // SAFETY: statvfs returned 0, so `st` is initialised.
-    let st = unsafe { st.assume_init() };
-    let frsize = u64::from(st.f_frsize);
-    let total = u64::from(st.f_blocks) * frsize;
-    let used = u64::from(st.f_blocks).saturating_sub(u64::from(st.f_bfree)) * frsize;
-    let free = u64::from(st.f_bavail) * frsize;
+    let frsize = st.f_frsize;
+    let total = st.f_blocks * frsize;
+    let used = st.f_blocks.saturating_sub(st.f_bfree) * frsize;
+    let free = st.f_bavail * frsize;
     (total, used, free)
 }
 

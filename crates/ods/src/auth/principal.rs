@@ -1,16 +1,17 @@
 //! The authenticated caller of an admin API request: `Authorization: Bearer <token>` or
-//! HTTP Basic. Successful Basic checks are cached briefly (keyed by an HMAC of the
+//! HTTP Basic, read with axum-extra's typed `Authorization` header. Successful Basic
+//! checks are cached briefly (keyed by a SHA-256 of the server secret and the
 //! credentials) so Argon2 does not run on every request of a script.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use base64::Engine;
+use axum_extra::headers::authorization::{Basic, Bearer};
+use axum_extra::headers::{Authorization, HeaderMapExt};
+use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
 use super::{Role, password};
@@ -47,18 +48,22 @@ impl Principal {
 /// hash they were verified against. A hit counts only while the user's stored hash is
 /// unchanged, so a password set elsewhere (`ods user set-password`, another server
 /// process on the same database) ends the old password at once.
-#[derive(Default)]
 pub struct BasicCache {
-    entries: Mutex<HashMap<[u8; 32], CacheEntry>>,
-}
-
-struct CacheEntry {
-    user_id: i64,
-    hash_digest: [u8; 32],
-    at: Instant,
+    entries: Cache<[u8; 32], (i64, [u8; 32])>,
 }
 
 const BASIC_CACHE_TTL: Duration = Duration::from_secs(60);
+
+impl Default for BasicCache {
+    fn default() -> Self {
+        BasicCache {
+            entries: Cache::builder()
+                .time_to_live(BASIC_CACHE_TTL)
+                .max_capacity(10_000)
+                .build(),
+        }
+    }
+}
 
 impl BasicCache {
     fn key(secret: &[u8], user: &str, pass: &str) -> [u8; 32] {
@@ -74,29 +79,15 @@ impl BasicCache {
     }
     /// The cached user id and password-hash digest for these credentials.
     fn get(&self, k: &[u8; 32]) -> Option<(i64, [u8; 32])> {
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(k)
-            .filter(|e| e.at.elapsed() < BASIC_CACHE_TTL)
-            .map(|e| (e.user_id, e.hash_digest))
+        self.entries.get(k)
     }
     fn put(&self, k: [u8; 32], user: &db::users::UserRow) {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 10_000 {
-            map.clear();
-        }
-        let entry = CacheEntry {
-            user_id: user.id,
-            hash_digest: Self::hash_digest(&user.password_hash),
-            at: Instant::now(),
-        };
-        map.insert(k, entry);
+        self.entries
+            .insert(k, (user.id, Self::hash_digest(&user.password_hash)));
     }
     /// Forget every cached credential (a password or role changed).
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.entries.invalidate_all();
     }
 }
 
@@ -108,23 +99,27 @@ fn client_addr(parts: &Parts) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Whether the `Authorization` header names `scheme` (any letter case).
+fn scheme_is(parts: &Parts, scheme: &str) -> bool {
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(s, _)| s.eq_ignore_ascii_case(scheme))
+}
+
 /// Username and password from an `Authorization: Basic` header, if it is one.
 pub fn basic_credentials(parts: &Parts) -> Option<Result<(String, String), ApiError>> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
+    if !scheme_is(parts, "basic") {
         return None;
     }
-    let bad =
-        || ApiError::unauthorized("the Basic credentials are not valid base64 of user:password");
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim())
-        .map_err(|_| bad());
-    Some(decoded.and_then(|d| {
-        let s = String::from_utf8(d).map_err(|_| bad())?;
-        let (u, p) = s.split_once(':').ok_or_else(bad)?;
-        Ok((u.to_string(), p.to_string()))
-    }))
+    Some(match parts.headers.typed_get::<Authorization<Basic>>() {
+        Some(Authorization(b)) => Ok((b.username().to_string(), b.password().to_string())),
+        None => Err(ApiError::unauthorized(
+            "the Basic credentials are not valid base64 of user:password",
+        )),
+    })
 }
 
 /// Checks a username and password (with the limiter and the cache).
@@ -171,23 +166,22 @@ impl FromRequestParts<App> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         let addr = client_addr(parts);
-        let header = parts
+        if parts
             .headers
             .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let Some(header) = header else {
+            .and_then(|v| v.to_str().ok())
+            .is_none()
+        {
             return Err(ApiError::unauthorized(
                 "this needs authentication: send Authorization: Bearer <token> or HTTP Basic",
             ));
-        };
-        if let Some(token) = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-        {
+        }
+        if let Some(Authorization(bearer)) = parts.headers.typed_get::<Authorization<Bearer>>() {
+            let token = bearer.token().trim();
             if let Some(wait) = app.limiter.blocked_addr(&addr) {
                 return Err(ApiError::too_many_requests(wait));
             }
-            return match db::users::user_by_token(&app.db, &token_digest(token.trim())).await? {
+            return match db::users::user_by_token(&app.db, &token_digest(token)).await? {
                 Some((token_id, u)) => {
                     if let Err(e) = db::users::touch_token(&app.db, token_id).await {
                         tracing::warn!(%e, "recording token use");

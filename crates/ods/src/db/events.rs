@@ -1,4 +1,4 @@
-//! The event log (DESIGN.md §5): what happened, for the API, the UI, webhooks and email.
+//! The event log (DESIGN.md §5): what happened, as the admin API lists it.
 
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::db;
@@ -24,17 +25,17 @@ pub fn backoff_ms(attempts: i64) -> i64 {
     base + jitter
 }
 
-pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(app: App, shutdown: CancellationToken) {
     let slots = Arc::new(Semaphore::new(PARALLEL));
     let poll = Duration::from_millis(app.config.job_poll_ms);
     tracing::info!(worker = %app.worker_id, "job worker started");
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             break;
         }
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("semaphore open"),
-            _ = shutdown.changed() => break,
+            _ = shutdown.cancelled() => break,
         };
         match db::jobs::claim(&app.db, &app.worker_id, LEASE_MS).await {
             Ok(Some(job)) => {
@@ -54,7 +55,7 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             _ = app.jobs_wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
-            _ = shutdown.changed() => break,
+            _ = shutdown.cancelled() => break,
         }
     }
     // Let running jobs finish (their leases protect them if we are killed instead).

@@ -1,6 +1,6 @@
 //! Blob storage: content addressed by sha256, behind one trait so the rest of the
-//! server never assumes a local path. `local.rs` keeps blobs on disk; an S3 backend
-//! implements the same trait.
+//! server never assumes a local path. `local.rs`, keeping blobs on disk, is the only
+//! backend so far.
 
 pub mod local;
 

@@ -5,11 +5,10 @@
 //! the body, the time and the nonce. Stale, replayed, misaddressed or forged requests
 //! are refused with 401.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
+use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
 pub const ISS_HEADER: &str = "x-ods-iss";
@@ -76,26 +75,26 @@ impl Refusal {
     }
 }
 
-/// Nonces seen recently; a repeat within the validity window is a replay.
-#[derive(Default)]
+/// Nonces seen recently; a repeat within the validity window is a replay. Entries
+/// expire after the window and the cache is unbounded: evicting a live nonce early
+/// would let its request be replayed.
 pub struct NonceCache {
-    seen: Mutex<HashMap<String, Instant>>,
+    seen: Cache<String, ()>,
+}
+
+impl Default for NonceCache {
+    fn default() -> Self {
+        NonceCache {
+            seen: Cache::builder()
+                .time_to_live(Duration::from_secs(2 * MAX_SKEW_SECS as u64 + 5))
+                .build(),
+        }
+    }
 }
 
 impl NonceCache {
     fn first_use(&self, nonce: &str) -> bool {
-        let window = Duration::from_secs(2 * MAX_SKEW_SECS as u64 + 5);
-        let mut m = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() > 50_000 {
-            m.retain(|_, at| at.elapsed() < window);
-        }
-        match m.get(nonce) {
-            Some(at) if at.elapsed() < window => false,
-            _ => {
-                m.insert(nonce.to_string(), Instant::now());
-                true
-            }
-        }
+        self.seen.entry(nonce.to_string()).or_insert(()).is_fresh()
     }
 }
 

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use reqwest::Method;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::client::{self, Link};
 use crate::app::App;
@@ -76,7 +76,7 @@ pub async fn reconcile_round(app: &App, full: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(app: App, shutdown: CancellationToken) {
     let mut polls: HashMap<i64, JoinHandle<()>> = HashMap::new();
     let mut round: u64 = 0;
     let mut next_round = tokio::time::Instant::now() + app.sync.interval;
@@ -117,7 +117,7 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2).min(app.sync.interval)) => {}
-            _ = shutdown.changed() => break,
+            _ = shutdown.cancelled() => break,
         }
     }
     for (_, h) in polls {

@@ -1,0 +1,296 @@
+//! The configuration keys, each declared once (name, variable, flag, default, doc) as
+//! a clap argument, and the `ODS_CONF` file layered under the environment as the keys'
+//! defaults.
+
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::parser::ValueSource;
+use clap::{ArgAction, Args, Command};
+
+use super::Secret;
+
+/// Every configuration key, declared once. The field is the key and its TOML name,
+/// `env` its variable (also accepted as a TOML key, any letter case), `long` its flag,
+/// `default_value` its default and the doc comment its `--help`. clap applies the
+/// precedence flag > environment > default, and [`ConfFile::apply`] makes the values of
+/// the `ODS_CONF` file the defaults, so the file sits between the environment and the
+/// built-in defaults. Keys with `hide_env_values` are secrets: their values are never
+/// printed, not even by `--help` or `check-config`.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Configuration (flag > environment > ODS_CONF file > default)")]
+pub struct Settings {
+    /// Address and port to listen on
+    #[arg(
+        long,
+        env = "ODS_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: String,
+    /// Directory holding the SQLite database, blobs and generated keys
+    #[arg(
+        long,
+        env = "ODS_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./ods-data"
+    )]
+    pub data_dir: PathBuf,
+    /// sqlite://, postgres:// or mysql:// URL [default: the SQLite file in the data directory]
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<Secret<String>>,
+    /// Server secret, at least 16 characters; it keys the cache of verified Basic credentials [default: generated once into DATA_DIR/secret.key]. Prefer the environment or ODS_CONF: other local users can read a command line
+    #[arg(long, env = "SECRET_KEY", value_name = "KEY", hide_env_values = true)]
+    pub secret_key: Option<Secret<String>>,
+    /// Key encrypting sensitive columns: 32 bytes as 64 hex digits or base64 [default: generated once into DATA_DIR/database.key]. Prefer the environment or ODS_CONF
+    #[arg(long, env = "DATABASE_KEY", value_name = "KEY", hide_env_values = true)]
+    pub database_key: Option<Secret<String>>,
+    /// Directory for uploads in progress; must be on the blob store's filesystem [default: DATA_DIR/blobs/.staging]
+    #[arg(long, env = "UPLOAD_STAGING_DIRECTORY", value_name = "DIR")]
+    pub upload_staging_directory: Option<PathBuf>,
+    /// Log at debug level (ODS_LOG, an env-filter, overrides it)
+    #[arg(
+        long,
+        env = "DEBUG",
+        value_name = "BOOL",
+        default_value_t = false,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+        action = ArgAction::Set
+    )]
+    pub debug: bool,
+    /// MySQL/MariaDB host[:port], used when DATABASE_URL is not set
+    #[arg(long, env = "MYSQL_SERVER", value_name = "HOST:PORT")]
+    pub mysql_server: Option<String>,
+    /// MySQL/MariaDB database name (with MYSQL_SERVER)
+    #[arg(
+        long,
+        env = "MYSQL_DATABASE",
+        value_name = "NAME",
+        default_value = "ods"
+    )]
+    pub mysql_database: String,
+    /// MySQL/MariaDB user (with MYSQL_SERVER)
+    #[arg(long, env = "MYSQL_USER", value_name = "USER", default_value = "root")]
+    pub mysql_user: String,
+    /// MySQL/MariaDB password (with MYSQL_SERVER). Prefer the environment or ODS_CONF
+    #[arg(
+        long,
+        env = "MYSQL_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub mysql_password: Option<Secret<String>>,
+    /// The Jamf distribution point share name: packages are also served at /CONTEXT/Packages/NAME
+    #[arg(
+        long,
+        env = "ODS_SHARE_CONTEXT",
+        value_name = "CONTEXT",
+        default_value = "CasperShare"
+    )]
+    pub share_context: String,
+    /// Allow plain-HTTP peer traffic to non-loopback addresses
+    #[arg(
+        long,
+        env = "ODS_ALLOW_INSECURE_PEERS",
+        value_name = "BOOL",
+        default_value_t = false,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+        action = ArgAction::Set
+    )]
+    pub allow_insecure_peers: bool,
+    /// How often an idle worker looks for due jobs, in milliseconds
+    #[arg(
+        long,
+        env = "ODS_JOB_POLL_MS",
+        value_name = "MS",
+        default_value_t = 1000
+    )]
+    pub job_poll_ms: u64,
+    /// Seconds between anti-entropy rounds with each peer (at least 1)
+    #[arg(
+        long,
+        env = "ODS_SYNC_INTERVAL",
+        value_name = "SECS",
+        default_value_t = 60
+    )]
+    pub sync_interval_secs: u64,
+    /// Package transfers running at once (1 to 64)
+    #[arg(long, env = "ODS_MAX_TRANSFERS", value_name = "N", default_value_t = 4)]
+    pub max_transfers: u64,
+    /// Seconds a failed login counts against its address and its account
+    #[arg(
+        long,
+        env = "ODS_LOGIN_WINDOW_SECS",
+        value_name = "SECS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub login_window_secs: u64,
+    /// Failed logins from one address within the window before that address gets 429 (for every account and for tokens)
+    #[arg(
+        long,
+        env = "ODS_LOGIN_MAX_FAILURES",
+        value_name = "N",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub login_max_failures: u32,
+    /// Failed logins against one account within the window, from any addresses, before it gets 429 from every address that has not logged in as it in the last day
+    #[arg(
+        long,
+        env = "ODS_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        value_name = "N",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub login_max_failures_per_address: u32,
+}
+
+/// The file named by `ODS_CONF`: TOML whose keys are the settings' names or their
+/// variables, in any letter case.
+#[derive(Debug, Default)]
+pub struct ConfFile {
+    /// Keys (settings ids) the file gave a valid value.
+    pub(super) values: Vec<(String, String)>,
+    /// What was wrong with the file; reported with every other problem.
+    pub problems: Vec<String>,
+}
+
+impl ConfFile {
+    /// Reads the file `ODS_CONF` names, if it names one.
+    pub fn from_env() -> ConfFile {
+        match std::env::var("ODS_CONF").ok().filter(|s| !s.is_empty()) {
+            None => ConfFile::default(),
+            Some(path) => match std::fs::read_to_string(&path) {
+                Ok(text) => ConfFile::parse(&text),
+                Err(e) => ConfFile {
+                    problems: vec![format!("ODS_CONF={path}: cannot read it: {e}")],
+                    ..ConfFile::default()
+                },
+            },
+        }
+    }
+
+    /// Checks every key and value of the file against the settings' own declarations.
+    pub fn parse(text: &str) -> ConfFile {
+        let mut conf = ConfFile::default();
+        let table: toml::Table = match toml::from_str(text) {
+            Ok(t) => t,
+            Err(e) => {
+                conf.problems
+                    .push(format!("ODS_CONF is not valid TOML: {e}"));
+                return conf;
+            }
+        };
+        let keys = Settings::augment_args(Command::new("ods"));
+        for (key, value) in table {
+            let Some(arg) = keys.get_arguments().find(|a| {
+                a.get_id().as_str().eq_ignore_ascii_case(&key)
+                    || a.get_env().is_some_and(|e| e.eq_ignore_ascii_case(&key))
+            }) else {
+                conf.problems
+                    .push(format!("ODS_CONF: {key:?} is not a configuration key"));
+                continue;
+            };
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                _ => {
+                    conf.problems.push(format!(
+                        "ODS_CONF: {key} must be a string, a number or a boolean"
+                    ));
+                    continue;
+                }
+            };
+            // Parse the value with the key's own parser, as the flag would be.
+            let long = arg.get_long().unwrap_or_default();
+            let check = Command::new("ods")
+                .no_binary_name(true)
+                .color(clap::ColorChoice::Never)
+                .arg(arg.clone().env(None))
+                .try_get_matches_from([format!("--{long}={text}")]);
+            match check {
+                Ok(_) => conf.values.push((arg.get_id().to_string(), text)),
+                Err(e) => {
+                    let why = e.to_string();
+                    let why = why.lines().next().unwrap_or_default();
+                    let why = why.strip_prefix("error: ").unwrap_or(why);
+                    if arg.is_hide_env_values_set() {
+                        conf.problems.push(format!("ODS_CONF: {key} is not valid"));
+                    } else {
+                        conf.problems.push(format!("ODS_CONF: {key}: {why}"));
+                    }
+                }
+            }
+        }
+        conf
+    }
+
+    /// `cmd` with the file's values as the defaults of its settings (in every
+    /// subcommand), and an empty variable counted as unset.
+    pub fn apply(&self, cmd: Command) -> Command {
+        let mut cmd = cmd.mut_args(|a| {
+            let empty = a
+                .get_env()
+                .and_then(std::env::var_os)
+                .is_some_and(|v| v.is_empty());
+            if empty { a.env(None) } else { a }
+        });
+        for (id, value) in &self.values {
+            if cmd.get_arguments().any(|a| a.get_id() == id.as_str()) {
+                cmd = cmd.mut_arg(id, |a| a.default_value(value.clone()));
+            }
+        }
+        cmd.mut_subcommands(|sc| self.apply(sc))
+    }
+
+    /// Where each setting of the innermost subcommand of `matches` came from, with its
+    /// value (secrets as `[hidden]`), one line per key, for `check-config`.
+    pub fn describe(&self, cmd: &Command, matches: &clap::ArgMatches) -> Vec<String> {
+        let (mut cmd, mut m) = (cmd, matches);
+        while let Some((name, sub)) = m.subcommand() {
+            match cmd.find_subcommand(name) {
+                Some(c) => (cmd, m) = (c, sub),
+                None => break,
+            }
+        }
+        let keys = Settings::augment_args(Command::new("ods"));
+        keys.get_arguments()
+            .filter_map(|key| {
+                let arg = cmd.get_arguments().find(|a| a.get_id() == key.get_id())?;
+                let id = arg.get_id().as_str();
+                let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+                let origin = match m.value_source(id) {
+                    Some(ValueSource::CommandLine) => {
+                        format!("flag --{}", arg.get_long().unwrap_or(id))
+                    }
+                    Some(ValueSource::EnvVariable) => format!("env {}", env.unwrap_or_default()),
+                    Some(ValueSource::DefaultValue) if self.values.iter().any(|(k, _)| k == id) => {
+                        "ODS_CONF".to_string()
+                    }
+                    Some(_) => "default".to_string(),
+                    None => return Some(format!("{id}: not set")),
+                };
+                let value = if arg.is_hide_env_values_set() {
+                    "[hidden]".to_string()
+                } else {
+                    m.get_raw(id)
+                        .into_iter()
+                        .flatten()
+                        .map(|v| v.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                Some(format!("{id} = {value} ({origin})"))
+            })
+            .collect()
+    }
+}
