@@ -84,7 +84,7 @@ impl App {
             false
         };
         let store = LocalStore::open(config.data_dir.join("blobs"), config.staging_dir.clone())?;
-        crate::datadir::make_private(&config.data_dir, &config.database_url.0)?;
+        crate::datadir::make_private(&config.data_dir, config.sqlite_file())?;
         let inner = AppInner {
             db,
             store: Arc::new(store),

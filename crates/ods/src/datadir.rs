@@ -14,7 +14,7 @@ pub const FILE_MODE: u32 = 0o600;
 
 /// Tightens `data_dir` and, when the database is a SQLite file elsewhere, that file and
 /// its `-wal`/`-shm` companions.
-pub fn make_private(data_dir: &Path, database_url: &str) -> io::Result<()> {
+pub fn make_private(data_dir: &Path, sqlite_file: Option<PathBuf>) -> io::Result<()> {
     if data_dir.is_dir() {
         set_mode(data_dir, DIR_MODE)?;
         for entry in fs::read_dir(data_dir)? {
@@ -27,7 +27,7 @@ pub fn make_private(data_dir: &Path, database_url: &str) -> io::Result<()> {
             }
         }
     }
-    if let Some(db) = sqlite_path(database_url) {
+    if let Some(db) = sqlite_file {
         for suffix in ["", "-wal", "-shm"] {
             let mut p = db.clone().into_os_string();
             p.push(suffix);
@@ -51,28 +51,4 @@ fn set_mode(p: &Path, mode: u32) -> io::Result<()> {
             format!("cannot make {} private (mode {mode:o}): {e}", p.display()),
         )
     })
-}
-
-/// The file of a `sqlite://PATH?options` URL (not `:memory:`).
-fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next()?;
-    (!path.is_empty() && !path.starts_with(":memory:")).then(|| PathBuf::from(path))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_urls() {
-        assert_eq!(
-            sqlite_path("sqlite:///var/lib/ods/ods.sqlite3?mode=rwc"),
-            Some(PathBuf::from("/var/lib/ods/ods.sqlite3"))
-        );
-        assert_eq!(sqlite_path("sqlite::memory:"), None);
-        assert_eq!(sqlite_path("postgres://x/y"), None);
-    }
 }

@@ -20,7 +20,6 @@ pub mod sync;
 pub mod system;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -71,12 +70,7 @@ pub async fn launch(
     });
     if let Some(listener) = listener {
         let router = http::router(app.clone());
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await?;
+        http::serve::serve(listener, router, app.config.limits.clone(), stop.clone()).await?;
     } else {
         stop.cancelled().await;
     }
