@@ -87,6 +87,7 @@ impl App {
             false
         };
         let store = LocalStore::open(config.data_dir.join("blobs"), config.staging_dir.clone())?;
+        crate::datadir::make_private(&config.data_dir, config.sqlite_file())?;
         let inner = AppInner {
             db,
             store: Arc::new(store),

@@ -48,9 +48,24 @@ pub struct Config {
     pub login_window_secs: u64,
     pub login_max_failures: u32,
     pub login_max_failures_per_address: u32,
+    /// Connection limits of the HTTP listener.
+    pub limits: Limits,
     /// What `ods serve` will create on first start (`check-config` only; empty after
     /// `KeyFiles::Create`). A key listed here is empty in this `Config`.
     pub pending: Vec<String>,
+}
+
+/// The HTTP listener's connection limits (config keys `header_timeout_secs`, `body_idle_timeout_secs`,
+/// `max_connections`, `max_connections_per_address`, `admin_networks`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_timeout: std::time::Duration,
+    pub body_idle_timeout: std::time::Duration,
+    pub max_connections: usize,
+    pub max_per_address: usize,
+    /// Addresses that may use the slots kept back from everyone else, and that the
+    /// per-address cap does not apply to.
+    pub admin_networks: Vec<ipnet::IpNet>,
 }
 
 /// What the caller wants done with missing keys.
@@ -213,6 +228,13 @@ impl Config {
             login_window_secs: raw.login_window_secs,
             login_max_failures: raw.login_max_failures,
             login_max_failures_per_address: raw.login_max_failures_per_address,
+            limits: Limits {
+                header_timeout: std::time::Duration::from_secs(raw.header_timeout_secs),
+                body_idle_timeout: std::time::Duration::from_secs(raw.body_idle_timeout_secs),
+                max_connections: raw.max_connections as usize,
+                max_per_address: raw.max_connections_per_address as usize,
+                admin_networks: raw.admin_networks,
+            },
             pending,
         })
     }

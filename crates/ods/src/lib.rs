@@ -12,6 +12,7 @@ pub mod app;
 pub mod auth;
 pub mod catalog;
 pub mod config;
+pub mod datadir;
 pub mod db;
 pub mod error;
 pub mod http;
@@ -29,7 +30,6 @@ pub mod system;
 pub mod users;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -102,12 +102,7 @@ pub async fn launch(
     });
     if let Some(listener) = listener {
         let router = http::router(app.clone());
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await?;
+        http::serve::serve(listener, router, app.config.limits.clone(), stop.clone()).await?;
     } else {
         stop.cancelled().await;
     }

@@ -129,6 +129,13 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                 return ExitCode::from(2);
             };
             init_logging(config.debug);
+            let fds = ods::http::serve::raise_fd_limit();
+            if fds < config.limits.max_connections as u64 + 256 {
+                eprintln!(
+                    "ods: warning: the open-file limit is {fds}, below ODS_MAX_CONNECTIONS ({}) plus room for files; raise LimitNOFILE or lower the cap",
+                    config.limits.max_connections
+                );
+            }
             let listener = match tokio::net::TcpListener::bind(config.listen).await {
                 Ok(l) => l,
                 Err(e) => {

@@ -150,6 +150,51 @@ pub struct Settings {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub login_max_failures_per_address: u32,
+    /// Seconds a client has to send a request's headers, once it has started one
+    #[arg(
+        long,
+        env = "ODS_HEADER_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may send nothing before the request is cut off (a download has no such limit)
+    #[arg(
+        long,
+        env = "ODS_BODY_IDLE_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub body_idle_timeout_secs: u64,
+    /// Most connections open at once (also bounded by the open-file limit, which ods raises to its hard limit at start)
+    #[arg(
+        long,
+        env = "ODS_MAX_CONNECTIONS",
+        value_name = "N",
+        default_value_t = 4096,
+        value_parser = clap::value_parser!(u64).range(2..)
+    )]
+    pub max_connections: u64,
+    /// Most connections open at once from one client address outside the admin networks
+    #[arg(
+        long,
+        env = "ODS_MAX_CONNECTIONS_PER_ADDRESS",
+        value_name = "N",
+        default_value_t = 256,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub max_connections_per_address: u64,
+    /// Client networks (CIDRs, comma-separated) exempt from the per-address cap and allowed the twentieth of the connection slots kept back from everyone else
+    #[arg(
+        long,
+        env = "ODS_ADMIN_NETWORKS",
+        value_name = "CIDRS",
+        value_delimiter = ',',
+        default_value = "127.0.0.0/8,::1/128"
+    )]
+    pub admin_networks: Vec<ipnet::IpNet>,
 }
 
 /// The file named by `ODS_CONF`: TOML whose keys are the settings' names or their

@@ -3,8 +3,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod headers;
 pub mod linger;
 pub mod peer;
+pub mod ranges;
+pub mod serve;
 pub mod share;
 
 use axum::Router;
@@ -32,6 +35,8 @@ pub fn router(app: App) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("the request", "a handler panicked").into_response()
         }))
+        .layer(axum::middleware::from_fn(headers::limit_request_head))
+        .layer(axum::middleware::from_fn(headers::api_no_store))
         .layer(TraceLayer::new_for_http())
         .with_state(app)
 }

@@ -142,31 +142,24 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
         Some(v) if v.starts_with('"') => v == tag,
         Some(v) => httpdate::parse_http_date(v).is_ok_and(|d| d >= mtime && p.created > 0),
     };
-    let ranges = match header_str(h, header::RANGE).filter(|_| range_applies) {
-        None => None,
-        Some(r) => match http_range_header::parse_range_header(r) {
-            // Syntax we do not understand: ignore the header (RFC 9110 §14.2).
-            Err(_) => None,
-            Ok(parsed) => match parsed.validate(len) {
-                // An empty file asked for a suffix: nothing to cut, the (empty) whole.
-                Ok(v) if v.is_empty() => None,
-                Ok(v) => Some(v),
-                Err(_) => {
-                    base = base.header(header::CONTENT_RANGE, format!("bytes */{len}"));
-                    let body = ApiError::new(
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        "range_not_satisfiable",
-                        format!("the file has {len} bytes"),
-                    );
-                    let mut resp = body.into_response();
-                    for (k, v) in base.headers_ref().into_iter().flatten() {
-                        resp.headers_mut().insert(k.clone(), v.clone());
-                    }
-                    return Ok(resp);
+    let ranges =
+        match super::ranges::plan(header_str(h, header::RANGE).filter(|_| range_applies), len) {
+            super::ranges::Plan::Whole => None,
+            super::ranges::Plan::Parts(v) => Some(v),
+            super::ranges::Plan::Unsatisfiable => {
+                base = base.header(header::CONTENT_RANGE, format!("bytes */{len}"));
+                let body = ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    format!("the file has {len} bytes"),
+                );
+                let mut resp = body.into_response();
+                for (k, v) in base.headers_ref().into_iter().flatten() {
+                    resp.headers_mut().insert(k.clone(), v.clone());
                 }
-            },
-        },
-    };
+                return Ok(resp);
+            }
+        };
     let head = method == Method::HEAD;
     let stream = |offset: u64, n: u64| async move {
         if head || n == 0 {
