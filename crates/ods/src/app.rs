@@ -87,7 +87,11 @@ impl App {
             db,
             store: Arc::new(store),
             sealer,
-            limiter: LoginLimiter::new(Duration::from_secs(300), 10, 30),
+            limiter: LoginLimiter::new(
+                Duration::from_secs(config.login_window_secs),
+                config.login_max_failures_per_address,
+                config.login_max_failures,
+            ),
             basic_cache: BasicCache::default(),
             dummy_hash: password::hash_async(crate::secrets::random_id()).await?,
             jobs_wake: Notify::new(),

@@ -40,6 +40,9 @@ pub struct Layer {
     pub job_poll_ms: Option<u64>,
     pub sync_interval_secs: Option<u64>,
     pub max_transfers: Option<u64>,
+    pub login_window_secs: Option<u64>,
+    pub login_max_failures: Option<u64>,
+    pub login_max_failures_per_address: Option<u64>,
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
@@ -70,6 +73,11 @@ impl Layer {
             job_poll_ms: self.job_poll_ms.or(base.job_poll_ms),
             sync_interval_secs: self.sync_interval_secs.or(base.sync_interval_secs),
             max_transfers: self.max_transfers.or(base.max_transfers),
+            login_window_secs: self.login_window_secs.or(base.login_window_secs),
+            login_max_failures: self.login_max_failures.or(base.login_max_failures),
+            login_max_failures_per_address: self
+                .login_max_failures_per_address
+                .or(base.login_max_failures_per_address),
         }
     }
 
@@ -101,6 +109,10 @@ impl Layer {
         let job_poll_ms = number("ODS_JOB_POLL_MS", "milliseconds");
         let sync_interval_secs = number("ODS_SYNC_INTERVAL", "seconds");
         let max_transfers = number("ODS_MAX_TRANSFERS", "transfers");
+        let login_window_secs = number("ODS_LOGIN_WINDOW_SECS", "seconds");
+        let login_max_failures = number("ODS_LOGIN_MAX_FAILURES", "failed logins");
+        let login_max_failures_per_address =
+            number("ODS_LOGIN_MAX_FAILURES_PER_ADDRESS", "failed logins");
         let layer = Layer {
             listen: get("ODS_LISTEN"),
             data_dir: get("ODS_DATA_DIR").map(PathBuf::from),
@@ -118,6 +130,9 @@ impl Layer {
             job_poll_ms,
             sync_interval_secs,
             max_transfers,
+            login_window_secs,
+            login_max_failures,
+            login_max_failures_per_address,
         };
         if problems.is_empty() {
             Ok(layer)
@@ -142,6 +157,11 @@ impl Layer {
                     "ods_job_poll_ms" => "job_poll_ms".to_string(),
                     "ods_sync_interval" => "sync_interval_secs".to_string(),
                     "ods_max_transfers" => "max_transfers".to_string(),
+                    "ods_login_window_secs" => "login_window_secs".to_string(),
+                    "ods_login_max_failures" => "login_max_failures".to_string(),
+                    "ods_login_max_failures_per_address" => {
+                        "login_max_failures_per_address".to_string()
+                    }
                     _ => k,
                 };
                 (k, v)
@@ -176,6 +196,10 @@ pub struct Config {
     pub job_poll_ms: u64,
     pub sync_interval_secs: u64,
     pub max_transfers: usize,
+    /// Failed-login limiter: the window, failures per account, failures per address.
+    pub login_window_secs: u64,
+    pub login_max_failures: u32,
+    pub login_max_failures_per_address: u32,
 }
 
 /// What the caller wants done with missing keys.
@@ -329,6 +353,15 @@ impl Config {
             job_poll_ms: raw.job_poll_ms.unwrap_or(1000),
             sync_interval_secs: raw.sync_interval_secs.unwrap_or(60).max(1),
             max_transfers: raw.max_transfers.unwrap_or(4).clamp(1, 64) as usize,
+            login_window_secs: raw.login_window_secs.unwrap_or(300).max(1),
+            login_max_failures: raw
+                .login_max_failures
+                .unwrap_or(30)
+                .clamp(1, u32::MAX.into()) as u32,
+            login_max_failures_per_address: raw
+                .login_max_failures_per_address
+                .unwrap_or(10)
+                .clamp(1, u32::MAX.into()) as u32,
         })
     }
 

@@ -4,9 +4,10 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::macros::format_description;
+use utoipa::ToSchema;
 
 /// Deploy stage of a package or a server; maturity grows Dev < Test < Prod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 pub enum Stage {
     Dev,
     Test,
@@ -39,7 +40,7 @@ impl Stage {
 }
 
 /// Lifecycle of a package on one server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum Status {
     Downloading,
     Public,

@@ -11,7 +11,7 @@ use super::Db;
 use crate::model::Stage;
 
 /// One package record as exchanged between servers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Record {
     pub uuid: String,
     pub filename: String,

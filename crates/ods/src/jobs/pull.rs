@@ -20,7 +20,7 @@ pub struct PullPeer {
 }
 
 /// One page of a peer's catalog (`GET /api/ods/catalog`).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CatalogPage {
     pub identity: Identity,
     pub entries: Vec<db::catalog::Record>,

@@ -15,7 +15,7 @@ use crate::db::{self, peers::Identity};
 use crate::error::ApiError;
 
 /// What each side tells the other about itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Hello {
     pub iss: String,
     pub name: String,
@@ -25,7 +25,7 @@ pub struct Hello {
 }
 
 /// B's answer to a registration.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Welcome {
     #[serde(flatten)]
     pub identity: Hello,

@@ -24,7 +24,7 @@ use crate::model::Status;
 use crate::storage::PartialBlob;
 
 /// What a peer says about a package it holds (`GET /api/ods/packages/<uuid>/manifest`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Manifest {
     pub uuid: String,
     pub file_size: i64,
