@@ -17,7 +17,7 @@ use crate::error::ErrorBody;
 #[derive(ToSchema)]
 #[schema(
     value_type = String,
-    pattern = r"^\s*([Dd][Ee][Vv]|[Tt][Ee][Ss][Tt]|[Pp][Rr][Oo][Dd])\s*$",
+    pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*([Dd][Ee][Vv]|[Tt][Ee][Ss][Tt]|[Pp][Rr][Oo][Dd])[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$",
     example = "Prod"
 )]
 #[allow(dead_code)]

@@ -168,6 +168,23 @@ where
     }
 }
 
+/// For `Option<i64>` fields: JSON Schema's integers include `1024.0`, so an integral
+/// float is taken as the integer it is.
+pub fn integral<'de, D>(d: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    match <Option<serde_json::Number> as serde::Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Ok(Some(i)),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+            _ => Err(D::Error::custom(format!("{n} is not a 64-bit integer"))),
+        },
+    }
+}
+
 /// For `Option<Option<T>>` fields: absent -> `None`, `null` -> `Some(None)`.
 pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where

@@ -76,7 +76,7 @@ macro_rules! download_op {
             operation_id = $id,
             description = $what,
             params(
-                ("filename" = String, Path, max_length = 63, pattern = r"^(?!.*\.\.)[^/\\\s\u0000-\u001f\u007f-\u009f]([^/\\\u0000-\u001f\u007f-\u009f]*[^/\\\s\u0000-\u001f\u007f-\u009f])?$",
+                ("filename" = String, Path, max_length = 63, pattern = r"^(?!.*\.\.)[^/\\\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]([^/\\\u0000-\u001f\u007f-\u009f]*[^/\\\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f])?$",
                     description = "The package's filename: no `/`, `\\`, `..` or control characters, no leading or trailing space."),
                 DownloadHeaders
             ),

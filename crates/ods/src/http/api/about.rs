@@ -103,12 +103,12 @@ pub struct AboutUpdate {
     #[schema(
         min_length = 1,
         max_length = 255,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     name: Option<String>,
     /// An http:// or https:// URL other servers can reach this one at; null or blank clears it.
     #[serde(default, deserialize_with = "crate::http::present")]
-    #[schema(value_type = Option<String>, max_length = 2048, pattern = r"^\s*(https?://[^\s\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f/][^\s\u0000-\u001f\u007f-\u009f]*)?\s*$")]
+    #[schema(value_type = Option<String>, max_length = 2048, pattern = r"^[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(https?://[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]*[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f/][^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]*)?[\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$")]
     url: Option<Option<String>>,
     #[schema(value_type = Option<crate::http::docs::StageName>)]
     stage: Option<String>,

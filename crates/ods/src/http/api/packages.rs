@@ -284,24 +284,24 @@ pub async fn compute_digests(
 }
 
 /// The spellings `replace` takes.
-#[derive(ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[allow(dead_code, non_camel_case_types)]
 enum Flag {
-    #[schema(rename = "true")]
+    #[serde(rename = "true")]
     True,
-    #[schema(rename = "false")]
+    #[serde(rename = "false")]
     False,
-    #[schema(rename = "1")]
+    #[serde(rename = "1")]
     One,
-    #[schema(rename = "0")]
+    #[serde(rename = "0")]
     Zero,
-    #[schema(rename = "yes")]
+    #[serde(rename = "yes")]
     Yes,
-    #[schema(rename = "no")]
+    #[serde(rename = "no")]
     No,
-    #[schema(rename = "on")]
+    #[serde(rename = "on")]
     On,
-    #[schema(rename = "off")]
+    #[serde(rename = "off")]
     Off,
 }
 
@@ -344,20 +344,20 @@ async fn small_text(mut field: Field<'_>) -> ApiResult<String> {
     })
 }
 
-/// Query alternatives to the form fields (the form field wins when both are sent).
+/// `replace` may come in the query, so that an existing filename is refused before
+/// the body is read (the form field wins when both are sent).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
-    /// The package's stage, if not sent as the form field `stage`.
-    #[param(value_type = crate::http::docs::StageName, required = false)]
-    stage: Option<String>,
     /// `true` to replace a package of the same filename (otherwise 409).
     #[param(value_type = Flag, required = false)]
     replace: Option<String>,
 }
 
-/// The multipart form of an upload.
-#[derive(ToSchema)]
+/// The multipart form of an upload (no other fields). Only documents the form: the
+/// handler reads it as a stream.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UploadForm {
     /// The file; its filename (the part's `filename`) names the package.
@@ -447,7 +447,7 @@ async fn upload(
             ),
         )
     })?;
-    let mut stage = query.stage.as_deref().map(parse_stage).transpose()?;
+    let mut stage = None;
     let mut replace = query
         .replace
         .as_deref()
@@ -490,7 +490,14 @@ async fn upload(
             }
             "stage" => stage = Some(parse_stage(&small_text(field).await?)?),
             "replace" => replace = Some(parse_flag("replace", &small_text(field).await?)?),
-            _ => while field.chunk().await.map_err(bad_multipart)?.is_some() {},
+            other => {
+                return Err(ApiError::bad_request(
+                    "unknown_field",
+                    format!(
+                        "the upload takes the form fields file, stage and replace, not {other:?}"
+                    ),
+                ));
+            }
         }
     }
     let (filename, received) = upload

@@ -21,11 +21,11 @@ use crate::model::{Stage, iso_seconds};
 /// The other server's URL, ISS ID and registration key (from its About page).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    #[schema(required, value_type = String, pattern = r"\S", example = "http://192.168.99.101")]
+    #[schema(required, value_type = String, pattern = r"[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]", example = "http://192.168.99.101")]
     url: Option<String>,
-    #[schema(required, value_type = String, pattern = r"\S", example = "e7becdda9a9046f6a78f69ef591e9835")]
+    #[schema(required, value_type = String, pattern = r"[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]", example = "e7becdda9a9046f6a78f69ef591e9835")]
     iss_id: Option<String>,
-    #[schema(required, value_type = String, pattern = r"\S", example = "r3Yt354eDTY0JkaiObpsM4krfkDzdZD9NNYwDr9aSk0=")]
+    #[schema(required, value_type = String, pattern = r"[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]", example = "r3Yt354eDTY0JkaiObpsM4krfkDzdZD9NNYwDr9aSk0=")]
     key: Option<String>,
 }
 
@@ -231,6 +231,7 @@ pub async fn unregister(
 pub struct PeerUpdate {
     /// Bytes per second this server may fetch from the peer (at least 1024); null for no limit.
     #[schema(minimum = 1024)]
+    #[serde(default, deserialize_with = "crate::http::integral")]
     rate_limit: Option<i64>,
 }
 

@@ -98,7 +98,11 @@ pub async fn list_tokens(
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// What the token is for: 1 to 255 characters, not all spaces (trimmed).
-    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     name: String,
     /// Admins may create a token for another user; absent or null for the caller.
     username: Option<String>,
