@@ -5,9 +5,10 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::macros::format_description;
+use utoipa::ToSchema;
 
 /// Deploy stage of a package or a server; maturity grows Dev < Test < Prod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 pub enum Stage {
     Dev,
     Test,
@@ -40,7 +41,7 @@ impl Stage {
 }
 
 /// Lifecycle of a package on one server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum Status {
     Downloading,
     Public,
@@ -109,7 +110,7 @@ impl TryFrom<String> for Role {
 
 /// What a server says about itself to its peers (registration, catalog pages), and
 /// what this server keeps about each peer. On the wire the flag is `firewalled_mode`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Identity {
     pub iss: String,
     pub name: String,

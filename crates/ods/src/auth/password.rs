@@ -40,10 +40,10 @@ pub fn check_new(password: &str) -> Result<(), ApiError> {
             "a password needs at least 8 characters",
         ));
     }
-    if password.len() > 1024 {
+    if password.chars().count() > 1024 {
         return Err(ApiError::bad_request(
             "bad_password",
-            "a password may have at most 1024 bytes",
+            "a password may have at most 1024 characters",
         ));
     }
     if password == super::DEFAULT_ADMIN.1 {

@@ -10,7 +10,7 @@ use super::{Db, Flag};
 use crate::model::Stage;
 
 /// One package record as exchanged between servers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow, utoipa::ToSchema)]
 pub struct Record {
     pub uuid: String,
     pub filename: String,

@@ -1,8 +1,10 @@
-//! The HTTP surface: admin API (`api/`), client downloads (`share.rs`), the OpenAPI
-//! document, and the JSON body extractor whose rejections are our JSON errors.
+//! The HTTP surface: admin API (`api/`), peer API (`peer.rs`), client downloads
+//! (`share.rs`), the OpenAPI document generated from them (`docs.rs`), and the JSON
+//! body extractor whose rejections are our JSON errors.
 
 pub mod api;
 pub mod auth;
+pub mod docs;
 pub mod headers;
 pub mod linger;
 pub mod peer;
@@ -11,26 +13,45 @@ pub mod serve;
 pub mod share;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{Extension, FromRequest, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::error::ApiError;
 
-pub fn router(app: App) -> Router {
-    let share = share::routes(&app.config.share_context);
-    Router::new()
+/// Every route with its documentation: routes are only added through
+/// `OpenApiRouter::routes`, from handlers' `#[utoipa::path]`.
+fn documented_routes(share_context: &str) -> OpenApiRouter<App> {
+    OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .nest("/api/admin", api::routes())
         .nest("/api/ods", peer::routes())
-        .route("/api/openapi.json", get(openapi))
-        .merge(share)
+        .routes(routes!(openapi))
+        .merge(share::routes(share_context))
+}
+
+/// The OpenAPI document of a server whose Jamf share context is `share_context`.
+pub fn document(share_context: &str) -> utoipa::openapi::OpenApi {
+    documented_routes(share_context).into_openapi()
+}
+
+pub fn router(app: App) -> Router {
+    let (routes, doc) = documented_routes(&app.config.share_context).split_for_parts();
+    let doc = OpenApiJson(Bytes::from(
+        doc.to_pretty_json()
+            .expect("the OpenAPI document serializes"),
+    ));
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(doc))
         .layer(axum::middleware::map_response(json_errors))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("the request", "a handler panicked").into_response()
@@ -82,10 +103,20 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-const OPENAPI: &str = include_str!("openapi.json");
+/// The document, serialized once when the router is built.
+#[derive(Clone)]
+struct OpenApiJson(Bytes);
 
-async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "meta",
+    security(()),
+    description = "This document (OpenAPI 3.1), generated from the server's code.",
+    responses((status = 200, description = "The document.", content_type = "application/json", body = Object))
+)]
+async fn openapi(Extension(doc): Extension<OpenApiJson>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], doc.0).into_response()
 }
 
 /// `Json<T>` whose rejections are `{"error": ...}` 400/415 responses.
@@ -143,6 +174,23 @@ where
     }
 }
 
+/// For `Option<i64>` fields: JSON Schema's integers include `1024.0`, so an integral
+/// float is taken as the integer it is.
+pub fn integral<'de, D>(d: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    match <Option<serde_json::Number> as serde::Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Ok(Some(i)),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+            _ => Err(D::Error::custom(format!("{n} is not a 64-bit integer"))),
+        },
+    }
+}
+
 /// For `Option<Option<T>>` fields: absent -> `None`, `null` -> `Some(None)`.
 pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -150,160 +198,4 @@ where
     T: serde::Deserialize<'de>,
 {
     <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeSet;
-
-    use serde_json::Value;
-
-    const METHODS: [&str; 8] = [
-        "get", "put", "post", "delete", "options", "head", "patch", "trace",
-    ];
-
-    fn document() -> Value {
-        serde_json::from_str(super::OPENAPI).expect("http/openapi.json is not valid JSON")
-    }
-
-    /// (METHOD, path) of every operation in the document.
-    fn documented(doc: &Value) -> BTreeSet<(String, String)> {
-        let paths = doc["paths"].as_object().expect("the document has paths");
-        paths
-            .iter()
-            .flat_map(|(path, item)| {
-                METHODS
-                    .iter()
-                    .filter(|m| item.get(**m).is_some())
-                    .map(|m| (m.to_ascii_uppercase(), path.clone()))
-            })
-            .collect()
-    }
-
-    /// (METHOD, path) of every route the server answers (the share context at its
-    /// default, as the document shows it).
-    fn served() -> BTreeSet<(String, String)> {
-        let mut out: BTreeSet<(String, String)> = super::api::endpoints()
-            .iter()
-            .map(|e| (e.method.to_string(), format!("/api/admin{}", e.path)))
-            .collect();
-        out.extend(
-            super::peer::endpoints()
-                .iter()
-                .map(|e| (e.method.to_string(), format!("/api/ods{}", e.path))),
-        );
-        out.insert(("GET".into(), "/api/openapi.json".into()));
-        for path in ["/share/{filename}", "/CasperShare/Packages/{filename}"] {
-            for method in ["GET", "HEAD"] {
-                out.insert((method.into(), path.into()));
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn every_route_is_documented_and_nothing_else() {
-        let doc = document();
-        assert_eq!(doc["openapi"], "3.1.0");
-        let (documented, served) = (documented(&doc), served());
-        let missing: Vec<_> = served.difference(&documented).collect();
-        assert!(
-            missing.is_empty(),
-            "routes missing from crates/ods/src/http/openapi.json: {missing:?}"
-        );
-        let extra: Vec<_> = documented.difference(&served).collect();
-        assert!(
-            extra.is_empty(),
-            "operations in openapi.json that no route serves: {extra:?}"
-        );
-    }
-
-    /// Every `$ref` of the document points at something in it.
-    #[test]
-    fn every_reference_resolves() {
-        fn walk(v: &Value, doc: &Value, bad: &mut Vec<String>) {
-            match v {
-                Value::Object(m) => {
-                    if let Some(Value::String(r)) = m.get("$ref") {
-                        let found = r
-                            .strip_prefix('#')
-                            .and_then(|pointer| doc.pointer(pointer))
-                            .is_some();
-                        if !found {
-                            bad.push(r.clone());
-                        }
-                    }
-                    m.values().for_each(|x| walk(x, doc, bad));
-                }
-                Value::Array(a) => a.iter().for_each(|x| walk(x, doc, bad)),
-                _ => {}
-            }
-        }
-        let doc = document();
-        let mut bad = Vec::new();
-        walk(&doc, &doc, &mut bad);
-        assert!(bad.is_empty(), "unresolved $ref: {bad:?}");
-    }
-
-    /// The admin API needs Basic or Bearer auth; each path parameter is described; each
-    /// operation has an id and documented responses.
-    #[test]
-    fn operations_are_complete() {
-        let doc = document();
-        let schemes = &doc["components"]["securitySchemes"];
-        assert_eq!(schemes["basicAuth"]["scheme"], "basic");
-        assert_eq!(schemes["bearerAuth"]["scheme"], "bearer");
-        let global: BTreeSet<String> = doc["security"]
-            .as_array()
-            .expect("a global security requirement")
-            .iter()
-            .flat_map(|r| r.as_object().into_iter().flat_map(|o| o.keys().cloned()))
-            .collect();
-        assert_eq!(
-            global,
-            BTreeSet::from(["basicAuth".into(), "bearerAuth".into()])
-        );
-        let error = &doc["components"]["schemas"]["Error"]["properties"]["error"];
-        assert!(
-            error["properties"]["code"].is_object() && error["properties"]["message"].is_object()
-        );
-
-        let mut ids = BTreeSet::new();
-        for (path, item) in doc["paths"].as_object().unwrap() {
-            for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
-                let op = &item[*method];
-                let id = op["operationId"].as_str().unwrap_or_default();
-                assert!(
-                    ids.insert(id.to_string()),
-                    "{method} {path}: operationId {id:?} missing or repeated"
-                );
-                assert!(
-                    op["responses"].as_object().is_some_and(|r| !r.is_empty()),
-                    "{method} {path}: no responses"
-                );
-                if path.starts_with("/api/admin/") {
-                    assert!(
-                        op.get("security").is_none(),
-                        "{method} {path} must not override the admin auth"
-                    );
-                }
-                let params: Vec<&Value> = [&item["parameters"], &op["parameters"]]
-                    .into_iter()
-                    .filter_map(Value::as_array)
-                    .flatten()
-                    .collect();
-                for name in path
-                    .split('/')
-                    .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-                {
-                    assert!(
-                        params.iter().any(|p| p["in"] == "path"
-                            && p["name"] == name
-                            && p["required"] == true),
-                        "{method} {path}: path parameter {name} is not described"
-                    );
-                }
-            }
-        }
-    }
 }

@@ -5,51 +5,62 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::Method;
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-
-use super::api::{Endpoint, endpoint};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
+use crate::db::catalog::Record;
 use crate::db::{self, peers::PeerRow};
 use crate::error::{ApiError, ApiResult};
 use crate::http::QueryArgs;
+use crate::http::docs::{BadRequest, Conflict, NotFound, PeerErrors, TooLarge};
 use crate::ingest::CHUNK_SIZE;
 use crate::mesh::sign::{self as auth, ISS_HEADER, SIG_HEADER};
 use crate::model::{Identity, Status, now_unix};
 use crate::peers::{Manifest, own_identity as own_hello};
 use crate::sync::register::{Welcome, new_pair_secret};
 
-/// Every peer endpoint (under `/api/ods`); the router is built from this list and the
-/// OpenAPI test checks each one is documented.
-pub fn endpoints() -> Vec<Endpoint> {
-    use Method as M;
-    vec![
-        endpoint(M::POST, "/register", register),
-        endpoint(M::POST, "/unregister", unregister),
-        endpoint(M::POST, "/notify", notify),
-        endpoint(M::GET, "/catalog", catalog),
-        endpoint(M::GET, "/events", events),
-        endpoint(M::GET, "/packages/{uuid}/manifest", manifest),
-        endpoint(M::GET, "/packages/{uuid}/chunks/{idx}", chunk),
-        endpoint(M::PUT, "/packages/{uuid}/chunks/{idx}", receive_chunk),
-        endpoint(M::POST, "/packages/{uuid}/offer", offer),
-        endpoint(M::POST, "/push", push),
-        endpoint(M::POST, "/wants", wants),
-    ]
+/// The peer router (to nest under `/api/ods`), every route documented.
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(unregister))
+        .routes(routes!(notify))
+        .routes(routes!(catalog))
+        .routes(routes!(events))
+        .routes(routes!(manifest))
+        .routes(routes!(chunk, receive_chunk))
+        .routes(routes!(offer))
+        .routes(routes!(push))
+        .routes(routes!(wants))
 }
 
-pub fn routes() -> Router<App> {
-    endpoints()
-        .into_iter()
-        .fold(Router::new(), |r, e| r.route(e.path, e.handler))
+/// A package's uuid.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct PackageUuid {
+    /// 32 lowercase hex characters.
+    uuid: String,
+}
+
+/// A package's uuid and a chunk's index.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct ChunkPath {
+    /// 32 lowercase hex characters.
+    uuid: String,
+    /// The chunk's index (0-based; chunks are 1 MiB, the last one short).
+    #[param(minimum = 0)]
+    idx: u64,
 }
 
 fn refused(msg: &str) -> ApiError {
@@ -102,6 +113,16 @@ async fn authenticate(app: &App, parts: &Parts, body: &[u8]) -> ApiResult<PeerRo
     Ok(peer)
 }
 
+#[utoipa::path(
+    post,
+    path = "/register",
+    tag = "peer",
+    operation_id = "peer_register",
+    description = "Another server registers with this one, signed with this server's registration key. Answers with this server's identity and a fresh pair secret for the link.",
+    security(("peerSignature" = [])),
+    request_body = Identity,
+    responses((status = 200, description = "Registered.", body = Welcome), BadRequest, Conflict, TooLarge, PeerErrors)
+)]
 async fn register(
     State(app): State<App>,
     parts: Parts,
@@ -159,6 +180,16 @@ async fn register(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/unregister",
+    tag = "peer",
+    operation_id = "peer_unregister",
+    request_body(content = crate::http::docs::Binary, content_type = "application/octet-stream", description = "Not read (usually empty); covered by the signature."),
+    description = "The signing server drops its link with this one.",
+    security(("peerSignature" = [])),
+    responses((status = 204, description = "Unregistered."), TooLarge, PeerErrors)
+)]
 async fn unregister(State(app): State<App>, parts: Parts, body: Bytes) -> ApiResult<StatusCode> {
     let peer = authenticate(&app, &parts, &body).await?;
     db::peers::delete(&app.db, peer.id).await?;
@@ -172,23 +203,59 @@ async fn unregister(State(app): State<App>, parts: Parts, body: Bytes) -> ApiRes
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/notify",
+    tag = "peer",
+    operation_id = "peer_notify",
+    request_body(content = crate::http::docs::Binary, content_type = "application/octet-stream", description = "Not read (usually empty); covered by the signature."),
+    description = "The signing server has changes: this one queues a pull and answers at once.",
+    security(("peerSignature" = [])),
+    responses((status = 202, description = "A pull is queued."), TooLarge, PeerErrors)
+)]
 async fn notify(State(app): State<App>, parts: Parts, body: Bytes) -> ApiResult<StatusCode> {
     let peer = authenticate(&app, &parts, &body).await?;
     crate::sync::pull::queue(&app, peer.id, false).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CatalogQuery {
+    /// Only records changed after this cursor (default 0: everything).
+    #[param(value_type = i64, required = false)]
     since: Option<i64>,
+    /// At most this many records (default 500; clamped to 1..5000).
+    #[param(value_type = i64, required = false)]
     limit: Option<i64>,
 }
 
+/// One page of this server's catalog.
+#[derive(Debug, Serialize, ToSchema)]
+struct CatalogAnswer {
+    /// Where the next page starts (`since`).
+    cursor: i64,
+    entries: Vec<Record>,
+    identity: Identity,
+    /// Whether more records follow.
+    more: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/catalog",
+    tag = "peer",
+    operation_id = "peer_catalog",
+    description = "This server's package records changed since a cursor, and its identity.",
+    security(("peerSignature" = [])),
+    params(CatalogQuery),
+    responses((status = 200, description = "A page of the catalog.", body = CatalogAnswer), BadRequest, PeerErrors)
+)]
 async fn catalog(
     State(app): State<App>,
     QueryArgs(q): QueryArgs<CatalogQuery>,
     parts: Parts,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<CatalogAnswer>> {
     authenticate(&app, &parts, b"").await?;
     let limit = q.limit.unwrap_or(500).clamp(1, 5000);
     let since = q.since.unwrap_or(0);
@@ -199,23 +266,47 @@ async fn catalog(
         Some(e) => e.seq,
         None => db::catalog::current_seq(&app.db).await?.max(since),
     };
-    Ok(axum::Json(
-        json!({ "identity": own_hello(&app).await?, "entries": entries, "cursor": cursor, "more": more }),
-    ))
+    Ok(axum::Json(CatalogAnswer {
+        cursor,
+        entries,
+        identity: own_hello(&app).await?,
+        more,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// The cursor the caller knows (default -1: answer at once).
+    #[param(value_type = i64, required = false)]
     since: Option<i64>,
+    /// Seconds to wait for a change (default 25, at most 55).
+    #[param(value_type = u64, required = false, minimum = 0)]
     wait: Option<u64>,
 }
 
+/// This server's change cursor.
+#[derive(Debug, Serialize, ToSchema)]
+struct Cursor {
+    cursor: i64,
+}
+
 /// Long-poll: answers when our change cursor passes `since`, or after `wait` seconds.
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "peer",
+    operation_id = "peer_events",
+    description = "Long poll for firewalled peers: answers when this server's change cursor differs from `since`, or after `wait` seconds.",
+    security(("peerSignature" = [])),
+    params(EventsQuery),
+    responses((status = 200, description = "The cursor now.", body = Cursor), BadRequest, PeerErrors)
+)]
 async fn events(
     State(app): State<App>,
     QueryArgs(q): QueryArgs<EventsQuery>,
     parts: Parts,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<Cursor>> {
     authenticate(&app, &parts, b"").await?;
     let since = q.since.unwrap_or(-1);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.unwrap_or(25).min(55));
@@ -223,7 +314,7 @@ async fn events(
     loop {
         let cur = db::catalog::current_seq(&app.db).await?;
         if cur != since || tokio::time::Instant::now() >= deadline {
-            return Ok(axum::Json(json!({ "cursor": cur })));
+            return Ok(axum::Json(Cursor { cursor: cur }));
         }
         // Woken by a local change, or re-check the database each second (changes made
         // by another process sharing it).
@@ -243,6 +334,16 @@ async fn public_package(app: &App, uuid: &str) -> ApiResult<db::packages::Packag
         .ok_or_else(|| ApiError::not_found(format!("package {uuid} is not available here")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/packages/{uuid}/manifest",
+    tag = "peer",
+    operation_id = "peer_manifest",
+    description = "A Public package's size, digests and chunk hashes.",
+    security(("peerSignature" = [])),
+    params(PackageUuid),
+    responses((status = 200, description = "The manifest.", body = Manifest), NotFound, PeerErrors)
+)]
 async fn manifest(
     State(app): State<App>,
     Path(uuid): Path<String>,
@@ -260,6 +361,21 @@ async fn manifest(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/packages/{uuid}/chunks/{idx}",
+    tag = "peer",
+    operation_id = "peer_chunk",
+    description = "One chunk of a Public package.",
+    security(("peerSignature" = [])),
+    params(ChunkPath),
+    responses(
+        (status = 200, description = "The chunk's bytes.", content_type = "application/octet-stream", body = crate::http::docs::Binary),
+        BadRequest,
+        NotFound,
+        PeerErrors
+    )
+)]
 async fn chunk(
     State(app): State<App>,
     Path((uuid, idx)): Path<(String, String)>,
@@ -298,12 +414,24 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
         .map_err(|e| ApiError::bad_request("invalid_json", format!("peer request body: {e}")))
 }
 
+/// How many pushed records changed something here.
+#[derive(Debug, Serialize, ToSchema)]
+struct Applied {
+    applied: usize,
+}
+
 /// A firewalled peer sends its catalog records (it cannot be pulled from).
-async fn push(
-    State(app): State<App>,
-    parts: Parts,
-    body: Bytes,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+#[utoipa::path(
+    post,
+    path = "/push",
+    tag = "peer",
+    operation_id = "peer_push",
+    description = "A firewalled peer sends its catalog records (it cannot be pulled from).",
+    security(("peerSignature" = [])),
+    request_body = crate::peers::CatalogPage,
+    responses((status = 200, description = "Applied.", body = Applied), BadRequest, TooLarge, PeerErrors)
+)]
+async fn push(State(app): State<App>, parts: Parts, body: Bytes) -> ApiResult<axum::Json<Applied>> {
     let peer = authenticate(&app, &parts, &body).await?;
     let page: crate::peers::CatalogPage = parse(&body)?;
     if page.identity.iss != peer.iss {
@@ -320,20 +448,33 @@ async fn push(
         }
     }
     crate::peers::contact(&app, &peer, None).await;
-    Ok(axum::Json(json!({ "applied": applied })))
+    Ok(axum::Json(Applied { applied }))
 }
 
-#[derive(Deserialize)]
+/// Package uuids a firewalled peer could send.
+#[derive(Deserialize, ToSchema)]
 struct WantsQuery {
     uuids: Vec<String>,
 }
 
+/// The subset of the asked uuids this server is waiting for.
+#[derive(Debug, Serialize, ToSchema)]
+struct Wanted {
+    wanted: Vec<String>,
+}
+
 /// Which of these packages this server is waiting for.
-async fn wants(
-    State(app): State<App>,
-    parts: Parts,
-    body: Bytes,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+#[utoipa::path(
+    post,
+    path = "/wants",
+    tag = "peer",
+    operation_id = "peer_wants",
+    description = "Which of these packages this server is waiting for.",
+    security(("peerSignature" = [])),
+    request_body = WantsQuery,
+    responses((status = 200, description = "The wanted ones.", body = Wanted), BadRequest, TooLarge, PeerErrors)
+)]
+async fn wants(State(app): State<App>, parts: Parts, body: Bytes) -> ApiResult<axum::Json<Wanted>> {
     authenticate(&app, &parts, &body).await?;
     let q: WantsQuery = parse(&body)?;
     let waiting: std::collections::HashSet<String> = db::packages::incomplete(&app.db)
@@ -341,8 +482,12 @@ async fn wants(
         .into_iter()
         .map(|p| p.uuid)
         .collect();
-    let wanted: Vec<&String> = q.uuids.iter().filter(|u| waiting.contains(*u)).collect();
-    Ok(axum::Json(json!({ "wanted": wanted })))
+    let wanted = q
+        .uuids
+        .into_iter()
+        .filter(|u| waiting.contains(u))
+        .collect();
+    Ok(axum::Json(Wanted { wanted }))
 }
 
 async fn waiting_package(app: &App, uuid: &str) -> ApiResult<Option<db::packages::PackageRow>> {
@@ -352,17 +497,34 @@ async fn waiting_package(app: &App, uuid: &str) -> ApiResult<Option<db::packages
         .filter(|p| p.status != Status::Public))
 }
 
+/// The chunk indexes this server still lacks.
+#[derive(Debug, Serialize, ToSchema)]
+struct Missing {
+    missing: Vec<usize>,
+}
+
 /// A firewalled peer offers a package: keep its manifest, answer which chunks we lack.
+#[utoipa::path(
+    post,
+    path = "/packages/{uuid}/offer",
+    tag = "peer",
+    operation_id = "peer_offer",
+    description = "A firewalled peer offers a package this server waits for: this server keeps its manifest and answers which chunks it lacks (none if it does not wait for it).",
+    security(("peerSignature" = [])),
+    params(PackageUuid),
+    request_body = Manifest,
+    responses((status = 200, description = "The missing chunks.", body = Missing), BadRequest, TooLarge, PeerErrors)
+)]
 async fn offer(
     State(app): State<App>,
     Path(uuid): Path<String>,
     parts: Parts,
     body: Bytes,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<Missing>> {
     authenticate(&app, &parts, &body).await?;
     let m: Manifest = parse(&body)?;
     let Some(p) = waiting_package(&app, &uuid).await? else {
-        return Ok(axum::Json(json!({ "missing": [] })));
+        return Ok(axum::Json(Missing { missing: vec![] }));
     };
     let n = (p.file_size.max(0) as usize).div_ceil(CHUNK_SIZE);
     if m.uuid != uuid || m.sha256 != p.sha256 || m.file_size != p.file_size || m.chunks.len() != n {
@@ -379,10 +541,21 @@ async fn offer(
     if missing.is_empty() {
         crate::catalog::hurry(&app, &uuid).await?;
     }
-    Ok(axum::Json(json!({ "missing": missing })))
+    Ok(axum::Json(Missing { missing }))
 }
 
 /// A firewalled peer sends one chunk of a package we are waiting for.
+#[utoipa::path(
+    put,
+    path = "/packages/{uuid}/chunks/{idx}",
+    tag = "peer",
+    operation_id = "peer_receive_chunk",
+    description = "A firewalled peer sends one chunk of a package this server waits for (after offering its manifest).",
+    security(("peerSignature" = [])),
+    params(ChunkPath),
+    request_body(content = crate::http::docs::Binary, content_type = "application/octet-stream"),
+    responses((status = 204, description = "Stored, or not needed."), BadRequest, TooLarge, PeerErrors)
+)]
 async fn receive_chunk(
     State(app): State<App>,
     Path((uuid, idx)): Path<(String, String)>,

@@ -5,17 +5,19 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use base64::Engine;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::db::packages::PackageRow;
@@ -25,11 +27,117 @@ use crate::model::filename_problem;
 use crate::storage::ByteStream;
 use crate::users::check_password;
 
-pub fn routes(context: &str) -> Router<App> {
-    Router::new()
-        .route("/share/{filename}", get(download))
-        .route(&format!("/{context}/Packages/{{filename}}"), get(download))
+/// The path the Jamf layout is documented at; served at the configured context.
+const DEFAULT_CONTEXT_PATH: &str = "/CasperShare/Packages/{filename}";
+
+pub fn routes(context: &str) -> OpenApiRouter<App> {
+    let (schemas, mut paths, handler) = routes!(download_context, head_context);
+    if let Some(item) = paths.paths.remove(DEFAULT_CONTEXT_PATH) {
+        paths
+            .paths
+            .insert(format!("/{context}/Packages/{{filename}}"), item);
+    }
+    OpenApiRouter::new()
+        .routes(routes!(download_share, head_share))
+        .routes((schemas, paths, handler))
 }
+
+/// The conditional and range headers a download takes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct DownloadHeaders {
+    /// One or more byte ranges (`bytes=0-1023`, `bytes=0-1,5-9`, `bytes=-500`).
+    #[param(rename = "Range", value_type = String, required = false)]
+    range: Option<String>,
+    /// Apply `Range` only if the file still has this ETag or was not modified since this date.
+    #[param(rename = "If-Range", value_type = String, required = false)]
+    if_range: Option<String>,
+    /// Answer 412 unless the file has one of these ETags.
+    #[param(rename = "If-Match", value_type = String, required = false)]
+    if_match: Option<String>,
+    /// Answer 304 if the file has one of these ETags.
+    #[param(rename = "If-None-Match", value_type = String, required = false)]
+    if_none_match: Option<String>,
+    /// Answer 304 if the file was not modified since this HTTP date.
+    #[param(rename = "If-Modified-Since", value_type = String, required = false)]
+    if_modified_since: Option<String>,
+    /// Answer 412 if the file was modified since this HTTP date.
+    #[param(rename = "If-Unmodified-Since", value_type = String, required = false)]
+    if_unmodified_since: Option<String>,
+}
+
+/// Wraps the download operations' documented answers.
+macro_rules! download_op {
+    ($method:ident, $name:ident, $path:expr, $id:literal, $what:literal) => {
+        #[utoipa::path(
+            $method,
+            path = $path,
+            tag = "downloads",
+            operation_id = $id,
+            description = $what,
+            params(
+                ("filename" = String, Path, max_length = 63, pattern = r"^(?!.*\.\.)[^/\\\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f]([^/\\\u0000-\u001f\u007f-\u009f]*[^/\\\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\u0000-\u001f\u007f-\u009f])?$",
+                    description = "The package's filename: no `/`, `\\`, `..` or control characters, no leading or trailing space."),
+                DownloadHeaders
+            ),
+            security((), ("basicAuth" = [])),
+            responses(
+                (status = 200, description = "The whole file.", content_type = "application/octet-stream", body = crate::http::docs::Binary,
+                    headers(("ETag" = String, description = "The sha256, quoted (strong)."),
+                            ("Last-Modified" = String), ("Accept-Ranges" = String),
+                            ("Repr-Digest" = String, description = "sha-256=:<base64>:"))),
+                (status = 206, description = "The requested range(s); several come as multipart/byteranges.",
+                    content((crate::http::docs::Binary = "application/octet-stream"), (crate::http::docs::Binary = "multipart/byteranges")),
+                    headers(("Content-Range" = String), ("ETag" = String))),
+                (status = 304, description = "Not modified (If-None-Match / If-Modified-Since)."),
+                (status = 412, description = "Precondition failed (If-Match / If-Unmodified-Since)."),
+                (status = 416, description = "No requested range is satisfiable (an empty file has none).",
+                    body = crate::error::ErrorBody, headers(("Content-Range" = String, description = "bytes */<size>"))),
+                crate::http::docs::BadRequest,
+                crate::http::docs::NotFound,
+                crate::http::docs::DownloadAuthErrors,
+                crate::http::docs::Internal
+            )
+        )]
+        async fn $name(
+            app: State<App>,
+            filename: Result<Path<String>, PathRejection>,
+            parts: Parts,
+        ) -> ApiResult<Response> {
+            download(app, filename, parts).await
+        }
+    };
+}
+
+download_op!(
+    get,
+    download_share,
+    "/share/{filename}",
+    "download_share",
+    "Downloads a Public package. Needs HTTP Basic (any ODS user) when the server's download_auth is basic."
+);
+download_op!(
+    head,
+    head_share,
+    "/share/{filename}",
+    "head_share",
+    "The headers GET would answer, without the body."
+);
+download_op!(
+    get,
+    download_context,
+    DEFAULT_CONTEXT_PATH,
+    "download_context",
+    "The Jamf distribution point layout (the context, `CasperShare` by default, is configurable)."
+);
+download_op!(
+    head,
+    head_context,
+    DEFAULT_CONTEXT_PATH,
+    "head_context",
+    "The headers GET would answer, without the body."
+);
 
 async fn download(
     State(app): State<App>,

@@ -17,7 +17,7 @@ use crate::model::Identity;
 
 /// One page of a server's catalog (`GET /api/ods/catalog`, and what a firewalled
 /// server pushes).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CatalogPage {
     pub identity: Identity,
     pub entries: Vec<db::catalog::Record>,
@@ -26,7 +26,7 @@ pub struct CatalogPage {
 }
 
 /// What a peer says about a package it holds (`GET /api/ods/packages/<uuid>/manifest`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Manifest {
     pub uuid: String,
     pub file_size: i64,

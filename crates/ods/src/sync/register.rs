@@ -18,7 +18,7 @@ use crate::peers::client::{self, PeerError};
 use crate::peers::{self, own_identity};
 
 /// B's answer to a registration: its identity and the new link's pair secret.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Welcome {
     #[serde(flatten)]
     pub identity: Identity,

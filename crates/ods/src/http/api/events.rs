@@ -1,29 +1,66 @@
 //! `GET /api/admin/events`: what happened (uploads, syncs, conflicts, peers).
 
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::App;
 use crate::db;
 use crate::error::ApiResult;
 use crate::http::QueryArgs;
 use crate::http::auth::Principal;
+use crate::http::docs::{AdminErrors, BadRequest};
 use crate::model::Role;
 use crate::model::iso_seconds;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
+    /// Only events with an id above this one.
+    #[param(value_type = i64, required = false)]
     after: Option<i64>,
+    /// Only events of this kind, e.g. `package.public`.
+    #[param(value_type = String, required = false)]
     kind: Option<String>,
+    /// At most this many (default 200; clamped to 1..1000).
+    #[param(value_type = i64, required = false)]
     limit: Option<i64>,
 }
 
+/// One event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Event {
+    /// ISO 8601 without microseconds (UTC).
+    pub created: String,
+    /// Unix seconds.
+    pub created_ts: i64,
+    pub filename: Option<String>,
+    pub id: i64,
+    /// `package.uploaded`, `package.public`, `ods.registered`...
+    pub kind: String,
+    pub message: Option<String>,
+    pub package_uuid: Option<String>,
+    pub peer_iss: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    pub items: Vec<Event>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "events",
+    description = "Events, oldest first. Needs the `viewer` role.",
+    params(EventQuery),
+    responses((status = 200, description = "The events.", body = EventList), BadRequest, AdminErrors)
+)]
 pub async fn list_events(
     State(app): State<App>,
     who: Principal,
     QueryArgs(q): QueryArgs<EventQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<EventList>> {
     who.require(Role::Viewer)?;
     let rows = db::events::list(
         &app.db,
@@ -32,20 +69,18 @@ pub async fn list_events(
         q.limit.unwrap_or(200).clamp(1, 1000),
     )
     .await?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|e| {
-            json!({
-                "created": iso_seconds(e.created),
-                "created_ts": e.created,
-                "filename": e.filename,
-                "id": e.id,
-                "kind": e.kind,
-                "message": e.message,
-                "package_uuid": e.package_uuid,
-                "peer_iss": e.peer_iss,
-            })
+    let items = rows
+        .into_iter()
+        .map(|e| Event {
+            created: iso_seconds(e.created),
+            created_ts: e.created,
+            filename: e.filename,
+            id: e.id,
+            kind: e.kind,
+            message: e.message,
+            package_uuid: e.package_uuid,
+            peer_iss: e.peer_iss,
         })
         .collect();
-    Ok(axum::Json(json!({ "items": items })))
+    Ok(axum::Json(EventList { items }))
 }

@@ -11,100 +11,86 @@ mod system;
 mod tokens;
 mod users;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::handler::Handler;
-use axum::http::Method;
-use axum::routing::{MethodFilter, MethodRouter, on};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use crate::app::App;
 
-/// One admin endpoint: a method, a path under `/api/admin` and the handler.
-pub struct Endpoint {
-    pub method: Method,
-    pub path: &'static str,
-    pub(crate) handler: MethodRouter<App>,
+/// For uploads, which stream to disk: no body size limit, and a body refused unread
+/// is drained so the client gets the answer (see `http::linger`).
+fn unlimited_body((schemas, paths, handler): UtoipaMethodRouter<App>) -> UtoipaMethodRouter<App> {
+    let handler = handler
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(crate::http::linger::linger));
+    (schemas, paths, handler)
 }
 
-pub(crate) fn endpoint<H, T>(method: Method, path: &'static str, handler: H) -> Endpoint
-where
-    H: Handler<T, App>,
-    T: 'static,
-{
-    let filter = MethodFilter::try_from(method.clone()).expect("a standard HTTP method");
-    Endpoint {
-        method,
-        path,
-        handler: on(filter, handler),
-    }
-}
-
-impl Endpoint {
-    /// For uploads, which stream to disk: no body size limit, and a body refused
-    /// unread is drained so the client gets the answer (see `http::linger`).
-    fn unlimited_body(mut self) -> Self {
-        self.handler = self
-            .handler
-            .layer(DefaultBodyLimit::disable())
-            .layer(axum::middleware::from_fn(crate::http::linger::linger));
-        self
-    }
-}
-
-/// Every admin endpoint, in one list: the router is built from it, and a unit test
-/// (`http::tests`) checks that each one is in the OpenAPI document, so an endpoint
-/// cannot be added without being documented.
-pub fn endpoints() -> Vec<Endpoint> {
-    use Method as M;
-    vec![
-        endpoint(M::GET, "/about", about::get_about),
-        endpoint(M::POST, "/about", about::update_about),
-        endpoint(M::POST, "/about/update", about::update_about),
-        endpoint(M::GET, "/system", system::get_system),
-        endpoint(M::GET, "/packages", packages::list_packages),
-        endpoint(M::POST, "/packages", packages::upload_package).unlimited_body(),
-        endpoint(M::POST, "/upload", packages::upload_package).unlimited_body(),
-        endpoint(M::GET, "/packages/{id_or_name}", packages::get_package),
-        endpoint(
-            M::DELETE,
-            "/packages/{id_or_name}",
+/// The admin router (to nest under `/api/admin`); each route is documented by its
+/// handler's `#[utoipa::path]`, so none can exist undocumented.
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(about::get_about, about::update_about))
+        .routes(routes!(about::update_about_seed))
+        .routes(routes!(system::get_system))
+        .routes(routes!(packages::list_packages))
+        .routes(unlimited_body(routes!(packages::create_package)))
+        .routes(unlimited_body(routes!(packages::upload_package)))
+        .routes(routes!(
+            packages::get_package,
             packages::delete_package,
-        ),
-        endpoint(M::PATCH, "/packages/{id_or_name}", packages::update_package),
-        endpoint(
-            M::POST,
-            "/packages/{id_or_name}/digests",
-            packages::compute_digests,
-        ),
-        endpoint(M::POST, "/register", registry::register),
-        endpoint(M::GET, "/registered_ods", registry::list_registered),
-        endpoint(M::DELETE, "/registered_ods/{id}", registry::unregister),
-        endpoint(
-            M::PATCH,
-            "/registered_ods/{id}",
-            registry::update_registered,
-        ),
-        endpoint(M::GET, "/sync", registry::get_sync),
-        endpoint(M::GET, "/events", events::list_events),
-        endpoint(M::GET, "/users", users::list_users),
-        endpoint(M::POST, "/users", users::create_user),
-        endpoint(M::GET, "/users/{username}", users::get_user),
-        endpoint(M::PATCH, "/users/{username}", users::update_user),
-        endpoint(M::DELETE, "/users/{username}", users::delete_user),
-        endpoint(M::GET, "/tokens", tokens::list_tokens),
-        endpoint(M::POST, "/tokens", tokens::create_token),
-        endpoint(M::DELETE, "/tokens/{id}", tokens::delete_token),
-        endpoint(M::GET, "/jobs", jobs::list_jobs),
-        endpoint(M::GET, "/jobs/{id}", jobs::get_job),
-        endpoint(M::POST, "/jobs/{id}/retry", jobs::retry_job),
-    ]
+            packages::update_package
+        ))
+        .routes(routes!(packages::compute_digests))
+        .routes(routes!(registry::register))
+        .routes(routes!(registry::list_registered))
+        .routes(routes!(registry::unregister, registry::update_registered))
+        .routes(routes!(registry::get_sync))
+        .routes(routes!(events::list_events))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::delete_user
+        ))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::delete_token))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::retry_job))
 }
 
-/// The admin router, built from `endpoints` (methods of one path are merged).
-pub fn routes() -> Router<App> {
-    endpoints()
-        .into_iter()
-        .fold(Router::new(), |r, e| r.route(e.path, e.handler))
+/// One admin operation: a method and a path under `/api/admin`.
+pub struct Endpoint {
+    pub method: axum::http::Method,
+    pub path: String,
+}
+
+/// Every admin operation, read from the router's own document (so it is exactly what
+/// the router serves).
+pub fn endpoints() -> Vec<Endpoint> {
+    use axum::http::Method as M;
+    let doc = routes().into_openapi();
+    let mut out = Vec::new();
+    for (path, item) in doc.paths.paths {
+        let ops = [
+            (M::GET, &item.get),
+            (M::PUT, &item.put),
+            (M::POST, &item.post),
+            (M::DELETE, &item.delete),
+            (M::PATCH, &item.patch),
+            (M::HEAD, &item.head),
+        ];
+        for (method, op) in ops {
+            if op.is_some() {
+                out.push(Endpoint {
+                    method,
+                    path: path.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Parses a numeric path id, or 400.

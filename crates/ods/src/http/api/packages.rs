@@ -4,41 +4,207 @@
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::App;
-use crate::db;
+use crate::db::{self, packages::PackageRow};
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
 use crate::http::QueryArgs;
 use crate::http::auth::Principal;
+use crate::http::docs::{AdminErrors, BadRequest, Conflict, JsonErrors, NotFound};
 use crate::ingest::{Ingest, Received};
 use crate::model::Role;
-use crate::model::{Stage, filename_problem};
+use crate::model::{Stage, Status, filename_problem, human_size, iso_seconds};
 use crate::packages as svc;
 
-pub async fn list_packages(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<Value>> {
-    who.require(Role::Viewer)?;
-    let progress = svc::progress(&app).await?;
-    let items: Vec<Value> = db::packages::list(&app.db)
-        .await?
-        .iter()
-        .map(|p| svc::with_progress(svc::to_json(p), p, progress.get(&p.uuid).copied()))
-        .collect();
-    Ok(axum::Json(json!({ "items": items })))
+use super::about::parse_stage;
+
+/// A package as listed (the seed's fields, plus sha256, status_reason and progress).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Package {
+    /// Time of the original upload, ISO 8601 without microseconds (UTC).
+    #[schema(example = "2017-11-11T03:15:54")]
+    pub created: String,
+    /// Time of the original upload, Unix seconds.
+    pub created_ts: i64,
+    /// Size in bytes.
+    pub file_size: i64,
+    /// Size for people, e.g. `3.3 MB`.
+    #[schema(example = "3.3 MB")]
+    pub file_size_hr: String,
+    pub filename: String,
+    pub id: i64,
+    /// Fraction of the file verified here, 0 to 1 (1 once Public).
+    #[schema(minimum = 0, maximum = 1)]
+    pub progress: f64,
+    /// Hex SHA-1 of the whole file.
+    pub sha1: String,
+    /// Hex SHA-256 of the whole file.
+    pub sha256: String,
+    pub stage: Stage,
+    pub status: Status,
+    /// Why the package is not Public, when sync gave up on it.
+    pub status_reason: Option<String>,
+    /// Global identity: 32 lowercase hex characters.
+    pub uuid: String,
 }
 
+/// One 1 MiB block of a package and its SHA-1.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChunkHash {
+    pub index: usize,
+    pub sha1: String,
+}
+
+/// A single package: the listed fields plus its chunks and, once computed, the
+/// SHA-512 and MD5 Jamf Pro uses.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackageDetail {
+    pub chunks: Vec<ChunkHash>,
+    #[schema(example = "2017-11-11T03:15:54")]
+    pub created: String,
+    pub created_ts: i64,
+    pub file_size: i64,
+    #[schema(example = "3.3 MB")]
+    pub file_size_hr: String,
+    pub filename: String,
+    pub id: i64,
+    /// Hex MD5, null until computed (POST .../digests).
+    pub md5: Option<String>,
+    #[schema(minimum = 0, maximum = 1)]
+    pub progress: f64,
+    pub sha1: String,
+    pub sha256: String,
+    /// Hex SHA-512, null until computed (POST .../digests).
+    pub sha512: Option<String>,
+    pub stage: Stage,
+    pub status: Status,
+    pub status_reason: Option<String>,
+    pub uuid: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PackageList {
+    pub items: Vec<Package>,
+}
+
+/// Fraction (0 to 1, three decimals) of a package verified, from its chunk count.
+fn progress(p: &PackageRow, done_chunks: Option<i64>) -> f64 {
+    let total = (p.file_size.max(0) as u64)
+        .div_ceil(crate::ingest::CHUNK_SIZE as u64)
+        .max(1);
+    let fraction = match p.status {
+        Status::Public => 1.0,
+        _ => (done_chunks.unwrap_or(0) as f64 / total as f64).min(1.0),
+    };
+    (fraction * 1000.0).round() / 1000.0
+}
+
+fn package(p: &PackageRow, done_chunks: Option<i64>) -> Package {
+    Package {
+        created: iso_seconds(p.created),
+        created_ts: p.created,
+        file_size: p.file_size,
+        file_size_hr: human_size(p.file_size.max(0) as u64),
+        filename: p.filename.clone(),
+        id: p.id,
+        progress: progress(p, done_chunks),
+        sha1: p.sha1.clone(),
+        sha256: p.sha256.clone(),
+        stage: p.stage,
+        status: p.status,
+        status_reason: p.status_reason.clone(),
+        uuid: p.uuid.clone(),
+    }
+}
+
+async fn package_now(app: &App, p: &PackageRow) -> ApiResult<Package> {
+    let done = svc::progress(app).await?.get(&p.uuid).copied();
+    Ok(package(p, done))
+}
+
+#[utoipa::path(
+    get,
+    path = "/packages",
+    tag = "packages",
+    description = "Every package on this server, under `items`. Needs the `viewer` role.",
+    responses((status = 200, description = "The packages.", body = PackageList), AdminErrors)
+)]
+pub async fn list_packages(
+    State(app): State<App>,
+    who: Principal,
+) -> ApiResult<axum::Json<PackageList>> {
+    who.require(Role::Viewer)?;
+    let progress = svc::progress(&app).await?;
+    let items = db::packages::list(&app.db)
+        .await?
+        .iter()
+        .map(|p| package(p, progress.get(&p.uuid).copied()))
+        .collect();
+    Ok(axum::Json(PackageList { items }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/packages/{id_or_name}",
+    tag = "packages",
+    description = "One package by database id or filename, with its chunks. Needs the `viewer` role.",
+    params(IdOrName),
+    responses((status = 200, description = "The package.", body = PackageDetail), NotFound, AdminErrors)
+)]
 pub async fn get_package(
     State(app): State<App>,
     who: Principal,
     Path(id_or_name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<PackageDetail>> {
     who.require(Role::Viewer)?;
     let p = svc::find(&app, &id_or_name).await?;
-    Ok(axum::Json(svc::to_json_detail(&app, &p).await?))
+    let l = package_now(&app, &p).await?;
+    let chunks = db::packages::chunks(&app.db, &p.sha256).await?;
+    let blob = db::packages::blob(&app.db, &p.sha256).await?;
+    Ok(axum::Json(PackageDetail {
+        chunks: chunks
+            .into_iter()
+            .enumerate()
+            .map(|(index, sha1)| ChunkHash { index, sha1 })
+            .collect(),
+        created: l.created,
+        created_ts: l.created_ts,
+        file_size: l.file_size,
+        file_size_hr: l.file_size_hr,
+        filename: l.filename,
+        id: l.id,
+        md5: blob.as_ref().and_then(|b| b.md5.clone()),
+        progress: l.progress,
+        sha1: l.sha1,
+        sha256: l.sha256,
+        sha512: blob.as_ref().and_then(|b| b.sha512.clone()),
+        stage: l.stage,
+        status: l.status,
+        status_reason: l.status_reason,
+        uuid: l.uuid,
+    }))
 }
 
+/// A package's database id or its filename.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct IdOrName {
+    /// The package's numeric id or its filename.
+    #[allow(dead_code)]
+    id_or_name: String,
+}
+
+#[utoipa::path(
+    delete,
+    path = "/packages/{id_or_name}",
+    tag = "packages",
+    description = "Deletes a package here and, through sync, everywhere. Needs the `uploader` role.",
+    params(IdOrName),
+    responses((status = 204, description = "Deleted."), NotFound, AdminErrors)
+)]
 pub async fn delete_package(
     State(app): State<App>,
     who: Principal,
@@ -50,18 +216,29 @@ pub async fn delete_package(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+/// A stage change: promotes or demotes the package.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackageUpdate {
+    #[schema(value_type = crate::http::docs::StageName)]
     stage: String,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/packages/{id_or_name}",
+    tag = "packages",
+    description = "Changes a package's stage (promote or demote). Needs the `uploader` role.",
+    params(IdOrName),
+    request_body = PackageUpdate,
+    responses((status = 200, description = "The package as it is now.", body = Package), NotFound, JsonErrors, AdminErrors)
+)]
 pub async fn update_package(
     State(app): State<App>,
     who: Principal,
     Path(id_or_name): Path<String>,
     JsonBody(body): JsonBody<PackageUpdate>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Package>> {
     who.require(Role::Uploader)?;
     let stage = parse_stage(&body.stage)?;
     let p = svc::find(&app, &id_or_name).await?;
@@ -69,14 +246,33 @@ pub async fn update_package(
         svc::set_stage(&app, &p, stage).await?;
     }
     let p = svc::find(&app, &p.id.to_string()).await?;
-    Ok(axum::Json(svc::to_json(&p)))
+    Ok(axum::Json(package_now(&app, &p).await?))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DigestsQueued {
+    /// True when the digests are being computed (202); false when they are known (200).
+    pub queued: bool,
+}
+
+#[utoipa::path(
+    post,
+    path = "/packages/{id_or_name}/digests",
+    tag = "packages",
+    description = "Asks for the package's SHA-512 and MD5 (Jamf Pro) to be computed. Needs the `uploader` role.",
+    params(IdOrName),
+    responses(
+        (status = 200, description = "Already computed.", body = DigestsQueued),
+        (status = 202, description = "Queued.", body = DigestsQueued),
+        NotFound,
+        AdminErrors
+    )
+)]
 pub async fn compute_digests(
     State(app): State<App>,
     who: Principal,
     Path(id_or_name): Path<String>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<DigestsQueued>)> {
     who.require(Role::Uploader)?;
     let p = svc::find(&app, &id_or_name).await?;
     let queued = svc::request_digests(&app, &p).await?;
@@ -85,22 +281,35 @@ pub async fn compute_digests(
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(json!({ "queued": queued }))))
+    Ok((status, axum::Json(DigestsQueued { queued })))
 }
 
-fn parse_stage(s: &str) -> ApiResult<Stage> {
-    Stage::parse(s).ok_or_else(|| {
-        ApiError::bad_request(
-            "invalid_stage",
-            format!("stage {s:?} must be Dev, Test or Prod"),
-        )
-    })
+/// The spellings `replace` takes.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+enum Flag {
+    #[serde(rename = "true")]
+    True,
+    #[serde(rename = "false")]
+    False,
+    #[serde(rename = "1")]
+    One,
+    #[serde(rename = "0")]
+    Zero,
+    #[serde(rename = "yes")]
+    Yes,
+    #[serde(rename = "no")]
+    No,
+    #[serde(rename = "on")]
+    On,
+    #[serde(rename = "off")]
+    Off,
 }
 
 fn parse_flag(name: &str, s: &str) -> ApiResult<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
+    match s {
         "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" | "" => Ok(false),
+        "false" | "0" | "no" | "off" => Ok(false),
         _ => Err(ApiError::bad_request(
             "invalid_field",
             format!("{name} must be true or false"),
@@ -136,20 +345,99 @@ async fn small_text(mut field: Field<'_>) -> ApiResult<String> {
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// `replace` may come in the query, so that an existing filename is refused before
+/// the body is read (the form field wins when both are sent).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
-    stage: Option<String>,
+    /// `true` to replace a package of the same filename (otherwise 409).
+    #[param(value_type = Flag, required = false)]
     replace: Option<String>,
+}
+
+/// The multipart form of an upload (no other fields). Only documents the form: the
+/// handler reads it as a stream.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The file; its filename (the part's `filename`) names the package.
+    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+    #[schema(value_type = crate::http::docs::StageName)]
+    stage: String,
+    /// `true` to replace a package of the same filename (otherwise 409).
+    #[schema(value_type = Flag, required = false)]
+    replace: Option<Flag>,
+}
+
+/// What an upload answers (the seed's filename and sha1, plus the new record's fields).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Uploaded {
+    pub file_size: i64,
+    pub filename: String,
+    pub id: i64,
+    pub sha1: String,
+    pub sha256: String,
+    pub stage: Stage,
+    pub status: Status,
+    pub uuid: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/packages",
+    tag = "packages",
+    description = "Uploads a package (multipart `file` and `stage`, optional `replace=true`), streamed to disk while hashed. Needs the `uploader` role.",
+    params(UploadQuery),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored.", body = Uploaded),
+        BadRequest,
+        Conflict,
+        AdminErrors
+    )
+)]
+pub async fn create_package(
+    app: State<App>,
+    who: Principal,
+    query: QueryArgs<UploadQuery>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(StatusCode, axum::Json<Uploaded>)> {
+    upload(app, who, query, multipart).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/upload",
+    tag = "packages",
+    description = "The seed's upload endpoint; the same as POST /api/admin/packages. Needs the `uploader` role.",
+    params(UploadQuery),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored.", body = Uploaded),
+        BadRequest,
+        Conflict,
+        AdminErrors
+    )
+)]
+pub async fn upload_package(
+    app: State<App>,
+    who: Principal,
+    query: QueryArgs<UploadQuery>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(StatusCode, axum::Json<Uploaded>)> {
+    upload(app, who, query, multipart).await
 }
 
 /// Multipart `file` (streamed to staging while hashed) and `stage`, optional
 /// `replace=true`. Fields may come in any order; nothing is kept unless all is valid.
-pub async fn upload_package(
+async fn upload(
     State(app): State<App>,
     who: Principal,
     QueryArgs(query): QueryArgs<UploadQuery>,
     multipart: Result<Multipart, MultipartRejection>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<Uploaded>)> {
     who.require(Role::Uploader)?;
     let mut multipart = multipart.map_err(|e| {
         ApiError::bad_request(
@@ -160,7 +448,7 @@ pub async fn upload_package(
             ),
         )
     })?;
-    let mut stage = query.stage.as_deref().map(parse_stage).transpose()?;
+    let mut stage = None;
     let mut replace = query
         .replace
         .as_deref()
@@ -203,7 +491,14 @@ pub async fn upload_package(
             }
             "stage" => stage = Some(parse_stage(&small_text(field).await?)?),
             "replace" => replace = Some(parse_flag("replace", &small_text(field).await?)?),
-            _ => while field.chunk().await.map_err(bad_multipart)?.is_some() {},
+            other => {
+                return Err(ApiError::bad_request(
+                    "unknown_field",
+                    format!(
+                        "the upload takes the form fields file, stage and replace, not {other:?}"
+                    ),
+                ));
+            }
         }
     }
     let (filename, received) = upload
@@ -217,15 +512,15 @@ pub async fn upload_package(
     let p = svc::accept_upload(&app, &filename, stage, replace.unwrap_or(false), received).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({
-            "file_size": p.file_size,
-            "filename": p.filename,
-            "id": p.id,
-            "sha1": p.sha1,
-            "sha256": p.sha256,
-            "stage": p.stage.as_str(),
-            "status": p.status.as_str(),
-            "uuid": p.uuid,
-        })),
+        axum::Json(Uploaded {
+            file_size: p.file_size,
+            filename: p.filename,
+            id: p.id,
+            sha1: p.sha1,
+            sha256: p.sha256,
+            stage: p.stage,
+            status: p.status,
+            uuid: p.uuid,
+        }),
     ))
 }

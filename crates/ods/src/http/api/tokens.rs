@@ -4,8 +4,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::App;
 use crate::db::{self, users::TokenRow};
@@ -13,59 +13,117 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
 use crate::http::QueryArgs;
 use crate::http::auth::Principal;
+use crate::http::docs::{AdminErrors, BadRequest, JsonErrors, NotFound};
 use crate::model::Role;
 use crate::model::iso_seconds;
 use crate::secrets::{random_bytes, token_digest};
 
-fn to_json(t: &TokenRow) -> Value {
-    json!({
-        "created": iso_seconds(t.created),
-        "id": t.id,
-        "last_used": t.last_used.map(iso_seconds),
-        "name": t.name,
-        "username": t.username,
-    })
+/// An API token (the secret itself is shown only once, at creation).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Token {
+    /// ISO 8601 without microseconds (UTC).
+    pub created: String,
+    pub id: i64,
+    /// Last use, ISO 8601 without microseconds (UTC); null if never used.
+    pub last_used: Option<String>,
+    pub name: String,
+    /// The owner.
+    pub username: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A new token, with the secret to send as `Authorization: Bearer <token>`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewTokenCreated {
+    pub created: String,
+    pub id: i64,
+    pub last_used: Option<String>,
+    pub name: String,
+    /// The secret; the server keeps only its SHA-256, so it cannot be shown again.
+    #[schema(pattern = "^ods_[A-Za-z0-9_-]{43}$")]
+    pub token: String,
+    pub username: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    pub items: Vec<Token>,
+}
+
+fn to_json(t: &TokenRow) -> Token {
+    Token {
+        created: iso_seconds(t.created),
+        id: t.id,
+        last_used: t.last_used.map(iso_seconds),
+        name: t.name.clone(),
+        username: t.username.clone(),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `true` for every user's tokens (admins only); otherwise the caller's own.
+    #[param(value_type = bool, required = false)]
     all: Option<bool>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    tag = "tokens",
+    description = "The caller's API tokens (every user's with `all=true`, for admins).",
+    params(ListQuery),
+    responses((status = 200, description = "The tokens.", body = TokenList), BadRequest, AdminErrors)
+)]
 pub async fn list_tokens(
     State(app): State<App>,
     who: Principal,
     QueryArgs(q): QueryArgs<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<TokenList>> {
     let scope = if q.all == Some(true) {
         who.require(Role::Admin)?;
         None
     } else {
         Some(who.user_id)
     };
-    let items: Vec<Value> = db::users::list_tokens(&app.db, scope)
+    let items = db::users::list_tokens(&app.db, scope)
         .await?
         .iter()
         .map(to_json)
         .collect();
-    Ok(axum::Json(json!({ "items": items })))
+    Ok(axum::Json(TokenList { items }))
 }
 
-#[derive(Debug, Deserialize)]
+/// A token to create.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    /// What the token is for: 1 to 255 characters, not all spaces (trimmed).
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"[^\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     name: String,
-    /// Admins may create a token for another user.
+    /// Admins may create a token for another user; absent or null for the caller.
     username: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    tag = "tokens",
+    description = "Creates an API token for the caller (or, for admins, another user).",
+    request_body = NewToken,
+    responses((status = 201, description = "Created; the token is in the answer, once.", body = NewTokenCreated), JsonErrors, NotFound, AdminErrors)
+)]
 pub async fn create_token(
     State(app): State<App>,
     who: Principal,
     JsonBody(body): JsonBody<NewToken>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<NewTokenCreated>)> {
     let name = body.name.trim();
-    if name.is_empty() || name.len() > 255 {
+    if name.is_empty() || body.name.chars().count() > 255 {
         return Err(ApiError::bad_request(
             "invalid_name",
             "a token name is 1 to 255 characters",
@@ -89,11 +147,36 @@ pub async fn create_token(
     let row = db::users::token(&app.db, id)
         .await?
         .ok_or_else(|| ApiError::internal("reading the token", "row vanished"))?;
-    let mut v = to_json(&row);
-    v["token"] = json!(token);
-    Ok((StatusCode::CREATED, axum::Json(v)))
+    let t = to_json(&row);
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(NewTokenCreated {
+            created: t.created,
+            id: t.id,
+            last_used: t.last_used,
+            name: t.name,
+            token,
+            username: t.username,
+        }),
+    ))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TokenId {
+    /// The token's numeric id.
+    #[allow(dead_code)]
+    id: i64,
+}
+
+#[utoipa::path(
+    delete,
+    path = "/tokens/{id}",
+    tag = "tokens",
+    description = "Revokes a token (the caller's own; any, for admins).",
+    params(TokenId),
+    responses((status = 204, description = "Revoked."), BadRequest, NotFound, AdminErrors)
+)]
 pub async fn delete_token(
     State(app): State<App>,
     who: Principal,

@@ -3,8 +3,8 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::App;
 use crate::auth::password;
@@ -12,21 +12,59 @@ use crate::db::{self, users::UserRow};
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
 use crate::http::auth::Principal;
+use crate::http::docs::{AdminErrors, Conflict, JsonErrors, NotFound};
 use crate::model::Role;
 use crate::model::iso_seconds;
 
-fn to_json(u: &UserRow) -> Value {
-    json!({
-        "created": iso_seconds(u.created),
-        "id": u.id,
-        "must_change_password": u.must_change_password,
-        "role": u.role.as_str(),
-        "username": u.username,
-    })
+/// A user's role: `admin` (everything), `uploader` (packages), `viewer` (read).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    Admin,
+    Uploader,
+    Viewer,
 }
 
+impl From<Role> for RoleName {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Admin => RoleName::Admin,
+            Role::Uploader => RoleName::Uploader,
+            Role::Viewer => RoleName::Viewer,
+        }
+    }
+}
+
+/// An account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct User {
+    /// ISO 8601 without microseconds (UTC).
+    pub created: String,
+    pub id: i64,
+    /// The user must choose a new password (set by an admin, or the default one).
+    pub must_change_password: bool,
+    pub role: RoleName,
+    pub username: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub items: Vec<User>,
+}
+
+fn to_json(u: &UserRow) -> User {
+    User {
+        created: iso_seconds(u.created),
+        id: u.id,
+        must_change_password: u.must_change_password,
+        role: u.role.into(),
+        username: u.username.clone(),
+    }
+}
+
+/// A role as the API takes it: exactly `admin`, `uploader` or `viewer`.
 fn parse_role(s: &str) -> ApiResult<Role> {
-    Role::parse(s).ok_or_else(|| {
+    Role::parse(s).filter(|r| r.as_str() == s).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_role",
             format!("role {s:?} must be admin, uploader or viewer"),
@@ -40,42 +78,80 @@ async fn find(app: &App, username: &str) -> ApiResult<UserRow> {
         .ok_or_else(|| ApiError::not_found(format!("no user named {username:?}")))
 }
 
-pub async fn list_users(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<Value>> {
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    description = "Every user, under `items`. Needs the `admin` role.",
+    responses((status = 200, description = "The users.", body = UserList), AdminErrors)
+)]
+pub async fn list_users(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<UserList>> {
     who.require(Role::Admin)?;
-    let items: Vec<Value> = db::users::list(&app.db)
+    let items = db::users::list(&app.db)
         .await?
         .iter()
         .map(to_json)
         .collect();
-    Ok(axum::Json(json!({ "items": items })))
+    Ok(axum::Json(UserList { items }))
 }
 
+/// A username.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct Username {
+    /// The user's name.
+    #[allow(dead_code)]
+    username: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/users/{username}",
+    tag = "users",
+    description = "One user: the caller themself, or anyone for admins.",
+    params(Username),
+    responses((status = 200, description = "The user.", body = User), NotFound, AdminErrors)
+)]
 pub async fn get_user(
     State(app): State<App>,
     who: Principal,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<User>> {
     if who.username != name {
         who.require(Role::Admin)?;
     }
     Ok(axum::Json(to_json(&find(&app, &name).await?)))
 }
 
-#[derive(Debug, Deserialize)]
+/// An account to create.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    /// 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
+    #[schema(pattern = "^[A-Za-z0-9._@-]{1,64}$", min_length = 1, max_length = 64)]
     username: String,
+    /// 8 to 1024 characters, not the default one.
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
+    #[schema(value_type = RoleName)]
     role: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    description = "Creates a user. Needs the `admin` role.",
+    request_body = NewUser,
+    responses((status = 201, description = "Created.", body = User), JsonErrors, Conflict, AdminErrors)
+)]
 pub async fn create_user(
     State(app): State<App>,
     who: Principal,
     JsonBody(body): JsonBody<NewUser>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<User>)> {
     who.require(Role::Admin)?;
-    let name = body.username.trim();
+    let name = body.username.as_str();
     if name.is_empty()
         || name.len() > 64
         || !name
@@ -107,20 +183,35 @@ pub async fn create_user(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+/// A change to an account; absent or null fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
+    /// A new role (admins only).
+    #[schema(value_type = Option<RoleName>)]
     role: Option<String>,
+    /// A new password: 8 to 1024 characters, not the default one.
+    #[schema(min_length = 8, max_length = 1024)]
     password: Option<String>,
+    /// The caller's current password, needed when a non-admin changes their own.
     current_password: Option<String>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/users/{username}",
+    tag = "users",
+    description = "Changes a user's role (admins) or password (admins, or the user giving `current_password`).",
+    params(Username),
+    request_body = UserUpdate,
+    responses((status = 200, description = "The user as it is now.", body = User), JsonErrors, NotFound, Conflict, AdminErrors)
+)]
 pub async fn update_user(
     State(app): State<App>,
     who: Principal,
     Path(name): Path<String>,
     JsonBody(body): JsonBody<UserUpdate>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<User>> {
     let own = who.username == name;
     if !own {
         who.require(Role::Admin)?;
@@ -160,6 +251,14 @@ pub async fn update_user(
     Ok(axum::Json(to_json(&find(&app, &name).await?)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/users/{username}",
+    tag = "users",
+    description = "Deletes a user (not the last admin). Needs the `admin` role.",
+    params(Username),
+    responses((status = 204, description = "Deleted."), NotFound, Conflict, AdminErrors)
+)]
 pub async fn delete_user(
     State(app): State<App>,
     who: Principal,
