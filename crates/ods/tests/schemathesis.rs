@@ -12,6 +12,8 @@
 //!   it), so that the fuzzer cannot change the password of, demote or delete the
 //!   account it authenticates with; their bodies are still generated. The DELETE runs
 //!   outside the stateful phase (its one user can be deleted only once).
+//! - Two packages are uploaded first, and the package operations' `id_or_name` is one
+//!   of them half the time, so those operations reach a real package.
 //! - For downloads, 304, 412 and 416 are right answers to valid conditional and range
 //!   requests, so the positive-data check accepts them there.
 mod common;
@@ -38,6 +40,15 @@ phases.stateful.enabled = false
 [[operations]]
 include-tag = "downloads"
 checks.positive_data_acceptance.expected-statuses = ["200", "206", "304", "401", "404", "412", "416"]
+
+# Packages made before the run, so that operations on one package reach one half the
+# time (a deleted one answers 404 afterwards, which is right).
+[dictionaries]
+packages = { values = ["1", "2", "seed-1.pkg", "seed-2.pkg"] }
+
+[[operations]]
+include-path-regex = "^/api/admin/packages/\\{id_or_name\\}"
+parameters = { id_or_name = { dictionary = "packages", probability = 0.5 } }
 "#;
 
 fn st_available() -> bool {
@@ -75,6 +86,10 @@ async fn schemathesis_finds_no_failure() {
         ..Default::default()
     })
     .await;
+    for (i, name) in ["seed-1.pkg", "seed-2.pkg"].into_iter().enumerate() {
+        let r = s.upload(name, common::bytes(3000, i as u64), "Prod").await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
     let r = s
         .admin(Method::PATCH, "/api/admin/users/admin")
         .json(&json!({ "password": PASSWORD }))
