@@ -94,8 +94,8 @@ impl App {
             sealer,
             limiter: LoginLimiter::new(
                 Duration::from_secs(config.login_window_secs),
-                config.login_max_failures,
                 config.login_max_failures_per_address,
+                config.login_max_failures_per_account,
             ),
             basic_cache: BasicCache::default(),
             dummy_hash: password::hash_async(crate::secrets::random_id()).await?,

@@ -46,8 +46,8 @@ pub struct Config {
     pub sync_interval_secs: u64,
     pub max_transfers: usize,
     pub login_window_secs: u64,
-    pub login_max_failures: u32,
     pub login_max_failures_per_address: u32,
+    pub login_max_failures_per_account: u32,
     /// Connection limits of the HTTP listener.
     pub limits: Limits,
     /// What `ods serve` will create on first start (`check-config` only; empty after
@@ -226,8 +226,8 @@ impl Config {
             sync_interval_secs: raw.sync_interval_secs.max(1),
             max_transfers: raw.max_transfers.clamp(1, 64) as usize,
             login_window_secs: raw.login_window_secs,
-            login_max_failures: raw.login_max_failures,
             login_max_failures_per_address: raw.login_max_failures_per_address,
+            login_max_failures_per_account: raw.login_max_failures_per_account,
             limits: Limits {
                 header_timeout: std::time::Duration::from_secs(raw.header_timeout_secs),
                 body_idle_timeout: std::time::Duration::from_secs(raw.body_idle_timeout_secs),
@@ -461,14 +461,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let l = parse(
             &["--data-dir", dir.path().to_str().unwrap()],
-            "MYSQL_SERVER = \"db:3306\"\nmysql_user = \"ods\"\nMYSQL_PASSWORD = \"p@ss\"\nDEBUG = true\nods_sync_interval = 7\nLogin_Max_Failures = 3",
+            "MYSQL_SERVER = \"db:3306\"\nmysql_user = \"ods\"\nMYSQL_PASSWORD = \"p@ss\"\nDEBUG = true\nods_sync_interval = 7\nLogin_Max_Failures_Per_Address = 3",
         );
         assert_eq!(l.mysql_server.as_deref(), Some("db:3306"));
         let c = Config::resolve(l, KeyFiles::Create).unwrap();
         assert_eq!(c.database_url.0, "mysql://ods:p%40ss@db:3306/ods");
         assert!(c.debug);
         assert_eq!(c.sync_interval_secs, 7);
-        assert_eq!(c.login_max_failures, 3);
+        assert_eq!(c.login_max_failures_per_address, 3);
     }
 
     #[test]
@@ -478,7 +478,7 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:2");
         assert!(!s.debug);
         assert_eq!(s.login_window_secs, 5, "from the file");
-        assert_eq!(s.login_max_failures, 10, "the default");
+        assert_eq!(s.login_max_failures_per_address, 10, "the default");
         assert!(parse(&["--debug"], "").debug, "a bare boolean flag is true");
     }
 

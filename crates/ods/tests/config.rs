@@ -46,7 +46,7 @@ fn each_layer_overrides_the_one_below_key_by_key() {
     let conf = dir.path().join("ods.toml");
     std::fs::write(
         &conf,
-        "login_window_secs = 11\nODS_LOGIN_MAX_FAILURES = 4\nShare_Context = \"FromFile\"\n\
+        "login_window_secs = 11\nODS_LOGIN_MAX_FAILURES_PER_ADDRESS = 4\nShare_Context = \"FromFile\"\n\
          ods_job_poll_ms = 7\nsecret_key = \"file-secret-not-to-be-printed\"\n",
     )
     .unwrap();
@@ -55,7 +55,7 @@ fn each_layer_overrides_the_one_below_key_by_key() {
         args.extend_from_slice(flags);
         let out = ods(&args)
             .env("ODS_CONF", &conf)
-            .env("ODS_LOGIN_MAX_FAILURES", "5")
+            .env("ODS_LOGIN_MAX_FAILURES_PER_ADDRESS", "5")
             .env("ODS_SHARE_CONTEXT", "FromEnv")
             .env("ODS_JOB_POLL_MS", "") // empty counts as unset
             .env("DATABASE_KEY", "env-secret-not-to-be-printed-0123456789")
@@ -78,7 +78,7 @@ fn each_layer_overrides_the_one_below_key_by_key() {
         args.extend_from_slice(flags);
         let out = ods(&args)
             .env("ODS_CONF", &conf)
-            .env("ODS_LOGIN_MAX_FAILURES", "5")
+            .env("ODS_LOGIN_MAX_FAILURES_PER_ADDRESS", "5")
             .env("ODS_SHARE_CONTEXT", "FromEnv")
             .env("ODS_JOB_POLL_MS", "")
             .env("DATABASE_KEY", &key)
@@ -94,8 +94,8 @@ fn each_layer_overrides_the_one_below_key_by_key() {
     };
     let stdout = run(&[]);
     assert_eq!(
-        line(&stdout, "login_max_failures_per_address"),
-        "login_max_failures_per_address = 30 (default)"
+        line(&stdout, "login_max_failures_per_account"),
+        "login_max_failures_per_account = 30 (default)"
     );
     assert_eq!(
         line(&stdout, "login_window_secs"),
@@ -103,8 +103,8 @@ fn each_layer_overrides_the_one_below_key_by_key() {
     );
     assert_eq!(line(&stdout, "job_poll_ms"), "job_poll_ms = 7 (ODS_CONF)");
     assert_eq!(
-        line(&stdout, "login_max_failures"),
-        "login_max_failures = 5 (env ODS_LOGIN_MAX_FAILURES)"
+        line(&stdout, "login_max_failures_per_address"),
+        "login_max_failures_per_address = 5 (env ODS_LOGIN_MAX_FAILURES_PER_ADDRESS)"
     );
     assert_eq!(
         line(&stdout, "share_context"),
@@ -133,8 +133,8 @@ fn each_layer_overrides_the_one_below_key_by_key() {
         "login_window_secs = 12 (flag --login-window-secs)"
     );
     assert_eq!(
-        line(&stdout, "login_max_failures"),
-        "login_max_failures = 5 (env ODS_LOGIN_MAX_FAILURES)"
+        line(&stdout, "login_max_failures_per_address"),
+        "login_max_failures_per_address = 5 (env ODS_LOGIN_MAX_FAILURES_PER_ADDRESS)"
     );
 
     // --help names every key's variable but shows no secret's value.
@@ -151,7 +151,7 @@ fn each_layer_overrides_the_one_below_key_by_key() {
         "ODS_LISTEN=127.0.0.1:7",
         "SECRET_KEY",
         "DATABASE_KEY",
-        "ODS_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        "ODS_LOGIN_MAX_FAILURES_PER_ACCOUNT",
         "MYSQL_PASSWORD",
     ] {
         assert!(help.contains(var), "{var} in {help}");
@@ -164,7 +164,7 @@ fn each_layer_overrides_the_one_below_key_by_key() {
     // A bad value in the file is named with its key, beside every other problem.
     std::fs::write(
         &conf,
-        "login_max_failures = \"many\"\nlisten = \"nowhere\"\n",
+        "login_max_failures_per_address = \"many\"\nlisten = \"nowhere\"\n",
     )
     .unwrap();
     let out = ods(&["check-config", "--data-dir", data.to_str().unwrap()])
@@ -175,7 +175,7 @@ fn each_layer_overrides_the_one_below_key_by_key() {
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(all.contains("2 problem"), "{all}");
     assert!(
-        all.contains("login_max_failures") && all.contains("many"),
+        all.contains("login_max_failures_per_address") && all.contains("many"),
         "{all}"
     );
     assert!(all.contains("\"nowhere\" is not ADDRESS:PORT"), "{all}");
@@ -238,9 +238,9 @@ async fn login_limits_are_configuration_a_live_server_obeys() {
     let env = |k: &str, v: &str| (k.to_string(), v.to_string());
     let s = Server::start_with(Opts {
         env: vec![
-            env("ODS_LOGIN_MAX_FAILURES", "2"),
+            env("ODS_LOGIN_MAX_FAILURES_PER_ADDRESS", "2"),
             env("ODS_LOGIN_WINDOW_SECS", "2"),
-            env("ODS_LOGIN_MAX_FAILURES_PER_ADDRESS", "3"),
+            env("ODS_LOGIN_MAX_FAILURES_PER_ACCOUNT", "3"),
         ],
         ..Opts::default()
     })

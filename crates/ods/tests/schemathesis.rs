@@ -75,8 +75,8 @@ async fn schemathesis_finds_no_failure() {
     // The fuzzer sends wrong credentials on purpose (ignored_auth): the login limiter
     // must not answer 429 to the rest of the run.
     let env = [
-        ("ODS_LOGIN_MAX_FAILURES", "1000000"),
         ("ODS_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000000"),
+        ("ODS_LOGIN_MAX_FAILURES_PER_ACCOUNT", "1000000"),
     ];
     let s = common::Server::start_with(common::Opts {
         env: env

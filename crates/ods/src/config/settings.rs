@@ -135,21 +135,21 @@ pub struct Settings {
     /// Failed logins from one address within the window before that address gets 429 (for every account and for tokens)
     #[arg(
         long,
-        env = "ODS_LOGIN_MAX_FAILURES",
+        env = "ODS_LOGIN_MAX_FAILURES_PER_ADDRESS",
         value_name = "N",
         default_value_t = 10,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
-    pub login_max_failures: u32,
+    pub login_max_failures_per_address: u32,
     /// Failed logins against one account within the window, from any addresses, before it gets 429 from every address that has not logged in as it in the last day
     #[arg(
         long,
-        env = "ODS_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        env = "ODS_LOGIN_MAX_FAILURES_PER_ACCOUNT",
         value_name = "N",
         default_value_t = 30,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
-    pub login_max_failures_per_address: u32,
+    pub login_max_failures_per_account: u32,
     /// Seconds a client has to send a request's headers, once it has started one
     #[arg(
         long,

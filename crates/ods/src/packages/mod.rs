@@ -8,15 +8,13 @@ pub mod digests;
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
 use crate::app::App;
 use crate::catalog;
 use crate::db::{self, packages::PackageRow};
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::Received;
 use crate::jobs;
-use crate::model::{Stage, Status, human_size, iso_seconds};
+use crate::model::{Stage, Status};
 use crate::secrets::random_id;
 use crate::storage::gc::BlobGc;
 use digests::Digests;
@@ -195,31 +193,14 @@ pub async fn request_digests(app: &App, pkg: &PackageRow) -> ApiResult<bool> {
     Ok(true)
 }
 
-/// The seed's package object (keys sorted as the original's JSON), plus sha256.
-pub fn to_json(p: &PackageRow) -> Value {
-    json!({
-        "created": iso_seconds(p.created),
-        "created_ts": p.created,
-        "file_size": p.file_size,
-        "file_size_hr": human_size(p.file_size.max(0) as u64),
-        "filename": p.filename,
-        "id": p.id,
-        "sha1": p.sha1,
-        "sha256": p.sha256,
-        "stage": p.stage.as_str(),
-        "status": p.status.as_str(),
-        "status_reason": p.status_reason,
-        "uuid": p.uuid,
-    })
-}
-
-/// Fraction of each incoming transfer already verified, by package uuid.
+/// Verified chunk counts of incoming transfers, by package uuid.
 pub async fn progress(app: &App) -> ApiResult<std::collections::HashMap<String, i64>> {
     Ok(db::transfers::counts(&app.db).await?)
 }
 
-/// Adds `progress` (0.0 to 1.0) to a package object from its verified chunk count.
-pub fn with_progress(mut v: Value, p: &PackageRow, done_chunks: Option<i64>) -> Value {
+/// Fraction (0 to 1, three decimals) of a package verified here, from its verified
+/// chunk count: 1 once Public.
+pub fn fraction_done(p: &PackageRow, done_chunks: Option<i64>) -> f64 {
     let total = (p.file_size.max(0) as u64)
         .div_ceil(crate::ingest::CHUNK_SIZE as u64)
         .max(1);
@@ -227,22 +208,5 @@ pub fn with_progress(mut v: Value, p: &PackageRow, done_chunks: Option<i64>) -> 
         Status::Public => 1.0,
         _ => (done_chunks.unwrap_or(0) as f64 / total as f64).min(1.0),
     };
-    v["progress"] = json!((fraction * 1000.0).round() / 1000.0);
-    v
-}
-
-/// The single-package view: adds chunks and the extra digests once computed.
-pub async fn to_json_detail(app: &App, p: &PackageRow) -> ApiResult<Value> {
-    let done = progress(app).await?.get(&p.uuid).copied();
-    let mut v = with_progress(to_json(p), p, done);
-    let chunks = db::packages::chunks(&app.db, &p.sha256).await?;
-    let blob = db::packages::blob(&app.db, &p.sha256).await?;
-    v["chunks"] = chunks
-        .into_iter()
-        .enumerate()
-        .map(|(index, sha1)| json!({"index": index, "sha1": sha1}))
-        .collect();
-    v["sha512"] = json!(blob.as_ref().and_then(|b| b.sha512.clone()));
-    v["md5"] = json!(blob.as_ref().and_then(|b| b.md5.clone()));
-    Ok(v)
+    (fraction * 1000.0).round() / 1000.0
 }

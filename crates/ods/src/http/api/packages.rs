@@ -90,18 +90,6 @@ pub struct PackageList {
     pub items: Vec<Package>,
 }
 
-/// Fraction (0 to 1, three decimals) of a package verified, from its chunk count.
-fn progress(p: &PackageRow, done_chunks: Option<i64>) -> f64 {
-    let total = (p.file_size.max(0) as u64)
-        .div_ceil(crate::ingest::CHUNK_SIZE as u64)
-        .max(1);
-    let fraction = match p.status {
-        Status::Public => 1.0,
-        _ => (done_chunks.unwrap_or(0) as f64 / total as f64).min(1.0),
-    };
-    (fraction * 1000.0).round() / 1000.0
-}
-
 fn package(p: &PackageRow, done_chunks: Option<i64>) -> Package {
     Package {
         created: iso_seconds(p.created),
@@ -110,7 +98,7 @@ fn package(p: &PackageRow, done_chunks: Option<i64>) -> Package {
         file_size_hr: human_size(p.file_size.max(0) as u64),
         filename: p.filename.clone(),
         id: p.id,
-        progress: progress(p, done_chunks),
+        progress: svc::fraction_done(p, done_chunks),
         sha1: p.sha1.clone(),
         sha256: p.sha256.clone(),
         stage: p.stage,
