@@ -56,7 +56,8 @@ pub struct Config {
 }
 
 /// The HTTP listener's connection limits (config keys `header_timeout_secs`, `body_idle_timeout_secs`,
-/// `max_connections`, `max_connections_per_address`, `admin_networks`).
+/// `max_connections`, `max_connections_per_address`, `admin_networks`,
+/// `trusted_proxies`).
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub header_timeout: std::time::Duration,
@@ -66,6 +67,9 @@ pub struct Limits {
     /// Addresses that may use the slots kept back from everyone else, and that the
     /// per-address cap does not apply to.
     pub admin_networks: Vec<ipnet::IpNet>,
+    /// Peers whose forwarding headers are believed (`http::client`), and that the
+    /// per-address cap does not apply to (one proxy carries many clients).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// What the caller wants done with missing keys.
@@ -234,6 +238,7 @@ impl Config {
                 max_connections: raw.max_connections as usize,
                 max_per_address: raw.max_connections_per_address as usize,
                 admin_networks: raw.admin_networks,
+                trusted_proxies: raw.trusted_proxies,
             },
             pending,
         })

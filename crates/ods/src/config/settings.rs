@@ -195,6 +195,14 @@ pub struct Settings {
         default_value = "127.0.0.0/8,::1/128"
     )]
     pub admin_networks: Vec<ipnet::IpNet>,
+    /// Reverse proxies (CIDRs, comma-separated) whose Forwarded / X-Forwarded-For / -Proto / -Host headers are believed; the client address they name is what the login limiter, the per-address rules and the logs use. Such peers are also exempt from the per-address connection cap. Headers from any other peer are ignored [default: none]
+    #[arg(
+        long,
+        env = "ODS_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The file named by `ODS_CONF`: TOML whose keys are the settings' names or their

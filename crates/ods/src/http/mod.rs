@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod client;
 pub mod headers;
 pub mod linger;
 pub mod peer;
@@ -37,7 +38,7 @@ pub fn router(app: App) -> Router {
         }))
         .layer(axum::middleware::from_fn(headers::limit_request_head))
         .layer(axum::middleware::from_fn(headers::api_no_store))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(client::span))
         .with_state(app)
 }
 

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
+use super::client::ClientInfo;
 pub use crate::config::Limits;
 
 /// Raises this process's open-file limit to its hard limit, and returns the limit now
@@ -61,6 +62,7 @@ fn reserved(l: &Limits) -> usize {
 impl Gate {
     fn admit(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Option<Slot> {
         let admin = limits.admin_networks.iter().any(|n| n.contains(&ip));
+        let proxy = limits.trusted_proxies.iter().any(|n| n.contains(&ip));
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let (total, by_ip) = &mut *open;
         let cap = if admin {
@@ -69,7 +71,7 @@ impl Gate {
             limits.max_connections.saturating_sub(reserved(limits))
         };
         let mine = by_ip.get(&ip).copied().unwrap_or(0);
-        if *total >= cap || (!admin && mine >= limits.max_per_address) {
+        if *total >= cap || (!admin && !proxy && mine >= limits.max_per_address) {
             return None;
         }
         *total += 1;
@@ -141,8 +143,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let idle = limits.body_idle_timeout;
+        let limits = limits.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            let client = ClientInfo::resolve(peer, req.headers(), &limits.trusted_proxies, false);
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(client);
             let req = req.map(|body| axum::body::Body::new(TimeoutBody::new(idle, body)));
             let router = router.clone();
             async move { router.oneshot(req).await }
@@ -185,6 +190,7 @@ mod tests {
             max_connections: max,
             max_per_address: per,
             admin_networks: vec!["127.0.0.0/8".parse().unwrap()],
+            trusted_proxies: vec!["10.1.0.0/16".parse().unwrap()],
         }
     }
 
@@ -216,6 +222,10 @@ mod tests {
             "slots come back when connections close"
         );
         drop(others);
+        // A trusted proxy carries many clients: no per-address cap for it.
+        let proxy: IpAddr = "10.1.0.1".parse().unwrap();
+        let via: Vec<Slot> = (0..20).map(|_| gate.admit(proxy, &l).unwrap()).collect();
+        drop(via);
         assert_eq!(gate.open.lock().unwrap().0, 0);
         assert!(gate.open.lock().unwrap().1.is_empty());
     }

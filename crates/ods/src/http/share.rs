@@ -53,11 +53,7 @@ async fn download(
         ));
     }
     if app.download_auth().await? == "basic" {
-        let addr = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_default();
+        let addr = super::auth::client_addr(&parts);
         match basic_credentials(&parts) {
             Some(creds) => {
                 let (u, p) = creds?;
