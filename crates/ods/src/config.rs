@@ -41,6 +41,8 @@ pub struct Config {
     pub staging_dir: Option<PathBuf>,
     pub debug: bool,
     pub share_context: String,
+    /// Cache-Control of package downloads without Authorization.
+    pub download_cache_control: axum::http::HeaderValue,
     pub allow_insecure_peers: bool,
     pub job_poll_ms: u64,
     pub sync_interval_secs: u64,
@@ -195,6 +197,16 @@ impl Config {
             }),
         };
 
+        let download_cache_control = axum::http::HeaderValue::from_str(raw.download_cache_control.trim())
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| {
+                problems.push(format!(
+                    "download_cache_control {:?} is not a header value (for example \"public, max-age=60, must-revalidate\")",
+                    raw.download_cache_control
+                ));
+                axum::http::HeaderValue::from_static("no-cache")
+            });
         let share_context = raw.share_context;
         if share_context.is_empty()
             || !share_context
@@ -225,6 +237,7 @@ impl Config {
             staging_dir: raw.upload_staging_directory,
             debug: raw.debug,
             share_context,
+            download_cache_control,
             allow_insecure_peers: raw.allow_insecure_peers,
             job_poll_ms: raw.job_poll_ms,
             sync_interval_secs: raw.sync_interval_secs.max(1),

@@ -203,6 +203,14 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Cache-Control of package downloads. The default lets a site's caching proxy (nginx proxy_cache) keep packages and revalidate them by ETag after a minute; nginx stores nothing marked no-cache or max-age=0. A download request carrying Authorization is always answered `private, no-cache`
+    #[arg(
+        long,
+        env = "ODS_DOWNLOAD_CACHE_CONTROL",
+        value_name = "VALUE",
+        default_value = "public, max-age=60, must-revalidate"
+    )]
+    pub download_cache_control: String,
 }
 
 /// The file named by `ODS_CONF`: TOML whose keys are the settings' names or their

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod client;
 pub mod headers;
 pub mod linger;

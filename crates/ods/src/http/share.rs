@@ -108,7 +108,11 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
         .header(header::LAST_MODIFIED, &last_modified)
         .header(header::ACCEPT_RANGES, "bytes")
         .header("repr-digest", &repr_digest)
-        .header(header::CACHE_CONTROL, "no-cache");
+        .header(
+            header::CACHE_CONTROL,
+            super::cache::download_cache_control(app, h),
+        )
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
 
     // Preconditions (RFC 9110 §13.2.2 order).
     if let Some(im) = header_str(h, header::IF_MATCH) {
