@@ -43,6 +43,8 @@ pub struct Config {
     pub share_context: String,
     /// Cache-Control of package downloads without Authorization.
     pub download_cache_control: axum::http::HeaderValue,
+    /// Certificate and key files when ODS serves HTTPS itself.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub allow_insecure_peers: bool,
     pub job_poll_ms: u64,
     pub sync_interval_secs: u64,
@@ -207,6 +209,14 @@ impl Config {
                 ));
                 axum::http::HeaderValue::from_static("no-cache")
             });
+        let tls = match (raw.tls_cert, raw.tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                problems.push("tls_cert and tls_key go together: set both or neither".into());
+                None
+            }
+        };
         let share_context = raw.share_context;
         if share_context.is_empty()
             || !share_context
@@ -238,6 +248,7 @@ impl Config {
             debug: raw.debug,
             share_context,
             download_cache_control,
+            tls,
             allow_insecure_peers: raw.allow_insecure_peers,
             job_poll_ms: raw.job_poll_ms,
             sync_interval_secs: raw.sync_interval_secs.max(1),

@@ -101,8 +101,17 @@ pub async fn launch(
         cancel.cancel();
     });
     if let Some(listener) = listener {
+        let tls = match &app.config.tls {
+            Some((cert, key)) => {
+                let tls = http::tls::Tls::load(cert, key)?;
+                tls.clone().watch(stop.child_token());
+                Some(tls)
+            }
+            None => None,
+        };
         let router = http::router(app.clone());
-        http::serve::serve(listener, router, app.config.limits.clone(), stop.clone()).await?;
+        let limits = app.config.limits.clone();
+        http::serve::serve(listener, router, limits, tls, stop.clone()).await?;
     } else {
         stop.cancelled().await;
     }

@@ -154,7 +154,18 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            println!("ODS listening on http://{addr}");
+            if let Some((cert, key)) = &opened.app.config.tls
+                && let Err(e) = ods::http::tls::Tls::load(cert, key)
+            {
+                eprintln!("ods: {e:#}");
+                return ExitCode::from(2);
+            }
+            let scheme = if opened.app.config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            println!("ODS listening on {scheme}://{addr}");
             if opened.first_start {
                 println!("First start: log in as admin / ods1234! and change the password.");
             }

@@ -211,6 +211,12 @@ pub struct Settings {
         default_value = "public, max-age=60, must-revalidate"
     )]
     pub download_cache_control: String,
+    /// PEM certificate chain to serve HTTPS with (with TLS_KEY); re-read on SIGHUP and when the file changes
+    #[arg(long, env = "ODS_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of TLS_CERT
+    #[arg(long, env = "ODS_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The file named by `ODS_CONF`: TOML whose keys are the settings' names or their

@@ -11,6 +11,7 @@ pub mod peer;
 pub mod ranges;
 pub mod serve;
 pub mod share;
+pub mod tls;
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;

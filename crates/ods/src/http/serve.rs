@@ -23,6 +23,7 @@ use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
 use super::client::ClientInfo;
+use super::tls::Tls;
 pub use crate::config::Limits;
 
 /// Raises this process's open-file limit to its hard limit, and returns the limit now
@@ -108,6 +109,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<Tls>>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let limits = Arc::new(limits);
@@ -143,21 +145,47 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let idle = limits.body_idle_timeout;
-        let limits = limits.clone();
+        let limits2 = limits.clone();
+        let secure = tls.is_some();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            let client = ClientInfo::resolve(peer, req.headers(), &limits.trusted_proxies, false);
+            let client = ClientInfo::resolve(peer, req.headers(), &limits2.trusted_proxies, secure);
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(client);
             let req = req.map(|body| axum::body::Body::new(TimeoutBody::new(idle, body)));
             let router = router.clone();
             async move { router.oneshot(req).await }
         });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
+        let handshake = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let ended = match acceptor {
+                None => {
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(acceptor) => {
+                    // The handshake is part of the request head: same deadline.
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let conn =
+                                builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                            watcher.watch(conn.into_owned()).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(slot);
