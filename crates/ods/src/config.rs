@@ -45,6 +45,8 @@ pub struct Config {
     pub download_cache_control: axum::http::HeaderValue,
     /// Certificate and key files when ODS serves HTTPS itself.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Extra CA certificates (PEM) the peer client trusts.
+    pub peer_ca: Vec<reqwest::Certificate>,
     pub allow_insecure_peers: bool,
     pub job_poll_ms: u64,
     pub sync_interval_secs: u64,
@@ -217,6 +219,25 @@ impl Config {
                 None
             }
         };
+        let peer_ca = match &raw.peer_ca_file {
+            None => Vec::new(),
+            Some(f) => match std::fs::read(f).map_err(|e| e.to_string()).and_then(|pem| {
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
+            }) {
+                Ok(certs) if !certs.is_empty() => certs,
+                Ok(_) => {
+                    problems.push(format!(
+                        "peer_ca_file {}: no PEM certificate in it",
+                        f.display()
+                    ));
+                    Vec::new()
+                }
+                Err(e) => {
+                    problems.push(format!("peer_ca_file {}: {e}", f.display()));
+                    Vec::new()
+                }
+            },
+        };
         let share_context = raw.share_context;
         if share_context.is_empty()
             || !share_context
@@ -249,6 +270,7 @@ impl Config {
             share_context,
             download_cache_control,
             tls,
+            peer_ca,
             allow_insecure_peers: raw.allow_insecure_peers,
             job_poll_ms: raw.job_poll_ms,
             sync_interval_secs: raw.sync_interval_secs.max(1),

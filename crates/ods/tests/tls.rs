@@ -243,3 +243,94 @@ async fn a_bad_certificate_stops_the_server_at_start() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("tls_cert and tls_key go together"));
 }
+
+#[tokio::test]
+async fn two_servers_register_and_sync_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_ca_and_cert(d, "ca");
+    let ca = d.join("ca.pem");
+    let start = || {
+        Server::start_with(Opts {
+            env: vec![
+                (
+                    "ODS_TLS_CERT".into(),
+                    d.join("ca-srv.pem").display().to_string(),
+                ),
+                (
+                    "ODS_TLS_KEY".into(),
+                    d.join("ca-srv.key").display().to_string(),
+                ),
+                ("ODS_PEER_CA_FILE".into(), ca.display().to_string()),
+                ("ODS_SYNC_INTERVAL".into(), "2".into()),
+            ],
+            ca: Some(ca.clone()),
+            ..Opts::default()
+        })
+    };
+    let (a, b) = (start().await, start().await);
+    for (s, name) in [(&a, "A"), (&b, "B")] {
+        assert!(s.url.starts_with("https://"));
+        let r = s
+            .admin(reqwest::Method::POST, "/api/admin/about")
+            .json(&serde_json::json!({"name": name, "url": s.url, "stage": "Dev"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let about_b = b.get_json("/api/admin/about").await;
+    let r = a
+        .admin(reqwest::Method::POST, "/api/admin/register")
+        .json(&serde_json::json!({"url": b.url, "iss_id": about_b["iss"], "key": about_b["key"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        201,
+        "register over https: {}",
+        r.text().await.unwrap()
+    );
+
+    // A server that does not trust the CA cannot register: peers check certificates.
+    let c = Server::start_with(Opts {
+        env: vec![
+            (
+                "ODS_TLS_CERT".into(),
+                d.join("ca-srv.pem").display().to_string(),
+            ),
+            (
+                "ODS_TLS_KEY".into(),
+                d.join("ca-srv.key").display().to_string(),
+            ),
+        ],
+        ca: Some(ca.clone()),
+        ..Opts::default()
+    })
+    .await;
+    let r = c
+        .admin(reqwest::Method::POST, "/api/admin/register")
+        .json(&serde_json::json!({"url": b.url, "iss_id": about_b["iss"], "key": about_b["key"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 201, "registered without trusting the peer's CA");
+
+    let data = common::bytes(2 * 1024 * 1024 + 3, 9);
+    assert_eq!(a.upload("tls.pkg", data.clone(), "Dev").await.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = b.http.get(b.at("/share/tls.pkg")).send().await.unwrap();
+        if r.status() == 200 {
+            assert_eq!(r.bytes().await.unwrap()[..], data[..]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tls.pkg did not reach B over https:\n{}",
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -217,6 +217,9 @@ pub struct Settings {
     /// PEM private key of TLS_CERT
     #[arg(long, env = "ODS_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// PEM bundle of CA certificates peers' https certificates may chain to, in addition to the system's roots (for a private CA); certificates are always checked
+    #[arg(long, env = "ODS_PEER_CA_FILE", value_name = "FILE")]
+    pub peer_ca_file: Option<PathBuf>,
 }
 
 /// The file named by `ODS_CONF`: TOML whose keys are the settings' names or their
