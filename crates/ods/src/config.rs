@@ -47,6 +47,8 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Extra CA certificates (PEM) the peer client trusts.
     pub peer_ca: Vec<reqwest::Certificate>,
+    /// The plain-http listener for the Jamf path beside TLS.
+    pub plain_listen: Option<SocketAddr>,
     pub allow_insecure_peers: bool,
     pub job_poll_ms: u64,
     pub sync_interval_secs: u64,
@@ -238,6 +240,22 @@ impl Config {
                 }
             },
         };
+        let plain_listen = match &raw.plain_listen {
+            None => None,
+            Some(_) if tls.is_none() => {
+                problems.push("plain_listen is only for use beside TLS (tls_cert and tls_key): without TLS the main listener is plain http already".into());
+                None
+            }
+            Some(text) => match text.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    problems.push(format!(
+                        "plain_listen {text:?} is not ADDRESS:PORT (for example 0.0.0.0:80)"
+                    ));
+                    None
+                }
+            },
+        };
         let share_context = raw.share_context;
         if share_context.is_empty()
             || !share_context
@@ -271,6 +289,7 @@ impl Config {
             download_cache_control,
             tls,
             peer_ca,
+            plain_listen,
             allow_insecure_peers: raw.allow_insecure_peers,
             job_poll_ms: raw.job_poll_ms,
             sync_interval_secs: raw.sync_interval_secs.max(1),

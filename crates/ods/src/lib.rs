@@ -85,6 +85,17 @@ pub async fn launch(
     listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    launch_with(app, listener, None, shutdown).await
+}
+
+/// [`launch`], with the plain-http listener for the Jamf path beside TLS
+/// (`plain_listen`).
+pub async fn launch_with(
+    app: App,
+    listener: Option<TcpListener>,
+    plain: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     start_housekeeping(&app).await?;
     let stop = CancellationToken::new();
     let poll = Duration::from_millis(app.config.job_poll_ms);
@@ -109,6 +120,18 @@ pub async fn launch(
             }
             None => None,
         };
+        if let Some(plain) = plain {
+            let (jamf, limits, stop) = (
+                http::jamf_router(app.clone()),
+                app.config.limits.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = http::serve::serve(plain, jamf, limits, None, stop).await {
+                    tracing::error!(%e, "the plain-http listener stopped");
+                }
+            });
+        }
         let router = http::router(app.clone());
         let limits = app.config.limits.clone();
         http::serve::serve(listener, router, limits, tls, stop.clone()).await?;

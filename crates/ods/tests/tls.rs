@@ -334,3 +334,68 @@ async fn two_servers_register_and_sync_over_https() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_plain_listener_beside_tls_serves_only_the_jamf_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_ca_and_cert(d, "ca");
+    let s = Server::start_with(Opts {
+        env: vec![
+            (
+                "ODS_TLS_CERT".into(),
+                d.join("ca-srv.pem").display().to_string(),
+            ),
+            (
+                "ODS_TLS_KEY".into(),
+                d.join("ca-srv.key").display().to_string(),
+            ),
+            ("ODS_PLAIN_LISTEN".into(), "127.0.0.1:0".into()),
+        ],
+        ca: Some(d.join("ca.pem")),
+        ..Opts::default()
+    })
+    .await;
+    let plain = s
+        .stdout_lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Jamf downloads also on plain "))
+        .expect("the banner names the plain listener")
+        .trim_end_matches("/CasperShare/Packages/")
+        .to_string();
+    assert!(plain.starts_with("http://127.0.0.1:"), "{plain}");
+    let data = common::bytes(100_000, 2);
+    assert_eq!(
+        s.upload("jamf.pkg", data.clone(), "Prod").await.status(),
+        201
+    );
+    let c = trusting(None);
+    let r = c
+        .get(format!("{plain}/CasperShare/Packages/jamf.pkg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap()[..], data[..]);
+    for path in ["/share/jamf.pkg", "/api/admin/about", "/api/ods/catalog"] {
+        let r = c
+            .get(format!("{plain}{path}"))
+            .basic_auth("admin", Some("ods1234!"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path} is not on the plain listener");
+    }
+    // The plain listener needs TLS beside it.
+    let out = s
+        .command(&["check-config"])
+        .env_remove("ODS_TLS_CERT")
+        .env_remove("ODS_TLS_KEY")
+        .env("ODS_PLAIN_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("plain_listen is only for use beside TLS")
+    );
+}

@@ -220,6 +220,9 @@ pub struct Settings {
     /// PEM bundle of CA certificates peers' https certificates may chain to, in addition to the system's roots (for a private CA); certificates are always checked
     #[arg(long, env = "ODS_PEER_CA_FILE", value_name = "FILE")]
     pub peer_ca_file: Option<PathBuf>,
+    /// With TLS on: also listen on this address in plain HTTP, serving only the Jamf downloads /CONTEXT/Packages/NAME (for distribution points that cannot use https) [default: no plain listener]
+    #[arg(long, env = "ODS_PLAIN_LISTEN", value_name = "ADDR:PORT")]
+    pub plain_listen: Option<String>,
 }
 
 /// The file named by `ODS_CONF`: TOML whose keys are the settings' names or their

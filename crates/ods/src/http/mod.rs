@@ -27,11 +27,23 @@ use crate::error::ApiError;
 
 pub fn router(app: App) -> Router {
     let share = share::routes(&app.config.share_context);
-    Router::new()
+    let routes = Router::new()
         .nest("/api/admin", api::routes())
         .nest("/api/ods", peer::routes())
         .route("/api/openapi.json", get(openapi))
-        .merge(share)
+        .merge(share);
+    layered(routes, app)
+}
+
+/// The plain-http listener kept beside TLS (`plain_listen`): only Jamf's
+/// `/<context>/Packages/<name>` downloads, nothing that takes credentials for the API.
+pub fn jamf_router(app: App) -> Router {
+    let routes = share::jamf_routes(&app.config.share_context);
+    layered(routes, app)
+}
+
+fn layered(routes: Router<App>, app: App) -> Router {
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(json_errors))

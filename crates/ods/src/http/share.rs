@@ -31,6 +31,11 @@ pub fn routes(context: &str) -> Router<App> {
         .route(&format!("/{context}/Packages/{{filename}}"), get(download))
 }
 
+/// Only the Jamf path, for the plain-http listener an admin may keep beside TLS.
+pub fn jamf_routes(context: &str) -> Router<App> {
+    Router::new().route(&format!("/{context}/Packages/{{filename}}"), get(download))
+}
+
 async fn download(
     State(app): State<App>,
     filename: Result<Path<String>, PathRejection>,
