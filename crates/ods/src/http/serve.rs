@@ -4,7 +4,10 @@
 //! time; open connections are capped overall and per client address, with a share of
 //! the slots kept for the admin networks so a flood cannot lock the admins out. A
 //! response body has no deadline: a 30 GB download on a slow but live link goes on as
-//! long as the client keeps reading. Shutdown is graceful.
+//! long as the client keeps reading. With TLS (`http::tls`) the handshake runs in the
+//! connection's task under the header deadline. Each request gets its `ClientInfo`
+//! (`http::client`); trusted proxies are exempt from the per-address cap. Shutdown is
+//! graceful.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -145,10 +148,10 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let idle = limits.body_idle_timeout;
-        let limits2 = limits.clone();
+        let for_req = limits.clone();
         let secure = tls.is_some();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            let client = ClientInfo::resolve(peer, req.headers(), &limits2.trusted_proxies, secure);
+            let client = ClientInfo::resolve(peer, req.headers(), &for_req.trusted_proxies, secure);
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(client);
             let req = req.map(|body| axum::body::Body::new(TimeoutBody::new(idle, body)));
