@@ -112,6 +112,7 @@ impl App {
                 &server.iss,
                 config.max_transfers,
                 Duration::from_secs(config.sync_interval_secs),
+                &config.peer_ca,
             ),
             hot_settings: Recent::new(HOT_TTL, 16),
             hot_packages: Recent::new(HOT_TTL, 10_000),

@@ -41,6 +41,14 @@ pub struct Config {
     pub staging_dir: Option<PathBuf>,
     pub debug: bool,
     pub share_context: String,
+    /// Cache-Control of package downloads without Authorization.
+    pub download_cache_control: axum::http::HeaderValue,
+    /// Certificate and key files when ODS serves HTTPS itself.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Extra CA certificates (PEM) the peer client trusts.
+    pub peer_ca: Vec<reqwest::Certificate>,
+    /// The plain-http listener for the Jamf path beside TLS.
+    pub plain_listen: Option<SocketAddr>,
     pub allow_insecure_peers: bool,
     pub job_poll_ms: u64,
     pub sync_interval_secs: u64,
@@ -56,7 +64,8 @@ pub struct Config {
 }
 
 /// The HTTP listener's connection limits (config keys `header_timeout_secs`, `body_idle_timeout_secs`,
-/// `max_connections`, `max_connections_per_address`, `admin_networks`).
+/// `max_connections`, `max_connections_per_address`, `admin_networks`,
+/// `trusted_proxies`).
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub header_timeout: std::time::Duration,
@@ -66,6 +75,9 @@ pub struct Limits {
     /// Addresses that may use the slots kept back from everyone else, and that the
     /// per-address cap does not apply to.
     pub admin_networks: Vec<ipnet::IpNet>,
+    /// Peers whose forwarding headers are believed (`http::client`), and that the
+    /// per-address cap does not apply to (one proxy carries many clients).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// What the caller wants done with missing keys.
@@ -191,6 +203,59 @@ impl Config {
             }),
         };
 
+        let download_cache_control = axum::http::HeaderValue::from_str(raw.download_cache_control.trim())
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| {
+                problems.push(format!(
+                    "download_cache_control {:?} is not a header value (for example \"public, max-age=60, must-revalidate\")",
+                    raw.download_cache_control
+                ));
+                axum::http::HeaderValue::from_static("no-cache")
+            });
+        let tls = match (raw.tls_cert, raw.tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                problems.push("tls_cert and tls_key go together: set both or neither".into());
+                None
+            }
+        };
+        let peer_ca = match &raw.peer_ca_file {
+            None => Vec::new(),
+            Some(f) => match std::fs::read(f).map_err(|e| e.to_string()).and_then(|pem| {
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
+            }) {
+                Ok(certs) if !certs.is_empty() => certs,
+                Ok(_) => {
+                    problems.push(format!(
+                        "peer_ca_file {}: no PEM certificate in it",
+                        f.display()
+                    ));
+                    Vec::new()
+                }
+                Err(e) => {
+                    problems.push(format!("peer_ca_file {}: {e}", f.display()));
+                    Vec::new()
+                }
+            },
+        };
+        let plain_listen = match &raw.plain_listen {
+            None => None,
+            Some(_) if tls.is_none() => {
+                problems.push("plain_listen is only for use beside TLS (tls_cert and tls_key): without TLS the main listener is plain http already".into());
+                None
+            }
+            Some(text) => match text.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    problems.push(format!(
+                        "plain_listen {text:?} is not ADDRESS:PORT (for example 0.0.0.0:80)"
+                    ));
+                    None
+                }
+            },
+        };
         let share_context = raw.share_context;
         if share_context.is_empty()
             || !share_context
@@ -221,6 +286,10 @@ impl Config {
             staging_dir: raw.upload_staging_directory,
             debug: raw.debug,
             share_context,
+            download_cache_control,
+            tls,
+            peer_ca,
+            plain_listen,
             allow_insecure_peers: raw.allow_insecure_peers,
             job_poll_ms: raw.job_poll_ms,
             sync_interval_secs: raw.sync_interval_secs.max(1),
@@ -234,6 +303,7 @@ impl Config {
                 max_connections: raw.max_connections as usize,
                 max_per_address: raw.max_connections_per_address as usize,
                 admin_networks: raw.admin_networks,
+                trusted_proxies: raw.trusted_proxies,
             },
             pending,
         })

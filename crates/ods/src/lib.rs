@@ -85,6 +85,17 @@ pub async fn launch(
     listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    launch_with(app, listener, None, shutdown).await
+}
+
+/// [`launch`], with the plain-http listener for the Jamf path beside TLS
+/// (`plain_listen`).
+pub async fn launch_with(
+    app: App,
+    listener: Option<TcpListener>,
+    plain: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     start_housekeeping(&app).await?;
     let stop = CancellationToken::new();
     let poll = Duration::from_millis(app.config.job_poll_ms);
@@ -101,8 +112,29 @@ pub async fn launch(
         cancel.cancel();
     });
     if let Some(listener) = listener {
+        let tls = match &app.config.tls {
+            Some((cert, key)) => {
+                let tls = http::tls::Tls::load(cert, key)?;
+                tls.clone().watch(stop.child_token());
+                Some(tls)
+            }
+            None => None,
+        };
+        if let Some(plain) = plain {
+            let (jamf, limits, stop) = (
+                http::jamf_router(app.clone()),
+                app.config.limits.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = http::serve::serve(plain, jamf, limits, None, stop).await {
+                    tracing::error!(%e, "the plain-http listener stopped");
+                }
+            });
+        }
         let router = http::router(app.clone());
-        http::serve::serve(listener, router, app.config.limits.clone(), stop.clone()).await?;
+        let limits = app.config.limits.clone();
+        http::serve::serve(listener, router, limits, tls, stop.clone()).await?;
     } else {
         stop.cancelled().await;
     }

@@ -143,6 +143,16 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let plain = match config.plain_listen {
+                None => None,
+                Some(a) => match tokio::net::TcpListener::bind(a).await {
+                    Ok(l) => Some(l),
+                    Err(e) => {
+                        eprintln!("ods: cannot listen on {a} (plain_listen): {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
             let opened = match ods::App::open(config).await {
                 Ok(o) => o,
                 Err(e) => {
@@ -154,12 +164,29 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
-            println!("ODS listening on http://{addr}");
+            if let Some((cert, key)) = &opened.app.config.tls
+                && let Err(e) = ods::http::tls::Tls::load(cert, key)
+            {
+                eprintln!("ods: {e:#}");
+                return ExitCode::from(2);
+            }
+            let scheme = if opened.app.config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            println!("ODS listening on {scheme}://{addr}");
+            if let Some(p) = plain.as_ref().and_then(|l| l.local_addr().ok()) {
+                println!(
+                    "Jamf downloads also on plain http://{p}/{}/Packages/",
+                    opened.app.config.share_context
+                );
+            }
             if opened.first_start {
                 println!("First start: log in as admin / ods1234! and change the password.");
             }
             let _ = std::io::stdout().flush();
-            match ods::launch(opened.app, Some(listener), shutdown_signal()).await {
+            match ods::launch_with(opened.app, Some(listener), plain, shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("ods: {e:#}");

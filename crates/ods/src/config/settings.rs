@@ -195,6 +195,34 @@ pub struct Settings {
         default_value = "127.0.0.0/8,::1/128"
     )]
     pub admin_networks: Vec<ipnet::IpNet>,
+    /// Reverse proxies (CIDRs, comma-separated) whose Forwarded / X-Forwarded-For / -Proto / -Host headers are believed; the client address they name is what the login limiter, the per-address rules and the logs use. Such peers are also exempt from the per-address connection cap. Headers from any other peer are ignored [default: none]
+    #[arg(
+        long,
+        env = "ODS_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Cache-Control of package downloads. The default lets a site's caching proxy (nginx proxy_cache) keep packages and revalidate them by ETag after a minute; nginx stores nothing marked no-cache or max-age=0. A download request carrying Authorization is always answered `private, no-cache`
+    #[arg(
+        long,
+        env = "ODS_DOWNLOAD_CACHE_CONTROL",
+        value_name = "VALUE",
+        default_value = "public, max-age=60, must-revalidate"
+    )]
+    pub download_cache_control: String,
+    /// PEM certificate chain to serve HTTPS with (with TLS_KEY); re-read on SIGHUP and when the file changes
+    #[arg(long, env = "ODS_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of TLS_CERT
+    #[arg(long, env = "ODS_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM bundle of CA certificates peers' https certificates may chain to, in addition to the system's roots (for a private CA); certificates are always checked
+    #[arg(long, env = "ODS_PEER_CA_FILE", value_name = "FILE")]
+    pub peer_ca_file: Option<PathBuf>,
+    /// With TLS on: also listen on this address in plain HTTP, serving only the Jamf downloads /CONTEXT/Packages/NAME (for distribution points that cannot use https) [default: no plain listener]
+    #[arg(long, env = "ODS_PLAIN_LISTEN", value_name = "ADDR:PORT")]
+    pub plain_listen: Option<String>,
 }
 
 /// The file named by `ODS_CONF`: TOML whose keys are the settings' names or their

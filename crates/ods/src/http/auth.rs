@@ -2,9 +2,7 @@
 //! `Authorization: Bearer <token>` or HTTP Basic (axum-extra's typed header), checked
 //! by the `users` service.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum_extra::headers::authorization::{Basic, Bearer};
@@ -40,11 +38,11 @@ impl Principal {
     }
 }
 
+/// The client address the limiter and the per-address rules count (the one a trusted
+/// proxy names, see `http::client`).
 pub fn client_addr(parts: &Parts) -> String {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+    super::client::addr_of(parts)
+        .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 

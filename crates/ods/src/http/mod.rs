@@ -4,6 +4,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
+pub mod client;
 pub mod docs;
 pub mod headers;
 pub mod linger;
@@ -11,6 +13,7 @@ pub mod peer;
 pub mod ranges;
 pub mod serve;
 pub mod share;
+pub mod tls;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -48,17 +51,27 @@ pub fn router(app: App) -> Router {
         doc.to_pretty_json()
             .expect("the OpenAPI document serializes"),
     ));
+    layered(routes.layer(Extension(doc)), app)
+}
+
+/// The plain-http listener kept beside TLS (`plain_listen`): only Jamf's
+/// `/<context>/Packages/<name>` downloads, nothing that takes credentials for the API.
+pub fn jamf_router(app: App) -> Router {
+    let routes = share::jamf_routes(&app.config.share_context);
+    layered(routes, app)
+}
+
+fn layered(routes: Router<App>, app: App) -> Router {
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(Extension(doc))
         .layer(axum::middleware::map_response(json_errors))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("the request", "a handler panicked").into_response()
         }))
         .layer(axum::middleware::from_fn(headers::limit_request_head))
         .layer(axum::middleware::from_fn(headers::api_no_store))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(client::span))
         .with_state(app)
 }
 

@@ -4,7 +4,10 @@
 //! time; open connections are capped overall and per client address, with a share of
 //! the slots kept for the admin networks so a flood cannot lock the admins out. A
 //! response body has no deadline: a 30 GB download on a slow but live link goes on as
-//! long as the client keeps reading. Shutdown is graceful.
+//! long as the client keeps reading. With TLS (`http::tls`) the handshake runs in the
+//! connection's task under the header deadline. Each request gets its `ClientInfo`
+//! (`http::client`); trusted proxies are exempt from the per-address cap. Shutdown is
+//! graceful.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutBody;
 
+use super::client::ClientInfo;
+use super::tls::Tls;
 pub use crate::config::Limits;
 
 /// Raises this process's open-file limit to its hard limit, and returns the limit now
@@ -61,6 +66,7 @@ fn reserved(l: &Limits) -> usize {
 impl Gate {
     fn admit(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Option<Slot> {
         let admin = limits.admin_networks.iter().any(|n| n.contains(&ip));
+        let proxy = limits.trusted_proxies.iter().any(|n| n.contains(&ip));
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let (total, by_ip) = &mut *open;
         let cap = if admin {
@@ -69,7 +75,7 @@ impl Gate {
             limits.max_connections.saturating_sub(reserved(limits))
         };
         let mine = by_ip.get(&ip).copied().unwrap_or(0);
-        if *total >= cap || (!admin && mine >= limits.max_per_address) {
+        if *total >= cap || (!admin && !proxy && mine >= limits.max_per_address) {
             return None;
         }
         *total += 1;
@@ -106,6 +112,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<Tls>>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let limits = Arc::new(limits);
@@ -141,18 +148,47 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let idle = limits.body_idle_timeout;
+        let for_req = limits.clone();
+        let secure = tls.is_some();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            let client = ClientInfo::resolve(peer, req.headers(), &for_req.trusted_proxies, secure);
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(client);
             let req = req.map(|body| axum::body::Body::new(TimeoutBody::new(idle, body)));
             let router = router.clone();
             async move { router.oneshot(req).await }
         });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
+        let handshake = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let ended = match acceptor {
+                None => {
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(acceptor) => {
+                    // The handshake is part of the request head: same deadline.
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let conn =
+                                builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                            watcher.watch(conn.into_owned()).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(slot);
@@ -185,6 +221,7 @@ mod tests {
             max_connections: max,
             max_per_address: per,
             admin_networks: vec!["127.0.0.0/8".parse().unwrap()],
+            trusted_proxies: vec!["10.1.0.0/16".parse().unwrap()],
         }
     }
 
@@ -216,6 +253,10 @@ mod tests {
             "slots come back when connections close"
         );
         drop(others);
+        // A trusted proxy carries many clients: no per-address cap for it.
+        let proxy: IpAddr = "10.1.0.1".parse().unwrap();
+        let via: Vec<Slot> = (0..20).map(|_| gate.admit(proxy, &l).unwrap()).collect();
+        drop(via);
         assert_eq!(gate.open.lock().unwrap().0, 0);
         assert!(gate.open.lock().unwrap().1.is_empty());
     }

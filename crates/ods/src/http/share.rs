@@ -92,7 +92,7 @@ macro_rules! download_op {
                     headers(("Content-Range" = String), ("ETag" = String))),
                 (status = 304, description = "Not modified (If-None-Match / If-Modified-Since)."),
                 (status = 412, description = "Precondition failed (If-Match / If-Unmodified-Since)."),
-                (status = 416, description = "No requested range is satisfiable (an empty file has none).",
+                (status = 416, description = "No requested range is satisfiable (a Range on an empty file gets the empty 200 instead).",
                     body = crate::error::ErrorBody, headers(("Content-Range" = String, description = "bytes */<size>"))),
                 crate::http::docs::BadRequest,
                 crate::http::docs::NotFound,
@@ -139,6 +139,14 @@ download_op!(
     "The headers GET would answer, without the body."
 );
 
+/// Only the Jamf path, for the plain-http listener an admin may keep beside TLS.
+pub fn jamf_routes(context: &str) -> axum::Router<App> {
+    axum::Router::new().route(
+        &format!("/{context}/Packages/{{filename}}"),
+        axum::routing::get(download),
+    )
+}
+
 async fn download(
     State(app): State<App>,
     filename: Result<Path<String>, PathRejection>,
@@ -161,11 +169,7 @@ async fn download(
         ));
     }
     if app.download_auth().await? == "basic" {
-        let addr = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_default();
+        let addr = super::auth::client_addr(&parts);
         match basic_credentials(&parts) {
             Some(creds) => {
                 let (u, p) = creds?;
@@ -220,7 +224,11 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
         .header(header::LAST_MODIFIED, &last_modified)
         .header(header::ACCEPT_RANGES, "bytes")
         .header("repr-digest", &repr_digest)
-        .header(header::CACHE_CONTROL, "no-cache");
+        .header(
+            header::CACHE_CONTROL,
+            super::cache::download_cache_control(app, h),
+        )
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
 
     // Preconditions (RFC 9110 §13.2.2 order).
     if let Some(im) = header_str(h, header::IF_MATCH) {

@@ -33,12 +33,17 @@ pub struct MeshState {
 }
 
 impl MeshState {
-    pub fn new(own_iss: &str, max_transfers: usize, interval: Duration) -> MeshState {
+    pub fn new(
+        own_iss: &str,
+        max_transfers: usize,
+        interval: Duration,
+        peer_ca: &[reqwest::Certificate],
+    ) -> MeshState {
         MeshState {
             own_iss: own_iss.to_string(),
             hlc: hlc::Hlc::new(own_iss),
             nonces: sign::NonceCache::default(),
-            http: http_client(),
+            http: http_client(peer_ca),
             cursor: watch::channel(0).0,
             transfers: Semaphore::new(max_transfers.max(1)),
             in_flight: InFlight::default(),
@@ -106,9 +111,11 @@ impl Drop for Claim<'_> {
     }
 }
 
-/// The HTTP client every peer call goes through.
-pub fn http_client() -> reqwest::Client {
+/// The HTTP client every peer call goes through: https certificates are checked
+/// against the system's roots and `peer_ca` (`peer_ca_file`), never skipped.
+pub fn http_client(peer_ca: &[reqwest::Certificate]) -> reqwest::Client {
     reqwest::Client::builder()
+        .tls_certs_merge(peer_ca.iter().cloned())
         .connect_timeout(Duration::from_secs(5))
         .pool_idle_timeout(Duration::from_secs(60))
         .user_agent(concat!("ods/", env!("CARGO_PKG_VERSION")))

@@ -148,6 +148,19 @@ pub fn ods_bin() -> PathBuf {
 pub struct Opts {
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
+    /// A CA (PEM) the test's client trusts, for a server with TLS.
+    pub ca: Option<PathBuf>,
+}
+
+/// The test's client of a server: no proxy, and trusting `ca` when there is one.
+pub fn client_for(opts: &Opts) -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let mut b = reqwest::Client::builder().no_proxy();
+    if let Some(ca) = &opts.ca {
+        let pem = std::fs::read(ca).expect("reading the test CA");
+        b = b.tls_certs_merge([reqwest::Certificate::from_pem(&pem).expect("a PEM CA")]);
+    }
+    b.build().unwrap()
 }
 
 /// A running `ods serve` process.
@@ -174,6 +187,7 @@ impl Server {
             .unwrap();
         let data_dir = dir.path().join("data");
         let db = TestDb::create();
+        let http = client_for(&opts);
         let mut s = Server {
             child: None,
             url: String::new(),
@@ -181,7 +195,7 @@ impl Server {
             _dir: dir,
             db,
             opts,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            http,
             stdout_lines: Vec::new(),
         };
         s.spawn().await;
@@ -221,6 +235,7 @@ impl Server {
         let listen = self
             .url
             .strip_prefix("http://")
+            .or_else(|| self.url.strip_prefix("https://"))
             .unwrap_or("127.0.0.1:0")
             .to_string();
         let mut cmd = self.command(&["serve", "--listen", &listen]);
@@ -304,7 +319,7 @@ impl Server {
     pub async fn restart(&mut self) {
         self.kill9();
         // Pooled connections went to the old process: start with a fresh client.
-        self.http = reqwest::Client::builder().no_proxy().build().unwrap();
+        self.http = client_for(&self.opts);
         self.spawn().await;
     }
 
