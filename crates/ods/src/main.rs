@@ -143,6 +143,7 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let chosen_password = config.initial_admin_password.is_some();
             let opened = match ods::App::open(config).await {
                 Ok(o) => o,
                 Err(e) => {
@@ -155,8 +156,12 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                 .map(|a| a.to_string())
                 .unwrap_or_default();
             println!("ODS listening on http://{addr}");
-            if opened.first_start {
-                println!("First start: log in as admin / ods1234! and change the password.");
+            if opened.first_start && chosen_password {
+                println!("First start: log in as admin with ODS_INITIAL_ADMIN_PASSWORD.");
+            } else if opened.first_start {
+                println!(
+                    "First start: log in as admin / ods1234! and change the password (until then it can do nothing else)."
+                );
             }
             let _ = std::io::stdout().flush();
             match ods::launch(opened.app, Some(listener), shutdown_signal()).await {

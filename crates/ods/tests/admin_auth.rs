@@ -197,6 +197,19 @@ async fn users_roles_passwords_and_tokens() {
     assert_eq!(expect_json(r, 200).await["must_change_password"], true);
     expect_unauthorized(call(&s, &ulli_c, Method::GET, "/api/admin/packages", None).await).await;
     let ulli_c = Cred::basic("ulli", "ulli-pass-2");
+    // Until ulli chooses their own password, the reset one does nothing else.
+    let r = call(&s, &ulli_c, Method::GET, "/api/admin/packages", None).await;
+    expect_error(r, 403, "password_change_required").await;
+    let r = call(
+        &s,
+        &ulli_c,
+        Method::PATCH,
+        "/api/admin/users/ulli",
+        Some(json!({"password": "ulli-pass-3", "current_password": "ulli-pass-2"})),
+    )
+    .await;
+    assert_eq!(expect_json(r, 200).await["must_change_password"], false);
+    let ulli_c = Cred::basic("ulli", "ulli-pass-3");
     assert_eq!(
         status(&s, &ulli_c, Method::GET, "/api/admin/packages").await,
         200
