@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod headers;
 pub mod linger;
+mod package_ref;
 pub mod peer;
 pub mod ranges;
 pub mod serve;

@@ -76,6 +76,31 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/packages/{id_or_name}/digests",
             packages::compute_digests,
         ),
+        // Unambiguous forms (issue 9, finding 4): by database id, and by filename.
+        endpoint(M::GET, "/packages/id/{id}", packages::get_package),
+        endpoint(M::DELETE, "/packages/id/{id}", packages::delete_package),
+        endpoint(M::PATCH, "/packages/id/{id}", packages::update_package),
+        endpoint(
+            M::POST,
+            "/packages/id/{id}/digests",
+            packages::compute_digests,
+        ),
+        endpoint(M::GET, "/packages/name/{filename}", packages::get_package),
+        endpoint(
+            M::DELETE,
+            "/packages/name/{filename}",
+            packages::delete_package,
+        ),
+        endpoint(
+            M::PATCH,
+            "/packages/name/{filename}",
+            packages::update_package,
+        ),
+        endpoint(
+            M::POST,
+            "/packages/name/{filename}/digests",
+            packages::compute_digests,
+        ),
         endpoint(M::POST, "/register", registry::register),
         endpoint(M::GET, "/registered_ods", registry::list_registered),
         endpoint(M::DELETE, "/registered_ods/{id}", registry::unregister),

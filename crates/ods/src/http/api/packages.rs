@@ -2,7 +2,7 @@
 //! delete, change stage, and ask for the Jamf digests.
 
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,6 +17,7 @@ use crate::ingest::{Ingest, Received};
 use crate::model::Role;
 use crate::model::{Stage, filename_problem};
 use crate::packages as svc;
+use crate::packages::PackageRef;
 
 pub async fn list_packages(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Viewer)?;
@@ -32,20 +33,20 @@ pub async fn list_packages(State(app): State<App>, who: Principal) -> ApiResult<
 pub async fn get_package(
     State(app): State<App>,
     who: Principal,
-    Path(id_or_name): Path<String>,
+    pkg: PackageRef,
 ) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Viewer)?;
-    let p = svc::find(&app, &id_or_name).await?;
+    let p = svc::resolve(&app, &pkg).await?;
     Ok(axum::Json(svc::to_json_detail(&app, &p).await?))
 }
 
 pub async fn delete_package(
     State(app): State<App>,
     who: Principal,
-    Path(id_or_name): Path<String>,
+    pkg: PackageRef,
 ) -> ApiResult<StatusCode> {
     who.require(Role::Uploader)?;
-    let p = svc::find(&app, &id_or_name).await?;
+    let p = svc::resolve(&app, &pkg).await?;
     svc::delete(&app, &p).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -59,26 +60,26 @@ pub struct PackageUpdate {
 pub async fn update_package(
     State(app): State<App>,
     who: Principal,
-    Path(id_or_name): Path<String>,
+    pkg: PackageRef,
     JsonBody(body): JsonBody<PackageUpdate>,
 ) -> ApiResult<axum::Json<Value>> {
     who.require(Role::Uploader)?;
     let stage = parse_stage(&body.stage)?;
-    let p = svc::find(&app, &id_or_name).await?;
+    let p = svc::resolve(&app, &pkg).await?;
     if p.stage != stage {
         svc::set_stage(&app, &p, stage).await?;
     }
-    let p = svc::find(&app, &p.id.to_string()).await?;
+    let p = svc::by_id(&app, p.id).await?;
     Ok(axum::Json(svc::to_json(&p)))
 }
 
 pub async fn compute_digests(
     State(app): State<App>,
     who: Principal,
-    Path(id_or_name): Path<String>,
+    pkg: PackageRef,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     who.require(Role::Uploader)?;
-    let p = svc::find(&app, &id_or_name).await?;
+    let p = svc::resolve(&app, &pkg).await?;
     let queued = svc::request_digests(&app, &p).await?;
     let status = if queued {
         StatusCode::ACCEPTED
