@@ -155,9 +155,15 @@ impl App {
     ) -> sqlx::Result<Option<db::packages::PackageRow>> {
         self.hot_packages
             .get_or_load(filename, || async {
-                let p =
-                    db::packages::find_by_filename(&self.db, self.db.reader(), filename).await?;
-                Ok(p.filter(|p| p.status == crate::model::Status::Public))
+                // NFC first, then the exact name (see `filenames` for the rule).
+                for form in crate::filenames::lookup_forms(filename) {
+                    let p =
+                        db::packages::find_by_filename(&self.db, self.db.reader(), &form).await?;
+                    if p.is_some() {
+                        return Ok(p.filter(|p| p.status == crate::model::Status::Public));
+                    }
+                }
+                Ok(None)
             })
             .await
     }

@@ -189,7 +189,12 @@ pub async fn resolve(app: &App, r: &PackageRef) -> ApiResult<PackageRow> {
 
 /// The package stored under `name` (see `filenames::lookup_forms` for the spellings tried).
 async fn find_by_name(app: &App, name: &str) -> ApiResult<Option<PackageRow>> {
-    Ok(db::packages::find_by_filename(&app.db, app.db.reader(), name).await?)
+    for form in crate::filenames::lookup_forms(name) {
+        if let Some(p) = db::packages::find_by_filename(&app.db, app.db.reader(), &form).await? {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
 }
 
 /// A package by its database id, or 404.

@@ -15,7 +15,7 @@ use crate::http::QueryArgs;
 use crate::http::auth::Principal;
 use crate::ingest::{Ingest, Received};
 use crate::model::Role;
-use crate::model::{Stage, filename_problem};
+use crate::model::Stage;
 use crate::packages as svc;
 use crate::packages::PackageRef;
 
@@ -181,12 +181,8 @@ pub async fn upload_package(
                 let filename = field.file_name().map(str::to_string).ok_or_else(|| {
                     ApiError::bad_request("missing_filename", "the file field has no filename")
                 })?;
-                if let Some(problem) = filename_problem(&filename) {
-                    return Err(ApiError::bad_request(
-                        "invalid_filename",
-                        format!("{problem}: {filename:?}"),
-                    ));
-                }
+                let filename = crate::filenames::accept(&filename)
+                    .map_err(|why| ApiError::bad_request("invalid_filename", why))?;
                 if replace == Some(false) || (replace.is_none() && query.replace.is_some()) {
                     // Known already that this must not replace: refuse before reading the body.
                     if db::packages::find_by_filename(&app.db, app.db.reader(), &filename)
