@@ -47,6 +47,55 @@ pub fn lookup_forms(name: &str) -> Vec<String> {
     }
 }
 
+/// The filename a multipart part was sent with, read from its raw
+/// `Content-Disposition` so that a quoted name with `\"` or `\\` escapes (as curl and
+/// reqwest send `a"b.pkg`) is the name sent, not cut at the quote. `parsed` is what the
+/// multipart parser made of it, used when the header has no plain `filename="..."`
+/// (for example only `filename*=`). Refuses an unterminated quoted name.
+pub fn multipart_filename(
+    content_disposition: Option<&str>,
+    parsed: Option<&str>,
+) -> Result<Option<String>, String> {
+    let Some(cd) = content_disposition else {
+        return Ok(parsed.map(str::to_string));
+    };
+    let lower = cd.to_ascii_lowercase();
+    let mut search = 0;
+    while let Some(i) = lower[search..].find("filename=") {
+        let at = search + i;
+        search = at + 9;
+        let before = lower[..at].trim_end();
+        if !(before.ends_with(';') || before.is_empty()) {
+            continue; // part of another parameter's name or value
+        }
+        let rest = &cd[at + 9..];
+        let Some(quoted) = rest.strip_prefix('"') else {
+            return Ok(parsed.map(str::to_string)); // a token, which has no quotes
+        };
+        let mut out = String::new();
+        let mut chars = quoted.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                // Only `\"` and `\\` are escapes (as curl sends them); any other
+                // backslash is kept, so `a\b` stays a name with a backslash.
+                '\\' => match chars.clone().next() {
+                    Some(e @ ('"' | '\\')) => {
+                        chars.next();
+                        out.push(e);
+                    }
+                    _ => out.push('\\'),
+                },
+                '"' => return Ok(Some(out)),
+                c => out.push(c),
+            }
+        }
+        return Err(format!(
+            "the filename in the part's Content-Disposition has no closing quote: {cd:?}"
+        ));
+    }
+    Ok(parsed.map(str::to_string))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +116,39 @@ mod tests {
             assert!(accept(&format!("a{c}b.pkg")).is_err(), "{:04X}", c as u32);
         }
         assert!(accept("../x").is_err());
+        let cd = |h: &str| multipart_filename(Some(h), Some("a"));
+        assert_eq!(
+            cd(r#"form-data; name="file"; filename="a\"b.pkg""#)
+                .unwrap()
+                .unwrap(),
+            "a\"b.pkg"
+        );
+        assert_eq!(
+            cd(r#"form-data; name="file"; filename="a\\b.pkg""#)
+                .unwrap()
+                .unwrap(),
+            "a\\b.pkg"
+        );
+        assert_eq!(
+            cd(r#"form-data; filename="x.pkg"; name="file""#)
+                .unwrap()
+                .unwrap(),
+            "x.pkg"
+        );
+        assert_eq!(
+            cd(r#"form-data; name="myfilename=1"; filename="y""#)
+                .unwrap()
+                .unwrap(),
+            "y"
+        );
+        assert!(cd(r#"form-data; name="file"; filename="open"#).is_err());
+        assert_eq!(
+            cd(r#"form-data; name="file"; filename="a\b""#)
+                .unwrap()
+                .unwrap(),
+            "a\\b"
+        );
+        assert_eq!(cd("form-data; name=file").unwrap().as_deref(), Some("a"));
         assert_eq!(accept("Ünïcødé 1.pkg").unwrap(), "Ünïcødé 1.pkg");
     }
 }

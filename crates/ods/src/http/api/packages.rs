@@ -152,13 +152,10 @@ pub async fn upload_package(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     who.require(Role::Uploader)?;
-    let mut multipart = multipart.map_err(|e| {
+    let mut multipart = multipart.map_err(|_| {
         ApiError::bad_request(
             "invalid_multipart",
-            format!(
-                "send the upload as multipart/form-data with fields file and stage ({})",
-                e.body_text()
-            ),
+            "the upload must be multipart/form-data (Content-Type: multipart/form-data with a boundary), with the fields file and stage",
         )
     })?;
     let mut stage = query.stage.as_deref().map(parse_stage).transpose()?;
@@ -178,7 +175,15 @@ pub async fn upload_package(
                         "send one file per upload",
                     ));
                 }
-                let filename = field.file_name().map(str::to_string).ok_or_else(|| {
+                let filename = crate::filenames::multipart_filename(
+                    field
+                        .headers()
+                        .get("content-disposition")
+                        .and_then(|v| v.to_str().ok()),
+                    field.file_name(),
+                )
+                .map_err(|why| ApiError::bad_request("invalid_filename", why))?
+                .ok_or_else(|| {
                     ApiError::bad_request("missing_filename", "the file field has no filename")
                 })?;
                 let filename = crate::filenames::accept(&filename)
