@@ -77,8 +77,14 @@ impl App {
             })?;
         }
         let first_start = if db::users::count(&db).await? == 0 {
-            let hash = password::hash_async(DEFAULT_ADMIN.1.to_string()).await?;
-            match db::users::insert(&db, DEFAULT_ADMIN.0, &hash, Role::Admin, true).await {
+            // With ODS_INITIAL_ADMIN_PASSWORD the operator chose the password: it need
+            // not be changed. The well-known default must be (see `http::auth`).
+            let (pass, must_change) = match &config.initial_admin_password {
+                Some(p) => (p.0.clone(), false),
+                None => (DEFAULT_ADMIN.1.to_string(), true),
+            };
+            let hash = password::hash_async(pass).await?;
+            match db::users::insert(&db, DEFAULT_ADMIN.0, &hash, Role::Admin, must_change).await {
                 Ok(_) => true,
                 Err(e) if db::is_unique_violation(&e) => false,
                 Err(e) => return Err(e.into()),
@@ -150,9 +156,15 @@ impl App {
     ) -> sqlx::Result<Option<db::packages::PackageRow>> {
         self.hot_packages
             .get_or_load(filename, || async {
-                let p =
-                    db::packages::find_by_filename(&self.db, self.db.reader(), filename).await?;
-                Ok(p.filter(|p| p.status == crate::model::Status::Public))
+                // NFC first, then the exact name (see `filenames` for the rule).
+                for form in crate::filenames::lookup_forms(filename) {
+                    let p =
+                        db::packages::find_by_filename(&self.db, self.db.reader(), &form).await?;
+                    if p.is_some() {
+                        return Ok(p.filter(|p| p.status == crate::model::Status::Public));
+                    }
+                }
+                Ok(None)
             })
             .await
     }

@@ -56,6 +56,8 @@ pub struct Config {
     pub login_window_secs: u64,
     pub login_max_failures_per_address: u32,
     pub login_max_failures_per_account: u32,
+    /// `ODS_INITIAL_ADMIN_PASSWORD`: the first-start admin's password, if set.
+    pub initial_admin_password: Option<Secret<String>>,
     /// Connection limits of the HTTP listener.
     pub limits: Limits,
     /// What `ods serve` will create on first start (`check-config` only; empty after
@@ -274,6 +276,12 @@ impl Config {
             problems.push(format!("UPLOAD_STAGING_DIRECTORY {}: {e}", dir.display()));
         }
 
+        if let Some(p) = &raw.initial_admin_password
+            && let Err(e) = crate::auth::password::check_new(&p.0)
+        {
+            problems.push(format!("ODS_INITIAL_ADMIN_PASSWORD: {}", e.message));
+        }
+
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -297,6 +305,7 @@ impl Config {
             login_window_secs: raw.login_window_secs,
             login_max_failures_per_address: raw.login_max_failures_per_address,
             login_max_failures_per_account: raw.login_max_failures_per_account,
+            initial_admin_password: raw.initial_admin_password,
             limits: Limits {
                 header_timeout: std::time::Duration::from_secs(raw.header_timeout_secs),
                 body_idle_timeout: std::time::Duration::from_secs(raw.body_idle_timeout_secs),

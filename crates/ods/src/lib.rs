@@ -15,6 +15,7 @@ pub mod config;
 pub mod datadir;
 pub mod db;
 pub mod error;
+pub mod filenames;
 pub mod http;
 pub mod ingest;
 pub mod jobs;

@@ -89,6 +89,8 @@ fn init_logging(debug: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal, never in files or the journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -153,6 +155,7 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                     }
                 },
             };
+            let chosen_password = config.initial_admin_password.is_some();
             let opened = match ods::App::open(config).await {
                 Ok(o) => o,
                 Err(e) => {
@@ -182,8 +185,12 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                     opened.app.config.share_context
                 );
             }
-            if opened.first_start {
-                println!("First start: log in as admin / ods1234! and change the password.");
+            if opened.first_start && chosen_password {
+                println!("First start: log in as admin with ODS_INITIAL_ADMIN_PASSWORD.");
+            } else if opened.first_start {
+                println!(
+                    "First start: log in as admin / ods1234! and change the password (until then it can do nothing else)."
+                );
             }
             let _ = std::io::stdout().flush();
             match ods::launch_with(opened.app, Some(listener), plain, shutdown_signal()).await {

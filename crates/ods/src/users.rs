@@ -1,5 +1,7 @@
 //! The users service: checking a login (username and password, with the failed-login
-//! limiter and the cache of verified credentials) and an API token.
+//! limiter and the cache of verified credentials) and an API token, and the rule that
+//! an account whose password must change (the first-start `admin` / `ods1234!`, or a
+//! user whose password an admin reset) may do nothing but change it.
 
 use crate::app::App;
 use crate::auth::basic::BasicCache;
@@ -66,4 +68,64 @@ pub async fn check_token(app: &App, addr: &str, token: &str) -> Result<UserRow, 
             ))
         }
     }
+}
+
+/// The one error for an account that must change its password before anything else.
+pub fn password_change_required(username: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "password_change_required",
+        format!(
+            "user {username:?} must change its password before doing anything else: \
+             PATCH /api/admin/users/{username} with {{\"password\": \"<new password>\"}}"
+        ),
+    )
+}
+
+/// 403 `password_change_required` unless `u` may act (its password is settled).
+pub fn require_settled(u: &UserRow) -> Result<(), ApiError> {
+    if u.must_change_password {
+        Err(password_change_required(&u.username))
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether a request is one an account whose password must change may still make:
+/// reading its own user (`GET`) or changing it (`PATCH`) at `/api/admin/users/<own name>`.
+pub fn allowed_before_password_change(
+    method: &axum::http::Method,
+    path: &str,
+    username: &str,
+) -> bool {
+    let own = path
+        .strip_prefix("/api/admin/users/")
+        .map(|rest| percent_decoded(rest.trim_end_matches('/')) == username)
+        .unwrap_or(false);
+    own && (method == axum::http::Method::GET || method == axum::http::Method::PATCH)
+}
+
+fn percent_decoded(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Stores a new password hash for user `id`. `own`: the user changed it themself (it is
+/// settled). Otherwise an admin reset it: the user must choose their own at next login,
+/// and every API token of that user is revoked, since a reset is what an admin does
+/// when the old credentials are lost or suspect, and a token made with them must not
+/// outlive them. A user changing their own password keeps their tokens.
+pub async fn set_password(app: &App, id: i64, hash: &str, own: bool) -> Result<(), ApiError> {
+    db::users::set_password(&app.db, id, hash, !own).await?;
+    if !own {
+        let n = db::users::delete_tokens_of(&app.db, id).await?;
+        tracing::info!(
+            user_id = id,
+            tokens_revoked = n,
+            "password reset by an admin"
+        );
+    }
+    app.basic_cache.clear();
+    Ok(())
 }

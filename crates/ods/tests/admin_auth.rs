@@ -197,6 +197,19 @@ async fn users_roles_passwords_and_tokens() {
     assert_eq!(expect_json(r, 200).await["must_change_password"], true);
     expect_unauthorized(call(&s, &ulli_c, Method::GET, "/api/admin/packages", None).await).await;
     let ulli_c = Cred::basic("ulli", "ulli-pass-2");
+    // Until ulli chooses their own password, the reset one does nothing else.
+    let r = call(&s, &ulli_c, Method::GET, "/api/admin/packages", None).await;
+    expect_error(r, 403, "password_change_required").await;
+    let r = call(
+        &s,
+        &ulli_c,
+        Method::PATCH,
+        "/api/admin/users/ulli",
+        Some(json!({"password": "ulli-pass-3", "current_password": "ulli-pass-2"})),
+    )
+    .await;
+    assert_eq!(expect_json(r, 200).await["must_change_password"], false);
+    let ulli_c = Cred::basic("ulli", "ulli-pass-3");
     assert_eq!(
         status(&s, &ulli_c, Method::GET, "/api/admin/packages").await,
         200
@@ -479,6 +492,8 @@ enum Target {
     Pkg,
     /// A package uploaded for this call, by id (for DELETE).
     FreshPkg,
+    /// A package uploaded for this call, by filename (for DELETE).
+    FreshPkgName,
     /// The fixture user `target` (not the caller).
     OtherUser,
     /// A user created for this call (for DELETE).
@@ -585,6 +600,71 @@ fn matrix() -> Vec<Row> {
         row(
             Method::POST,
             "/packages/{id_or_name}/digests",
+            Uploader,
+            T::Pkg,
+            P::None,
+            &[200, 202],
+        ),
+        // The unambiguous forms (issue 9, finding 4).
+        row(
+            Method::GET,
+            "/packages/id/{id}",
+            Viewer,
+            T::FreshPkg,
+            P::None,
+            &[200],
+        ),
+        row(
+            Method::DELETE,
+            "/packages/id/{id}",
+            Uploader,
+            T::FreshPkg,
+            P::None,
+            &[204],
+        ),
+        row(
+            Method::PATCH,
+            "/packages/id/{id}",
+            Uploader,
+            T::FreshPkg,
+            P::Json(json!({"stage": "Test"})),
+            &[200],
+        ),
+        row(
+            Method::POST,
+            "/packages/id/{id}/digests",
+            Uploader,
+            T::FreshPkg,
+            P::None,
+            &[200, 202],
+        ),
+        row(
+            Method::GET,
+            "/packages/name/{filename}",
+            Viewer,
+            T::Pkg,
+            P::None,
+            &[200],
+        ),
+        row(
+            Method::DELETE,
+            "/packages/name/{filename}",
+            Uploader,
+            T::FreshPkgName,
+            P::None,
+            &[204],
+        ),
+        row(
+            Method::PATCH,
+            "/packages/name/{filename}",
+            Uploader,
+            T::Pkg,
+            P::Json(json!({"stage": "Test"})),
+            &[200],
+        ),
+        row(
+            Method::POST,
+            "/packages/name/{filename}/digests",
             Uploader,
             T::Pkg,
             P::None,
@@ -732,6 +812,20 @@ impl Fixture {
                 let id = expect_json(resp, 201).await["id"].as_i64().unwrap();
                 (id.to_string(), format!("/api/admin/packages/{id}"))
             }
+            Target::FreshPkgName => {
+                let name = format!("fresh-named-{n}.pkg");
+                let resp = upload_to(
+                    s,
+                    &admin,
+                    "/api/admin/upload",
+                    &name,
+                    common::bytes(1000, n as u64),
+                    "Dev",
+                )
+                .await;
+                expect_json(resp, 201).await;
+                (name.clone(), format!("/api/admin/packages/name/{name}"))
+            }
             Target::OtherUser => ("target".to_string(), String::new()),
             Target::FreshUser => {
                 let name = format!("fresh{n}");
@@ -748,7 +842,7 @@ impl Fixture {
             Target::NoPeer => ("424242".to_string(), String::new()),
         };
         let mut path = format!("/api/admin{}{}", r.route, r.query);
-        for ph in ["{id_or_name}", "{username}", "{id}"] {
+        for ph in ["{id_or_name}", "{filename}", "{username}", "{id}"] {
             path = path.replace(ph, &param);
         }
         let payload = match &r.payload {
@@ -836,6 +930,7 @@ async fn auth_matrix_covers_every_admin_endpoint() {
     for path in &paths {
         let concrete = format!("/api/admin{path}")
             .replace("{id_or_name}", "1")
+            .replace("{filename}", "matrix.pkg")
             .replace("{username}", "admin")
             .replace("{id}", "1");
         for m in [

@@ -81,7 +81,7 @@ async fn a_stalled_upload_is_cut_off_and_leaves_nothing() {
          Content-Type: application/octet-stream\r\n\r\n"
     );
     let total = head.len() + 10 * 1_048_576;
-    let auth = base64_basic("admin", "ods1234!");
+    let auth = base64_basic(common::ADMIN.0, common::ADMIN.1);
     let req = format!(
         "POST /api/admin/packages HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n\
          Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {total}\r\n\r\n{head}"

@@ -7,7 +7,7 @@ async fn server_starts_and_prints_the_first_login() {
     assert!(
         s.stdout_lines
             .iter()
-            .any(|l| l.contains("admin / ods1234!")),
+            .any(|l| l.contains("First start: log in as admin")),
         "{:?}",
         s.stdout_lines
     );

@@ -389,8 +389,8 @@ fn invalid(r: &Record) -> Option<String> {
     if r.file_size < 0 {
         return Some("negative size".into());
     }
-    if let Some(problem) = crate::model::filename_problem(&r.filename) {
-        return Some(format!("{problem}: {:?}", r.filename));
+    if let Err(why) = crate::filenames::accept(&r.filename) {
+        return Some(why);
     }
     if !crate::mesh::hlc::acceptable(&r.version)
         || crate::mesh::hlc::parse(&r.created_version).is_none()
@@ -411,6 +411,18 @@ pub async fn remote(app: &App, incoming: &Record, from: &PeerRow) -> anyhow::Res
         tracing::warn!(peer = %from.name, uuid = %incoming.uuid, why, "skipping a record from a peer");
         return Ok(false);
     }
+    // A peer's filename is held to the same rule as an upload's: stored in NFC.
+    let normalized;
+    let incoming = match crate::filenames::accept(&incoming.filename) {
+        Ok(nfc) if nfc != incoming.filename => {
+            normalized = Record {
+                filename: nfc,
+                ..incoming.clone()
+            };
+            &normalized
+        }
+        _ => incoming,
+    };
     app.sync.hlc.observe(&incoming.version);
     let db = &app.db;
     let newer =

@@ -45,6 +45,14 @@ pub struct Settings {
     /// Key encrypting sensitive columns: 32 bytes as 64 hex digits or base64 [default: generated once into DATA_DIR/database.key]. Prefer the environment or ODS_CONF
     #[arg(long, env = "DATABASE_KEY", value_name = "KEY", hide_env_values = true)]
     pub database_key: Option<Secret<String>>,
+    /// Password of the `admin` account created at first start (at least 8 characters, not the well-known default); such an admin need not change it. Without it the first start creates admin / ods1234!, which may only change its password. Read only when the database has no users yet
+    #[arg(
+        long,
+        env = "ODS_INITIAL_ADMIN_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub initial_admin_password: Option<Secret<String>>,
     /// Directory for uploads in progress; must be on the blob store's filesystem [default: DATA_DIR/blobs/.staging]
     #[arg(long, env = "UPLOAD_STAGING_DIRECTORY", value_name = "DIR")]
     pub upload_staging_directory: Option<PathBuf>,

@@ -36,7 +36,28 @@ const MIGRATIONS: &[Migration] = &[
         name: "jobs_times_in_ms",
         steps: jobs_times_in_ms,
     },
+    Migration {
+        version: 3,
+        name: "peer_nonces",
+        steps: peer_nonces,
+    },
 ];
+
+/// Migration 3: the nonces of accepted peer requests, kept until their signature
+/// window closes, so a replay is refused after a restart and by every process that
+/// shares the database (issue 9, finding 7).
+fn peer_nonces() -> Vec<Step> {
+    vec![
+        Step::table(
+            table("peer_nonces")
+                .col(text("nonce", 64))
+                .col(int("expires"))
+                .take(),
+        ),
+        index("peer_nonces", "peer_nonces_nonce", &["nonce"], true),
+        index("peer_nonces", "peer_nonces_expires", &["expires"], false),
+    ]
+}
 
 /// Migration 2: `jobs.created` and `jobs.updated` were Unix seconds beside `run_at`
 /// and `lease_until` in milliseconds; now the whole table is milliseconds. A value

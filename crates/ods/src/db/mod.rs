@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod events;
 pub mod jobs;
 pub mod migrations;
+pub mod nonces;
 pub mod packages;
 pub mod peers;
 pub mod server;

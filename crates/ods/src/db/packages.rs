@@ -37,14 +37,15 @@ pub async fn list(db: &Db) -> sqlx::Result<Vec<PackageRow>> {
 }
 
 /// By database id when the text is a number, else by filename (as the seed).
-pub async fn find(db: &Db, id_or_name: &str) -> sqlx::Result<Option<PackageRow>> {
-    if let Ok(id) = id_or_name.parse::<i64>() {
-        let sql = format!("SELECT {COLS} FROM packages WHERE id = ?");
-        if let Some(r) = db.q(&sql).bind(id).fetch_optional(db.reader()).await? {
-            return PackageRow::from_row(&r).map(Some);
-        }
-    }
-    find_by_filename(db, db.reader(), id_or_name).await
+pub async fn find_by_id(db: &Db, id: i64) -> sqlx::Result<Option<PackageRow>> {
+    let sql = format!("SELECT {COLS} FROM packages WHERE id = ?");
+    db.q(&sql)
+        .bind(id)
+        .fetch_optional(db.reader())
+        .await?
+        .as_ref()
+        .map(PackageRow::from_row)
+        .transpose()
 }
 
 pub async fn find_by_filename<'c, E>(

@@ -99,6 +99,16 @@ pub async fn set_password(db: &Db, id: i64, hash: &str, must_change: bool) -> sq
     Ok(())
 }
 
+/// Deletes every API token of a user; returns how many there were.
+pub async fn delete_tokens_of(db: &Db, user_id: i64) -> sqlx::Result<u64> {
+    let r = db
+        .q("DELETE FROM api_tokens WHERE user_id = ?")
+        .bind(user_id)
+        .execute(db.writer())
+        .await?;
+    Ok(r.rows_affected())
+}
+
 pub async fn set_role(db: &Db, conn: &mut AnyConnection, id: i64, role: Role) -> sqlx::Result<()> {
     db.q("UPDATE users SET role = ?, updated = ? WHERE id = ?")
         .bind(role.as_str())

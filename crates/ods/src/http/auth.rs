@@ -1,6 +1,8 @@
 //! The authenticated caller of an admin API request, read from the request:
 //! `Authorization: Bearer <token>` or HTTP Basic (axum-extra's typed header), checked
-//! by the `users` service.
+//! by the `users` service. An account whose password must change gets 403
+//! `password_change_required` here for every request but reading or changing its own
+//! user (`users::allowed_before_password_change`).
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -73,33 +75,63 @@ impl FromRequestParts<App> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let addr = client_addr(parts);
-        if parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .is_none()
-        {
-            return Err(ApiError::unauthorized(
-                "this needs authentication: send Authorization: Bearer <token> or HTTP Basic",
-            ));
-        }
-        if let Some(Authorization(bearer)) = parts.headers.typed_get::<Authorization<Bearer>>() {
-            return users::check_token(app, &addr, bearer.token().trim())
-                .await
-                .map(Principal::from);
-        }
-        match basic_credentials(parts) {
-            Some(creds) => {
-                let (user, pass) = creds?;
-                users::check_password(app, &addr, &user, &pass)
-                    .await
-                    .map(Principal::from)
+        let who = authenticate(parts, app).await?;
+        if who.must_change_password {
+            let path = parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map(|u| u.0.path().to_string())
+                .unwrap_or_else(|| parts.uri.path().to_string());
+            if !users::allowed_before_password_change(&parts.method, &path, &who.username) {
+                return Err(users::password_change_required(&who.username));
             }
-            None => Err(ApiError::unauthorized(
-                "unsupported Authorization scheme: use Bearer or Basic",
-            )),
         }
+        Ok(who)
+    }
+}
+
+impl Principal {
+    /// For `PATCH /users/<own name>` by an account whose password must change: the
+    /// request must set a new password and change nothing else.
+    pub fn require_only_password_change(
+        &self,
+        sets_password: bool,
+        changes_other: bool,
+    ) -> Result<(), ApiError> {
+        if self.must_change_password && (!sets_password || changes_other) {
+            return Err(users::password_change_required(&self.username));
+        }
+        Ok(())
+    }
+}
+
+async fn authenticate(parts: &mut Parts, app: &App) -> Result<Principal, ApiError> {
+    let addr = client_addr(parts);
+    if parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_none()
+    {
+        return Err(ApiError::unauthorized(
+            "this needs authentication: send Authorization: Bearer <token> or HTTP Basic",
+        ));
+    }
+    if let Some(Authorization(bearer)) = parts.headers.typed_get::<Authorization<Bearer>>() {
+        return users::check_token(app, &addr, bearer.token().trim())
+            .await
+            .map(Principal::from);
+    }
+    match basic_credentials(parts) {
+        Some(creds) => {
+            let (user, pass) = creds?;
+            users::check_password(app, &addr, &user, &pass)
+                .await
+                .map(Principal::from)
+        }
+        None => Err(ApiError::unauthorized(
+            "unsupported Authorization scheme: use Bearer or Basic",
+        )),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod client;
 pub mod docs;
 pub mod headers;
 pub mod linger;
+mod package_ref;
 pub mod peer;
 pub mod ranges;
 pub mod serve;

@@ -71,7 +71,13 @@ fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn check(app: &App, secret: &[u8], parts: &Parts, body: &[u8], sender: &str) -> ApiResult<()> {
+async fn check(
+    app: &App,
+    secret: &[u8],
+    parts: &Parts,
+    body: &[u8],
+    sender: &str,
+) -> ApiResult<()> {
     let sig = header(parts, SIG_HEADER)
         .ok_or_else(|| refused("this is the peer API: requests must be signed"))?;
     // Inside `nest` the URI lost its prefix: sign and verify the one the client sent.
@@ -93,6 +99,7 @@ fn check(app: &App, secret: &[u8], parts: &Parts, body: &[u8], sender: &str) -> 
         &app.sync.nonces,
     )
     .map_err(|r| refused(r.message()))?;
+    crate::peers::replay::record(app, sig).await?;
     app.sync.stats.peer_requests.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
@@ -101,16 +108,15 @@ fn check(app: &App, secret: &[u8], parts: &Parts, body: &[u8], sender: &str) -> 
 async fn authenticate(app: &App, parts: &Parts, body: &[u8]) -> ApiResult<PeerRow> {
     let sender = header(parts, ISS_HEADER)
         .ok_or_else(|| refused("this is the peer API: requests must be signed"))?;
-    let peer = db::peers::by_iss(&app.db, sender)
-        .await?
-        .ok_or_else(|| refused("the sending server is not registered here"))?;
-    let sealed = peer
-        .secret_sealed
-        .as_deref()
-        .ok_or_else(|| refused("the link has no secret"))?;
-    let secret = app.sealer.open(sealed)?;
-    check(app, secret.as_bytes(), parts, body, sender)?;
-    Ok(peer)
+    let peer = db::peers::by_iss(&app.db, sender).await?;
+    // An unknown sender is checked against a secret nobody has, so it gets exactly the
+    // answer a bad signature gets (issue 9, finding 10).
+    let secret = match peer.as_ref().and_then(|p| p.secret_sealed.as_deref()) {
+        Some(sealed) => app.sealer.open(sealed)?,
+        None => crate::secrets::random_id(),
+    };
+    check(app, secret.as_bytes(), parts, body, sender).await?;
+    peer.ok_or_else(|| refused(auth::Refusal::BadSignature.message()))
 }
 
 #[utoipa::path(
@@ -135,7 +141,7 @@ async fn register(
     let sender = header(&parts, ISS_HEADER)
         .ok_or_else(|| refused("registration must be signed"))?
         .to_string();
-    check(&app, key.as_bytes(), &parts, &body, &sender)?;
+    check(&app, key.as_bytes(), &parts, &body, &sender).await?;
     let hello: Identity = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("registration body: {e}")))?;
     if hello.iss != sender || hello.iss.len() != 32 {

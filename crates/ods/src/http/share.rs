@@ -173,7 +173,7 @@ async fn download(
         match basic_credentials(&parts) {
             Some(creds) => {
                 let (u, p) = creds?;
-                check_password(&app, &addr, &u, &p).await?;
+                crate::users::require_settled(&check_password(&app, &addr, &u, &p).await?)?;
             }
             None => {
                 return Err(ApiError::unauthorized(

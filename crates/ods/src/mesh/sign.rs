@@ -98,6 +98,21 @@ impl NonceCache {
     }
 }
 
+/// The nonce of a signature header and the Unix second until which a request with
+/// it could be accepted (its time plus the allowed skew).
+pub fn nonce_window(header: &str) -> Option<(&str, i64)> {
+    let mut t = None;
+    let mut n = None;
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = v.parse::<i64>().ok(),
+            Some(("n", v)) => n = Some(v),
+            _ => {}
+        }
+    }
+    Some((n?, t?.checked_add(MAX_SKEW_SECS + 1)?))
+}
+
 /// Checks a signature header for a request addressed to `receiver`.
 #[allow(clippy::too_many_arguments)]
 pub fn verify(

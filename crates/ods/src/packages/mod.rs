@@ -134,12 +134,70 @@ async fn record_upload(
     Ok(seq)
 }
 
-pub async fn find(app: &App, id_or_name: &str) -> ApiResult<PackageRow> {
-    db::packages::find(&app.db, id_or_name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(format!("no package with id or filename {id_or_name:?}"))
+/// How an API request names a package: `/packages/id/{id}`, `/packages/name/{filename}`,
+/// or the seed's `/packages/{id_or_name}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackageRef {
+    Id(i64),
+    Name(String),
+    IdOrName(String),
+}
+
+/// The one package `r` names, or 404. The seed's id-or-name form never guesses: a
+/// numeric string that is the id of one package and the filename of another is 409
+/// `ambiguous_package` (use `/packages/id/..` or `/packages/name/..`), so no request
+/// acts on a package other than the one its caller meant.
+pub async fn resolve(app: &App, r: &PackageRef) -> ApiResult<PackageRow> {
+    let db = &app.db;
+    let found = match r {
+        PackageRef::Id(id) => db::packages::find_by_id(db, *id).await?,
+        PackageRef::Name(name) => find_by_name(app, name).await?,
+        PackageRef::IdOrName(s) => {
+            let by_name = find_by_name(app, s).await?;
+            let by_id = match s.parse::<i64>() {
+                Ok(id) if s.bytes().all(|b| b.is_ascii_digit()) => {
+                    db::packages::find_by_id(db, id).await?
+                }
+                _ => None,
+            };
+            match (by_id, by_name) {
+                (Some(a), Some(b)) if a.id != b.id => {
+                    return Err(ApiError::conflict(
+                        "ambiguous_package",
+                        format!(
+                            "{s:?} is the id of {:?} and the filename of package {}; \
+                             say which with /api/admin/packages/id/{s} or /api/admin/packages/name/{s}",
+                            a.filename, b.id
+                        ),
+                    ));
+                }
+                (Some(p), _) | (None, Some(p)) => Some(p),
+                (None, None) => None,
+            }
+        }
+    };
+    found.ok_or_else(|| {
+        ApiError::not_found(match r {
+            PackageRef::Id(id) => format!("no package with id {id}"),
+            PackageRef::Name(n) => format!("no package named {n:?}"),
+            PackageRef::IdOrName(s) => format!("no package with id or filename {s:?}"),
         })
+    })
+}
+
+/// The package stored under `name` (see `filenames::lookup_forms` for the spellings tried).
+async fn find_by_name(app: &App, name: &str) -> ApiResult<Option<PackageRow>> {
+    for form in crate::filenames::lookup_forms(name) {
+        if let Some(p) = db::packages::find_by_filename(&app.db, app.db.reader(), &form).await? {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
+/// A package by its database id, or 404.
+pub async fn by_id(app: &App, id: i64) -> ApiResult<PackageRow> {
+    resolve(app, &PackageRef::Id(id)).await
 }
 
 pub async fn delete(app: &App, pkg: &PackageRow) -> ApiResult<()> {

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod notify;
 pub mod offer;
+pub mod replay;
 pub mod transfer;
 
 use serde::{Deserialize, Serialize};

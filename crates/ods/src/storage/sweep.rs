@@ -42,6 +42,8 @@ impl<C: Context> Run<C> for Sweep {
             }
         }
         let pruned = db::jobs::prune_done(ctx.db(), now_millis() - 7 * 86_400_000).await?;
+        let nonces = db::nonces::prune(ctx.db(), now_millis() / 1000).await?;
+        tracing::debug!(nonces, "expired peer nonces pruned");
         tracing::info!(staged, removed, pruned, "housekeeping done");
         let mut conn = ctx.db().writer().acquire().await?;
         // The running row still holds the key as 'running', so this queues the next one.

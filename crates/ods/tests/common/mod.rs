@@ -11,7 +11,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const ADMIN: (&str, &str) = ("admin", "ods1234!");
+/// The admin every test server starts with: `Server::command` sets this password
+/// with `ODS_INITIAL_ADMIN_PASSWORD`, so it need not be changed. This is the one place
+/// the tests' admin password is chosen.
+pub const ADMIN: (&str, &str) = ("admin", "ods-test-admin-1");
+/// The well-known first-start admin, which may only change its password; a server
+/// started with `Opts { default_admin: true, .. }` has it instead of `ADMIN`.
+pub const DEFAULT_ADMIN: (&str, &str) = ("admin", "ods1234!");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -150,6 +156,9 @@ pub struct Opts {
     pub args: Vec<String>,
     /// A CA (PEM) the test's client trusts, for a server with TLS.
     pub ca: Option<PathBuf>,
+    /// Start like a real first start, without `ODS_INITIAL_ADMIN_PASSWORD`: the admin
+    /// is `DEFAULT_ADMIN` and must change its password before anything else.
+    pub default_admin: bool,
 }
 
 /// The test's client of a server: no proxy, and trusting `ca` when there is one.
@@ -224,6 +233,10 @@ impl Server {
             c.env_remove(k);
         }
         c.env("ODS_JOB_POLL_MS", "100");
+        c.env_remove("ODS_INITIAL_ADMIN_PASSWORD");
+        if !self.opts.default_admin {
+            c.env("ODS_INITIAL_ADMIN_PASSWORD", ADMIN.1);
+        }
         for (k, v) in &self.opts.env {
             c.env(k, v);
         }

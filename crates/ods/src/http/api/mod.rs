@@ -5,6 +5,7 @@
 mod about;
 mod events;
 mod jobs;
+mod package_paths;
 mod packages;
 mod registry;
 mod system;
@@ -42,6 +43,18 @@ pub fn routes() -> OpenApiRouter<App> {
             packages::update_package
         ))
         .routes(routes!(packages::compute_digests))
+        .routes(routes!(
+            package_paths::get_by_id,
+            package_paths::delete_by_id,
+            package_paths::update_by_id
+        ))
+        .routes(routes!(package_paths::digests_by_id))
+        .routes(routes!(
+            package_paths::get_by_name,
+            package_paths::delete_by_name,
+            package_paths::update_by_name
+        ))
+        .routes(routes!(package_paths::digests_by_name))
         .routes(routes!(registry::register))
         .routes(routes!(registry::list_registered))
         .routes(routes!(registry::unregister, registry::update_registered))

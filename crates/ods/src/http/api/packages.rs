@@ -2,7 +2,7 @@
 //! delete, change stage, and ask for the Jamf digests.
 
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -16,8 +16,9 @@ use crate::http::auth::Principal;
 use crate::http::docs::{AdminErrors, BadRequest, Conflict, JsonErrors, NotFound};
 use crate::ingest::{Ingest, Received};
 use crate::model::Role;
-use crate::model::{Stage, Status, filename_problem, human_size, iso_seconds};
+use crate::model::{Stage, Status, human_size, iso_seconds};
 use crate::packages as svc;
+use crate::packages::PackageRef;
 
 use super::about::parse_stage;
 
@@ -140,15 +141,15 @@ pub async fn list_packages(
     tag = "packages",
     description = "One package by database id or filename, with its chunks. Needs the `viewer` role.",
     params(IdOrName),
-    responses((status = 200, description = "The package.", body = PackageDetail), NotFound, AdminErrors)
+    responses((status = 200, description = "The package.", body = PackageDetail), NotFound, Conflict, AdminErrors)
 )]
 pub async fn get_package(
     State(app): State<App>,
     who: Principal,
-    Path(id_or_name): Path<String>,
+    pkg: PackageRef,
 ) -> ApiResult<axum::Json<PackageDetail>> {
     who.require(Role::Viewer)?;
-    let p = svc::find(&app, &id_or_name).await?;
+    let p = svc::resolve(&app, &pkg).await?;
     let l = package_now(&app, &p).await?;
     let chunks = db::packages::chunks(&app.db, &p.sha256).await?;
     let blob = db::packages::blob(&app.db, &p.sha256).await?;
@@ -191,15 +192,15 @@ pub struct IdOrName {
     tag = "packages",
     description = "Deletes a package here and, through sync, everywhere. Needs the `uploader` role.",
     params(IdOrName),
-    responses((status = 204, description = "Deleted."), NotFound, AdminErrors)
+    responses((status = 204, description = "Deleted."), NotFound, Conflict, AdminErrors)
 )]
 pub async fn delete_package(
     State(app): State<App>,
     who: Principal,
-    Path(id_or_name): Path<String>,
+    pkg: PackageRef,
 ) -> ApiResult<StatusCode> {
     who.require(Role::Uploader)?;
-    let p = svc::find(&app, &id_or_name).await?;
+    let p = svc::resolve(&app, &pkg).await?;
     svc::delete(&app, &p).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -219,21 +220,21 @@ pub struct PackageUpdate {
     description = "Changes a package's stage (promote or demote). Needs the `uploader` role.",
     params(IdOrName),
     request_body = PackageUpdate,
-    responses((status = 200, description = "The package as it is now.", body = Package), NotFound, JsonErrors, AdminErrors)
+    responses((status = 200, description = "The package as it is now.", body = Package), NotFound, Conflict, JsonErrors, AdminErrors)
 )]
 pub async fn update_package(
     State(app): State<App>,
     who: Principal,
-    Path(id_or_name): Path<String>,
+    pkg: PackageRef,
     JsonBody(body): JsonBody<PackageUpdate>,
 ) -> ApiResult<axum::Json<Package>> {
     who.require(Role::Uploader)?;
     let stage = parse_stage(&body.stage)?;
-    let p = svc::find(&app, &id_or_name).await?;
+    let p = svc::resolve(&app, &pkg).await?;
     if p.stage != stage {
         svc::set_stage(&app, &p, stage).await?;
     }
-    let p = svc::find(&app, &p.id.to_string()).await?;
+    let p = svc::by_id(&app, p.id).await?;
     Ok(axum::Json(package_now(&app, &p).await?))
 }
 
@@ -252,17 +253,17 @@ pub struct DigestsQueued {
     responses(
         (status = 200, description = "Already computed.", body = DigestsQueued),
         (status = 202, description = "Queued.", body = DigestsQueued),
-        NotFound,
+        NotFound, Conflict,
         AdminErrors
     )
 )]
 pub async fn compute_digests(
     State(app): State<App>,
     who: Principal,
-    Path(id_or_name): Path<String>,
+    pkg: PackageRef,
 ) -> ApiResult<(StatusCode, axum::Json<DigestsQueued>)> {
     who.require(Role::Uploader)?;
-    let p = svc::find(&app, &id_or_name).await?;
+    let p = svc::resolve(&app, &pkg).await?;
     let queued = svc::request_digests(&app, &p).await?;
     let status = if queued {
         StatusCode::ACCEPTED
@@ -427,13 +428,10 @@ async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, axum::Json<Uploaded>)> {
     who.require(Role::Uploader)?;
-    let mut multipart = multipart.map_err(|e| {
+    let mut multipart = multipart.map_err(|_| {
         ApiError::bad_request(
             "invalid_multipart",
-            format!(
-                "send the upload as multipart/form-data with fields file and stage ({})",
-                e.body_text()
-            ),
+            "the upload must be multipart/form-data (Content-Type: multipart/form-data with a boundary), with the fields file and stage",
         )
     })?;
     let mut stage = None;
@@ -453,15 +451,19 @@ async fn upload(
                         "send one file per upload",
                     ));
                 }
-                let filename = field.file_name().map(str::to_string).ok_or_else(|| {
+                let filename = crate::filenames::multipart_filename(
+                    field
+                        .headers()
+                        .get("content-disposition")
+                        .and_then(|v| v.to_str().ok()),
+                    field.file_name(),
+                )
+                .map_err(|why| ApiError::bad_request("invalid_filename", why))?
+                .ok_or_else(|| {
                     ApiError::bad_request("missing_filename", "the file field has no filename")
                 })?;
-                if let Some(problem) = filename_problem(&filename) {
-                    return Err(ApiError::bad_request(
-                        "invalid_filename",
-                        format!("{problem}: {filename:?}"),
-                    ));
-                }
+                let filename = crate::filenames::accept(&filename)
+                    .map_err(|why| ApiError::bad_request("invalid_filename", why))?;
                 if replace == Some(false) || (replace.is_none() && query.replace.is_some()) {
                     // Known already that this must not replace: refuse before reading the body.
                     if db::packages::find_by_filename(&app.db, app.db.reader(), &filename)

@@ -216,6 +216,7 @@ pub async fn update_user(
     if !own {
         who.require(Role::Admin)?;
     }
+    who.require_only_password_change(body.password.is_some(), body.role.is_some())?;
     let user = find(&app, &name).await?;
     let role = body.role.as_deref().map(parse_role).transpose()?;
     if let Some(new) = &body.password {
@@ -244,8 +245,7 @@ pub async fn update_user(
     }
     if let Some(new) = body.password {
         let hash = password::hash_async(new).await?;
-        // An admin setting someone else's password makes them choose their own next.
-        db::users::set_password(&app.db, user.id, &hash, !own).await?;
+        crate::users::set_password(&app, user.id, &hash, own).await?;
     }
     app.basic_cache.clear();
     Ok(axum::Json(to_json(&find(&app, &name).await?)))
