@@ -179,8 +179,8 @@ async fn failed_logins_through_nginx_lock_out_only_their_client() {
             i + 1
         );
     }
-    assert_eq!(about(&bad, "ods1234!").await.unwrap().status(), 429);
-    let r = about(&good, "ods1234!").await.unwrap();
+    assert_eq!(about(&bad, common::ADMIN.1).await.unwrap().status(), 429);
+    let r = about(&good, common::ADMIN.1).await.unwrap();
     assert_eq!(r.status(), 200, "another client of the same nginx");
     assert_eq!(
         r.headers().get("cache-control").unwrap(),
@@ -294,7 +294,7 @@ async fn an_upload_of_more_than_2_gb_streams_through_nginx() {
     let r = s
         .http
         .post(nginx.at("/api/admin/upload"))
-        .basic_auth("admin", Some("ods1234!"))
+        .basic_auth(common::ADMIN.0, Some(common::ADMIN.1))
         .multipart(form)
         .send()
         .await

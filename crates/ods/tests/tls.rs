@@ -108,7 +108,7 @@ fn trusting(ca: Option<&Path>) -> reqwest::Client {
 async fn about(client: &reqwest::Client, s: &Server) -> reqwest::Result<reqwest::Response> {
     client
         .get(s.at("/api/admin/about"))
-        .basic_auth("admin", Some("ods1234!"))
+        .basic_auth(common::ADMIN.0, Some(common::ADMIN.1))
         .send()
         .await
 }
@@ -380,7 +380,7 @@ async fn a_plain_listener_beside_tls_serves_only_the_jamf_path() {
     for path in ["/share/jamf.pkg", "/api/admin/about", "/api/ods/catalog"] {
         let r = c
             .get(format!("{plain}{path}"))
-            .basic_auth("admin", Some("ods1234!"))
+            .basic_auth(common::ADMIN.0, Some(common::ADMIN.1))
             .send()
             .await
             .unwrap();

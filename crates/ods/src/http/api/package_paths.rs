@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::error::ApiResult;
 use crate::http::JsonBody;
 use crate::http::auth::Principal;
-use crate::http::docs::{AdminErrors, JsonErrors, NotFound};
+use crate::http::docs::{AdminErrors, BadRequest, JsonErrors, NotFound};
 use crate::packages::PackageRef;
 
 /// Declares the four package operations under one addressing form.
@@ -23,7 +23,7 @@ macro_rules! by_form {
         #[utoipa::path(get, path = concat!("/packages/", $form, "/{", $param, "}"), tag = "packages",
             description = concat!("One package by its ", $what, ", with its chunks. Needs the `viewer` role."),
             params(($param = $ty, Path, description = concat!("The package's ", $what, "."))),
-            responses((status = 200, description = "The package.", body = PackageDetail), NotFound, AdminErrors))]
+            responses((status = 200, description = "The package.", body = PackageDetail), BadRequest, NotFound, AdminErrors))]
         pub async fn $get(
             app: State<App>,
             who: Principal,
@@ -35,7 +35,7 @@ macro_rules! by_form {
         #[utoipa::path(delete, path = concat!("/packages/", $form, "/{", $param, "}"), tag = "packages",
             description = concat!("Deletes the package with this ", $what, " here and, through sync, everywhere. Needs the `uploader` role."),
             params(($param = $ty, Path, description = concat!("The package's ", $what, "."))),
-            responses((status = 204, description = "Deleted."), NotFound, AdminErrors))]
+            responses((status = 204, description = "Deleted."), BadRequest, NotFound, AdminErrors))]
         pub async fn $delete(app: State<App>, who: Principal, pkg: PackageRef) -> ApiResult<StatusCode> {
             delete_package(app, who, pkg).await
         }
@@ -60,6 +60,7 @@ macro_rules! by_form {
             responses(
                 (status = 200, description = "Already computed.", body = DigestsQueued),
                 (status = 202, description = "Queued.", body = DigestsQueued),
+                BadRequest,
                 NotFound,
                 AdminErrors
             ))]
