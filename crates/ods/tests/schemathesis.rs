@@ -126,7 +126,10 @@ async fn schemathesis_finds_no_failure() {
         .args(["--exclude-path", "/api/admin/register"])
         .args(["--max-examples", "50"])
         .args(["--max-time", &max_time])
-        .args(["--workers", "2"])
+        // One worker: CPython 3.11 can crash inside Hypothesis when two threads parse
+        // source at once ("AST constructor recursion depth mismatch"), an error of the
+        // tool, not a finding.
+        .args(["--workers", "1"])
         .args(["--request-timeout", "30"])
         .args(["--seed", "6"]);
     let out = tokio::task::spawn_blocking(move || cmd.output())
