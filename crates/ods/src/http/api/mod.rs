@@ -6,7 +6,7 @@ pub(crate) mod about;
 mod events;
 mod jobs;
 mod package_paths;
-mod packages;
+pub(crate) mod packages;
 mod registry;
 pub(crate) mod system;
 mod tokens;

@@ -37,6 +37,7 @@
 mod admin;
 mod assets;
 mod login;
+mod packages;
 mod session;
 
 use axum::Router;
@@ -53,7 +54,7 @@ use crate::model::Role;
 pub use session::Session;
 
 /// Where a logged-in browser lands (`/` and after login).
-pub const HOME: &str = "/admin";
+pub const HOME: &str = "/packages";
 
 /// The tabs of the navigation bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,14 +133,15 @@ pub fn routes(app: &App) -> Router<App> {
         .route("/admin/system", get(admin::system_fragment))
         .route("/admin/key", get(admin::key_fragment))
         .route("/admin/settings", post(admin::save_settings))
+        .merge(packages::routes())
         .route("/static/{*path}", get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            render_failures,
+            csrf_guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            csrf_guard,
+            render_failures,
         ))
         .layer(axum::middleware::from_fn(security_headers))
 }
