@@ -82,6 +82,12 @@ def packages_tab(page, path):
     name, row = upload(page, path)
     for col in ["Filename", "Size", "SHA1 Hash", "State", "Stage"]:
         expect(page.get_by_role("columnheader", name=col, exact=True)).to_be_visible()
+    docs = os.environ.get("ODS_DOCS_SHOT")
+    if docs:
+        page.set_viewport_size({"width": 1280, "height": 720})
+        page.screenshot(path=docs)
+        ok(f"README screenshot {docs}")
+    page.set_viewport_size(odsui.LAPTOP)
     row.get_by_text("SHA-256").click()
     expect(row.locator("details .mono")).to_have_text(re.compile("^[0-9a-f]{64}$"))
     ok("SHA-256 on demand")
@@ -90,11 +96,6 @@ def packages_tab(page, path):
     )
     ok("copyable download URLs")
     odsui.shot(page, "packages")
-    docs = os.environ.get("ODS_DOCS_SHOT")
-    if docs:
-        page.set_viewport_size({"width": 1280, "height": 720})
-        page.screenshot(path=docs)
-        ok(f"README screenshot {docs}")
     page.set_viewport_size(odsui.TABLET)
     odsui.shot(page, "packages-tablet")
     page.set_viewport_size(odsui.LAPTOP)
