@@ -142,7 +142,7 @@ pub enum SortOrder {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Only packages whose filename contains this text (any letter case).
+    /// Only packages whose filename contains this text (any letter case; control characters are ignored).
     #[param(max_length = 255)]
     pub q: Option<String>,
     /// Sort by this column [default: id].
@@ -185,15 +185,21 @@ impl ListQuery {
                 "offset must be 0 or more",
             ));
         }
-        let search = self.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
-        if search.is_some_and(|s| s.chars().count() > 255 || s.chars().any(char::is_control)) {
+        if self.q.as_ref().is_some_and(|q| q.chars().count() > 255) {
             return Err(ApiError::bad_request(
                 "invalid_query",
-                "q may have at most 255 characters, none of them control characters",
+                "q may have at most 255 characters",
             ));
         }
+        // Control characters cannot be in a filename: they are left out of the search.
+        let search = self
+            .q
+            .as_deref()
+            .map(|q| q.chars().filter(|c| !c.is_control()).collect::<String>())
+            .map(|q| q.trim().to_string())
+            .filter(|s| !s.is_empty());
         Ok(db::packages::PageQuery {
-            search: search.map(str::to_string),
+            search,
             sort: match self.sort.unwrap_or(SortBy::Id) {
                 SortBy::Id => SortKey::Id,
                 SortBy::Filename => SortKey::Filename,
