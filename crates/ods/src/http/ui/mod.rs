@@ -129,6 +129,7 @@ pub fn routes(app: &App) -> Router<App> {
             "/account/password",
             get(login::password_page).post(login::change_password),
         )
+        .route("/account", get(login::account_page))
         .route("/admin", get(admin::page))
         .route("/admin/system", get(admin::system_fragment))
         .route("/admin/key", get(admin::key_fragment))
@@ -310,4 +311,33 @@ async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(header::VARY, HeaderValue::from_static("Cookie"));
     }
     resp
+}
+
+/// Whether a request the router has no route for comes from a browser wanting a page
+/// (not the API, not a download client).
+pub fn wants_page(path: &str, headers: &HeaderMap) -> bool {
+    !(path == "/api" || path.starts_with("/api/"))
+        && headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+}
+
+/// The 404 page for a browser (no session needed: it names no data).
+pub fn not_found_page() -> Response {
+    let mut layout = Layout::anonymous("Not found", String::new());
+    layout.error = Some("There is no such page on this server.".into());
+    let page = session::ErrorPage { layout, back: "/" };
+    let mut r = (StatusCode::NOT_FOUND, page).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
 }
