@@ -6,6 +6,7 @@ pub(crate) mod about;
 mod events;
 mod jobs;
 mod package_paths;
+mod package_query;
 pub(crate) mod packages;
 mod registry;
 pub(crate) mod system;
