@@ -9,13 +9,17 @@
 //!    filling `{% block content %}`. Its struct has a `layout: Layout` field (the tabs,
 //!    the user, the CSRF token, the error banner and the flash message) and derives
 //!    `askama::Template` + `askama_web::WebTemplate`, so it is a response.
+//!    The template's module must `use super::Tab` (base.html compares `layout.tab`).
 //! 2. **Handler**: in `ui/NAME.rs`, take `s: Session` (the logged-in user; without one
 //!    the browser is sent to the login form), check the role first with
 //!    `s.require(Role::Admin)?` (the API's `Principal::require` rules), call the
 //!    service the API handler calls, and build `Layout::new(&s, Tab::Name, "Title")`.
 //!    Return `UiResult<impl IntoResponse>`: `?` on an `ApiError` becomes the error
 //!    page (or, for an htmx request, the error banner) with the error in words an
-//!    admin understands (`words`), never JSON.
+//!    admin understands (`words`), never JSON. Need the client address (for the
+//!    login limiter) or the origin? Take `login::Req(parts)` beside the `Session`.
+//!    Live parts of a page are fragments polled with htmx (`hx-get` + `hx-trigger=
+//!    "every 2s"`); see `packages.rs` for one that answers 204 while unchanged.
 //! 3. **Route**: add it in `routes()` below. GET pages and fragments; every change is
 //!    a POST (forms post to a 2-segment path such as `/packages/stage`, so nothing
 //!    can shadow the Jamf share path `/<context>/Packages/<name>`).
