@@ -52,6 +52,8 @@ pub struct Config {
     pub allow_insecure_peers: bool,
     pub job_poll_ms: u64,
     pub sync_interval_secs: u64,
+    /// How webhooks are sent (`webhook_*` and `notify_parallel` keys).
+    pub webhooks: Webhooks,
     pub max_transfers: usize,
     pub login_window_secs: u64,
     pub login_max_failures_per_address: u32,
@@ -63,6 +65,17 @@ pub struct Config {
     /// What `ods serve` will create on first start (`check-config` only; empty after
     /// `KeyFiles::Create`). A key listed here is empty in this `Config`.
     pub pending: Vec<String>,
+}
+
+/// How webhooks are sent.
+#[derive(Debug, Clone)]
+pub struct Webhooks {
+    pub timeout: std::time::Duration,
+    pub max_attempts: u32,
+    pub retry_base: std::time::Duration,
+    pub allow_link_local: bool,
+    /// Slots of the notification job lane.
+    pub parallel: usize,
 }
 
 /// The HTTP listener's connection limits (config keys `header_timeout_secs`, `body_idle_timeout_secs`,
@@ -301,6 +314,13 @@ impl Config {
             allow_insecure_peers: raw.allow_insecure_peers,
             job_poll_ms: raw.job_poll_ms,
             sync_interval_secs: raw.sync_interval_secs.max(1),
+            webhooks: Webhooks {
+                timeout: std::time::Duration::from_secs(raw.webhook_timeout_secs.clamp(1, 300)),
+                max_attempts: raw.webhook_max_attempts.clamp(1, 50),
+                retry_base: std::time::Duration::from_millis(raw.webhook_retry_base_ms.max(1)),
+                allow_link_local: raw.webhook_allow_link_local,
+                parallel: raw.notify_parallel.clamp(1, 64) as usize,
+            },
             max_transfers: raw.max_transfers.clamp(1, 64) as usize,
             login_window_secs: raw.login_window_secs,
             login_max_failures_per_address: raw.login_max_failures_per_address,

@@ -128,6 +128,51 @@ pub struct Settings {
         default_value_t = 60
     )]
     pub sync_interval_secs: u64,
+    /// Seconds a webhook receiver has to answer (connect included) before the attempt counts as failed (1 to 300)
+    #[arg(
+        long,
+        env = "ODS_WEBHOOK_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 10
+    )]
+    pub webhook_timeout_secs: u64,
+    /// Attempts per webhook delivery before it is marked failed (1 to 50)
+    #[arg(
+        long,
+        env = "ODS_WEBHOOK_MAX_ATTEMPTS",
+        value_name = "N",
+        default_value_t = 8
+    )]
+    pub webhook_max_attempts: u32,
+    /// Delay before the first webhook retry, doubling after each failed attempt up to six hours
+    #[arg(
+        long,
+        env = "ODS_WEBHOOK_RETRY_BASE_MS",
+        value_name = "MS",
+        default_value_t = 5000
+    )]
+    pub webhook_retry_base_ms: u64,
+    /// Allow webhook URLs whose host resolves to a link-local or cloud metadata address (169.254.0.0/16, fe80::/10, fd00:ec2::254); refused by default, when created and when sent
+    #[arg(
+        long,
+        env = "ODS_WEBHOOK_ALLOW_LINK_LOCAL",
+        value_name = "BOOL",
+        default_value_t = false,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+        action = ArgAction::Set
+    )]
+    pub webhook_allow_link_local: bool,
+    /// Notification deliveries running at once, in a job lane of their own so slow receivers never hold up sync jobs (1 to 64)
+    #[arg(
+        long,
+        env = "ODS_NOTIFY_PARALLEL",
+        value_name = "N",
+        default_value_t = 8
+    )]
+    pub notify_parallel: u32,
     /// Package transfers running at once (1 to 64)
     #[arg(long, env = "ODS_MAX_TRANSFERS", value_name = "N", default_value_t = 4)]
     pub max_transfers: u64,

@@ -41,7 +41,81 @@ const MIGRATIONS: &[Migration] = &[
         name: "peer_nonces",
         steps: peer_nonces,
     },
+    Migration {
+        version: 5,
+        name: "webhooks",
+        steps: webhooks,
+    },
 ];
+
+/// Migration 5: webhooks (issue 8 item 1). `webhooks` are the subscriptions (secret
+/// sealed), `webhook_deliveries` one message to one webhook (its body fixed when the
+/// event was fanned out, so every attempt sends the same bytes), `webhook_attempts`
+/// each try. `notify_fanned` marks the events already fanned out (see
+/// `notify::fanout` for why a set and not only a cursor).
+fn webhooks() -> Vec<Step> {
+    vec![
+        Step::table(
+            table("webhooks")
+                .col(id())
+                .col(text("url", 2048))
+                .col(long_text_null("events"))
+                .col(long_text_null("secret_sealed"))
+                .col(int("enabled"))
+                .col(int("created"))
+                .col(int("updated"))
+                .take(),
+        ),
+        Step::table(
+            table("webhook_deliveries")
+                .col(id())
+                .col(int("webhook_id"))
+                .col(int_null("event_id"))
+                .col(text("event_type", 64))
+                .col(text("msg_id", 64))
+                .col(long_text_null("body"))
+                .col(text("state", 16))
+                .col(int("attempts"))
+                .col(long_text_null("last_error"))
+                .col(int("created"))
+                .col(int("updated"))
+                .take(),
+        ),
+        index(
+            "webhook_deliveries",
+            "webhook_deliveries_hook",
+            &["webhook_id", "id"],
+            false,
+        ),
+        Step::table(
+            table("webhook_attempts")
+                .col(id())
+                .col(int("delivery_id"))
+                .col(int("webhook_id"))
+                .col(int("at_ms"))
+                .col(int_null("status_code"))
+                .col(int("duration_ms"))
+                .col(long_text_null("error"))
+                .take(),
+        ),
+        index(
+            "webhook_attempts",
+            "webhook_attempts_hook",
+            &["webhook_id", "id"],
+            false,
+        ),
+        Step::table(
+            table("notify_fanned")
+                .col(
+                    ColumnDef::new("event_id")
+                        .big_integer()
+                        .not_null()
+                        .primary_key(),
+                )
+                .take(),
+        ),
+    ]
+}
 
 /// Migration 3: the nonces of accepted peer requests, kept until their signature
 /// window closes, so a replay is refused after a restart and by every process that

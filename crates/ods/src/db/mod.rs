@@ -15,6 +15,7 @@ pub mod peers;
 pub mod server;
 pub mod transfers;
 pub mod users;
+pub mod webhooks;
 
 use std::borrow::Cow;
 use std::time::Duration;

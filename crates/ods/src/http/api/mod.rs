@@ -11,6 +11,7 @@ mod registry;
 mod system;
 mod tokens;
 mod users;
+mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
@@ -71,6 +72,14 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::retry_job))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(webhooks::list_deliveries))
 }
 
 /// One admin operation: a method and a path under `/api/admin`.
