@@ -54,6 +54,8 @@ pub struct Config {
     pub sync_interval_secs: u64,
     /// How webhooks are sent (`webhook_*` and `notify_parallel` keys).
     pub webhooks: Webhooks,
+    /// How email is sent (`email_*` keys).
+    pub email: Email,
     pub max_transfers: usize,
     pub login_window_secs: u64,
     pub login_max_failures_per_address: u32,
@@ -76,6 +78,14 @@ pub struct Webhooks {
     pub allow_link_local: bool,
     /// Slots of the notification job lane.
     pub parallel: usize,
+}
+
+/// How email is sent.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub digest_window: std::time::Duration,
+    /// Extra CA certificates (PEM) for the SMTP server's certificate.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// The HTTP listener's connection limits (config keys `header_timeout_secs`, `body_idle_timeout_secs`,
@@ -255,6 +265,25 @@ impl Config {
                 }
             },
         };
+        let email_ca = match &raw.email_ca_file {
+            None => None,
+            Some(f) => match std::fs::read(f) {
+                Ok(pem) if lettre::transport::smtp::client::Certificate::from_pem(&pem).is_ok() => {
+                    Some(pem)
+                }
+                Ok(_) => {
+                    problems.push(format!(
+                        "email_ca_file {}: no PEM certificate in it",
+                        f.display()
+                    ));
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!("email_ca_file {}: {e}", f.display()));
+                    None
+                }
+            },
+        };
         let plain_listen = match &raw.plain_listen {
             None => None,
             Some(_) if tls.is_none() => {
@@ -320,6 +349,10 @@ impl Config {
                 retry_base: std::time::Duration::from_millis(raw.webhook_retry_base_ms.max(1)),
                 allow_link_local: raw.webhook_allow_link_local,
                 parallel: raw.notify_parallel.clamp(1, 64) as usize,
+            },
+            email: Email {
+                digest_window: std::time::Duration::from_secs(raw.email_digest_secs.min(86_400)),
+                ca_pem: email_ca,
             },
             max_transfers: raw.max_transfers.clamp(1, 64) as usize,
             login_window_secs: raw.login_window_secs,

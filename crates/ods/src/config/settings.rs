@@ -273,6 +273,17 @@ pub struct Settings {
     /// PEM bundle of CA certificates peers' https certificates may chain to, in addition to the system's roots (for a private CA); certificates are always checked
     #[arg(long, env = "ODS_PEER_CA_FILE", value_name = "FILE")]
     pub peer_ca_file: Option<PathBuf>,
+    /// PEM CA certificates the SMTP server's certificate may chain to (STARTTLS or TLS), besides the system's roots (for a private CA or a self-signed certificate); certificates are always checked
+    #[arg(long, env = "ODS_EMAIL_CA_FILE", value_name = "FILE")]
+    pub email_ca_file: Option<PathBuf>,
+    /// Seconds events wait to be batched into one email digest per recipient (0 sends each at once)
+    #[arg(
+        long,
+        env = "ODS_EMAIL_DIGEST_SECS",
+        value_name = "SECS",
+        default_value_t = 60
+    )]
+    pub email_digest_secs: u64,
     /// With TLS on: also listen on this address in plain HTTP, serving only the Jamf downloads /CONTEXT/Packages/NAME (for distribution points that cannot use https) [default: no plain listener]
     #[arg(long, env = "ODS_PLAIN_LISTEN", value_name = "ADDR:PORT")]
     pub plain_listen: Option<String>,

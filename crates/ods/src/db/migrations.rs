@@ -43,18 +43,55 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
-        name: "webhooks",
-        steps: webhooks,
+        name: "notifications",
+        steps: notifications,
     },
 ];
 
-/// Migration 5: webhooks (issue 8 item 1). `webhooks` are the subscriptions (secret
+/// Migration 5: notifications (issue 8 items 1-3). Webhooks: `webhooks` are the subscriptions (secret
 /// sealed), `webhook_deliveries` one message to one webhook (its body fixed when the
 /// event was fanned out, so every attempt sends the same bytes), `webhook_attempts`
 /// each try. `notify_fanned` marks the events already fanned out (see
-/// `notify::fanout` for why a set and not only a cursor).
-fn webhooks() -> Vec<Step> {
+/// `notify::fanout` for why a set and not only a cursor). Email: the SMTP settings
+/// (one row, password sealed), subscriptions, and the outbox of events waiting for a
+/// recipient's next digest.
+fn notifications() -> Vec<Step> {
     vec![
+        Step::table(
+            table("email_settings")
+                .col(ColumnDef::new("id").big_integer().not_null().primary_key())
+                .col(text("host", 255))
+                .col(int("port"))
+                .col(text("security", 16))
+                .col(text_null("username", 255))
+                .col(long_text_null("password_sealed"))
+                .col(text("from_addr", 320))
+                .col(int("updated"))
+                .take(),
+        ),
+        Step::table(
+            table("email_subscriptions")
+                .col(id())
+                .col(long_text_null("recipients"))
+                .col(long_text_null("events"))
+                .col(int("created"))
+                .take(),
+        ),
+        Step::table(
+            table("email_outbox")
+                .col(id())
+                .col(text("recipient", 320))
+                .col(int_null("event_id"))
+                .col(long_text_null("item"))
+                .col(int("created"))
+                .take(),
+        ),
+        index(
+            "email_outbox",
+            "email_outbox_recipient",
+            &["recipient", "id"],
+            false,
+        ),
         Step::table(
             table("webhooks")
                 .col(id())

@@ -6,6 +6,7 @@
 //! queue instead of failing with `SQLITE_BUSY`. Depends only on `model` and `secrets`.
 
 pub mod catalog;
+pub mod email;
 pub mod events;
 pub mod jobs;
 pub mod migrations;

@@ -2,7 +2,8 @@
 //! whatever changed (`db::events::record`, inside the change's transaction), so this
 //! needs nothing from those callers: it reads the events it has not fanned out yet,
 //! and for each one, in one transaction, marks it fanned out (`notify_fanned`) and
-//! writes a delivery and its job per webhook that wants it. A crash anywhere loses
+//! writes a delivery and its job per webhook that wants it, and an outbox item and
+//! the recipient's digest job per email recipient that wants it. A crash anywhere loses
 //! nothing and sends nothing twice from here (the mark and the jobs commit together).
 //!
 //! Why a set of marks and not only an id cursor: on PostgreSQL and MariaDB two
@@ -17,8 +18,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::message;
 use super::webhook::Deliver;
+use super::{email, message};
 use crate::app::App;
 use crate::db;
 use crate::jobs;
@@ -78,10 +79,26 @@ pub async fn pass(app: &App) -> anyhow::Result<usize> {
             .into_iter()
             .filter(|h| wants(&h.events, &e.kind))
             .collect();
-        if !hooks.is_empty() {
+        let mut recipients: Vec<String> = db::email::subscriptions_on(&app.db, &mut tx)
+            .await?
+            .into_iter()
+            .filter(|s| wants(&s.events, &e.kind))
+            .flat_map(|s| serde_json::from_str::<Vec<String>>(&s.recipients).unwrap_or_default())
+            .collect();
+        recipients.sort();
+        recipients.dedup();
+        if !hooks.is_empty() || !recipients.is_empty() {
             let server = message::server_info(app, &mut tx).await?;
-            let body = message::for_event(app, &mut tx, &server, e).await?;
-            let body = serde_json::to_string(&body)?;
+            let msg = message::for_event(app, &mut tx, &server, e).await?;
+            let item = email::item(e, &server, msg.data.package.as_ref().map(|p| p.id));
+            let item = serde_json::to_string(&item)?;
+            for to in &recipients {
+                db::email::outbox_add(&app.db, &mut tx, to, Some(e.id), &item).await?;
+                let digest = email::Digest { to: to.clone() };
+                jobs::enqueue(&app.db, &mut tx, &digest, app.config.email.digest_window).await?;
+                queued += 1;
+            }
+            let body = serde_json::to_string(&msg)?;
             for h in &hooks {
                 let msg_id = format!("msg_{}", crate::secrets::random_id());
                 let id = db::webhooks::insert_delivery(

@@ -1,13 +1,14 @@
 //! Notifications (DESIGN.md §5, issue 8): the events an admin can subscribe to, the
 //! message each event becomes (`message`), the fan-out of recorded events to the
 //! webhooks that want them (`fanout`), the webhooks themselves (`hooks`) and their
-//! delivery job (`webhook`).
+//! delivery job (`webhook`), and email (`email`: settings, digests).
 //!
 //! Deliveries run in a job lane of their own (`Lane`, with its own registry, wake and
 //! slots, `ODS_NOTIFY_PARALLEL`): the main lane never claims them, so receivers that
 //! answer slowly can hold at most the notification slots, never a sync job's.
 
 pub mod addr;
+pub mod email;
 pub mod fanout;
 pub mod hooks;
 pub mod message;
@@ -55,6 +56,8 @@ impl crate::jobs::Context for Lane {
 /// The job kinds of the notification lane.
 pub fn job_registry() -> crate::jobs::Registry<Lane> {
     let mut r = crate::jobs::Registry::new();
-    r.register::<webhook::Deliver>();
+    r.register::<webhook::Deliver>()
+        .register::<email::Digest>()
+        .register::<email::TestMail>();
     r
 }

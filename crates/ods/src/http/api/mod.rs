@@ -3,6 +3,7 @@
 //! endpoint answers without authentication, and checks the role it needs.
 
 mod about;
+mod email;
 mod events;
 mod jobs;
 mod package_paths;
@@ -80,6 +81,13 @@ pub fn routes() -> OpenApiRouter<App> {
         ))
         .routes(routes!(webhooks::test_webhook))
         .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(email::get_email, email::put_email))
+        .routes(routes!(
+            email::list_subscriptions,
+            email::create_subscription
+        ))
+        .routes(routes!(email::delete_subscription))
+        .routes(routes!(email::test_email))
 }
 
 /// One admin operation: a method and a path under `/api/admin`.
