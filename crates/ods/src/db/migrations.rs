@@ -54,7 +54,7 @@ const MIGRATIONS: &[Migration] = &[
 /// each try. `notify_fanned` marks the events already fanned out (see
 /// `notify::fanout` for why a set and not only a cursor). Email: the SMTP settings
 /// (one row, password sealed), subscriptions, and the outbox of events waiting for a
-/// recipient's next digest.
+/// recipient's next digest. Rollouts: peers' holdings and the rollouts announced.
 fn notifications() -> Vec<Step> {
     vec![
         Step::table(
@@ -91,6 +91,23 @@ fn notifications() -> Vec<Step> {
             "email_outbox_recipient",
             &["recipient", "id"],
             false,
+        ),
+        // Rollouts (issue 8 item 3): which peers hold which package Public, and which
+        // (package, stage) rollouts were announced complete.
+        Step::table(
+            table("peer_holdings")
+                .col(text("peer_iss", 32))
+                .col(text("uuid", 32))
+                .primary_key(Index::create().col("peer_iss").col("uuid"))
+                .take(),
+        ),
+        index("peer_holdings", "peer_holdings_uuid", &["uuid"], false),
+        Step::table(
+            table("rollouts")
+                .col(text("uuid", 32))
+                .col(text("stage", 8))
+                .primary_key(Index::create().col("uuid").col("stage"))
+                .take(),
         ),
         Step::table(
             table("webhooks")

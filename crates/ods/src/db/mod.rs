@@ -13,6 +13,7 @@ pub mod migrations;
 pub mod nonces;
 pub mod packages;
 pub mod peers;
+pub mod rollouts;
 pub mod server;
 pub mod transfers;
 pub mod users;

@@ -270,6 +270,23 @@ mod tests {
     }
 
     #[test]
+    fn addresses_as_fuzzers_write_them_are_taken() {
+        for ok in [
+            "0@A.COM",
+            "LByrFMY+'@h.aecAg6.FidEliTY",
+            "}L~w23ym@A.COM",
+            "`G@A.BRIDGEstonE",
+            "!dgFv9@A.COM",
+            "/-n2@A.COM",
+        ] {
+            assert!(check_address(ok).is_ok(), "{ok}");
+        }
+        for bad in ["nope", "a@", "@b.c", "a b@c.d"] {
+            assert!(check_address(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn one_event_or_a_digest_and_html_escaped() {
         let (subject, text, html) = render(&[it("package.public", "a.pkg")]);
         assert_eq!(subject, "[ODS Main & Co] package.public: a.pkg");

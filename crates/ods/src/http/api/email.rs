@@ -182,15 +182,21 @@ fn sub_json(s: &SubscriptionRow) -> EmailSubscription {
     }
 }
 
+/// An email address (`local@domain`).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Email, max_length = 320)]
+#[allow(dead_code)]
+pub struct EmailAddress(String);
+
 /// A subscription to create.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEmailSubscription {
     /// One to 100 email addresses.
-    #[schema(min_items = 1, max_items = 100, example = json!(["ops@example.com"]))]
+    #[schema(value_type = Vec<EmailAddress>, min_items = 1, max_items = 100, example = json!(["ops@example.com"]))]
     recipients: Vec<String>,
     /// Event names, or `["*"]`.
-    #[schema(min_items = 1, example = json!(["package.rollout_complete"]))]
+    #[schema(value_type = Vec<super::webhooks::EventName>, min_items = 1, example = json!(["package.rollout_complete"]))]
     events: Vec<String>,
 }
 
@@ -284,7 +290,7 @@ pub async fn delete_subscription(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailTest {
-    #[schema(max_length = 320, example = "ops@example.com")]
+    #[schema(value_type = EmailAddress, example = "ops@example.com")]
     to: String,
 }
 

@@ -18,6 +18,40 @@ use crate::model::Role;
 use crate::model::iso_seconds;
 use crate::notify::hooks;
 
+/// An event name (DESIGN.md §5), or `*` for every event.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub enum EventName {
+    #[serde(rename = "*")]
+    All,
+    #[serde(rename = "package.uploaded")]
+    PackageUploaded,
+    #[serde(rename = "package.public")]
+    PackagePublic,
+    #[serde(rename = "package.stage_changed")]
+    PackageStageChanged,
+    #[serde(rename = "package.deleted")]
+    PackageDeleted,
+    #[serde(rename = "package.withdrawn")]
+    PackageWithdrawn,
+    #[serde(rename = "package.sync_failed")]
+    PackageSyncFailed,
+    #[serde(rename = "package.conflict")]
+    PackageConflict,
+    #[serde(rename = "package.rollout_complete")]
+    PackageRolloutComplete,
+    #[serde(rename = "ods.registered")]
+    OdsRegistered,
+    #[serde(rename = "ods.unregistered")]
+    OdsUnregistered,
+    #[serde(rename = "ods.unreachable")]
+    OdsUnreachable,
+    #[serde(rename = "ods.recovered")]
+    OdsRecovered,
+    #[serde(rename = "ods.test")]
+    OdsTest,
+}
+
 /// A webhook (its secret is shown only when set).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Webhook {
@@ -61,7 +95,7 @@ pub struct NewWebhook {
     #[schema(max_length = 2048, example = "https://hooks.example.com/ods")]
     url: String,
     /// Event names (package.uploaded, package.public, ...), or `["*"]`.
-    #[schema(min_items = 1, example = json!(["package.public"]))]
+    #[schema(value_type = Vec<EventName>, min_items = 1, example = json!(["package.public"]))]
     events: Vec<String>,
     /// `whsec_` and 24 to 64 bytes in base64; generated when absent or null.
     secret: Option<String>,
@@ -75,7 +109,7 @@ pub struct NewWebhook {
 pub struct WebhookUpdate {
     #[schema(max_length = 2048)]
     url: Option<String>,
-    #[schema(min_items = 1)]
+    #[schema(value_type = Option<Vec<EventName>>, min_items = 1)]
     events: Option<Vec<String>>,
     /// A new secret (`whsec_<base64>`), shown back once.
     secret: Option<String>,
