@@ -54,6 +54,8 @@ pub struct Config {
     pub sync_interval_secs: u64,
     /// How webhooks are sent (`webhook_*` and `notify_parallel` keys).
     pub webhooks: Webhooks,
+    /// Downtime before `ods.unreachable`.
+    pub unreachable_after_secs: u64,
     /// How email is sent (`email_*` keys).
     pub email: Email,
     pub max_transfers: usize,
@@ -343,6 +345,7 @@ impl Config {
             allow_insecure_peers: raw.allow_insecure_peers,
             job_poll_ms: raw.job_poll_ms,
             sync_interval_secs: raw.sync_interval_secs.max(1),
+            unreachable_after_secs: raw.unreachable_after_secs,
             webhooks: Webhooks {
                 timeout: std::time::Duration::from_secs(raw.webhook_timeout_secs.clamp(1, 300)),
                 max_attempts: raw.webhook_max_attempts.clamp(1, 50),

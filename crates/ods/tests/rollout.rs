@@ -10,8 +10,15 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 async fn node(name: &str, stage: &str) -> Server {
+    node_with(name, stage, &[]).await
+}
+
+async fn node_with(name: &str, stage: &str, env: &[(&str, &str)]) -> Server {
     let mut opts = common::Opts::default();
-    opts.env.push(("ODS_SYNC_INTERVAL".into(), "2".into()));
+    opts.env.push(("ODS_SYNC_INTERVAL".into(), "1".into()));
+    for (k, v) in env {
+        opts.env.push((k.to_string(), v.to_string()));
+    }
     let s = Server::start_with(opts).await;
     let r = s
         .admin(Method::POST, "/api/admin/about")
@@ -109,4 +116,52 @@ async fn rollout_complete_once_after_the_last_server() {
     let uuid = e["package_uuid"].as_str().unwrap();
     let pkg = a.get_json("/api/admin/packages/roll.pkg").await;
     assert_eq!(pkg["uuid"], uuid);
+}
+
+#[tokio::test]
+async fn unreachable_only_after_the_configured_downtime() {
+    let a = node_with("down-a", "Prod", &[("ODS_UNREACHABLE_AFTER_SECS", "6")]).await;
+    let mut b = node("down-b", "Prod").await;
+    register(&a, &b).await;
+    // Registration was a good contact; now b is gone.
+    b.kill9();
+    let down_at = std::time::Instant::now();
+    let r = a.upload("down.pkg", common::bytes(1000, 1), "Prod").await;
+    assert_eq!(r.status(), 201);
+    a.eventually(30, "a to see the link fail", || async {
+        a.get_json("/api/admin/registered_ods").await["items"][0]["status"] == "unreachable"
+    })
+    .await;
+    // Failing, but not for long enough yet.
+    while down_at.elapsed() < Duration::from_secs(4) {
+        assert!(
+            events(&a, "ods.unreachable").await.is_empty(),
+            "raised before the downtime"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    a.eventually(30, "ods.unreachable after 6 s down", || async {
+        !events(&a, "ods.unreachable").await.is_empty()
+    })
+    .await;
+    assert!(
+        down_at.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        down_at.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        events(&a, "ods.unreachable").await.len(),
+        1,
+        "once per outage"
+    );
+    assert!(events(&a, "ods.recovered").await.is_empty());
+    b.restart().await;
+    a.eventually(30, "ods.recovered", || async {
+        !events(&a, "ods.recovered").await.is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(events(&a, "ods.recovered").await.len(), 1);
+    assert_eq!(events(&a, "ods.unreachable").await.len(), 1);
 }

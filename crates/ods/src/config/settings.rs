@@ -136,6 +136,14 @@ pub struct Settings {
         default_value_t = 10
     )]
     pub webhook_timeout_secs: u64,
+    /// Seconds a link to a peer must have been failing before `ods.unreachable` is raised (`ods.recovered` follows when it works again)
+    #[arg(
+        long,
+        env = "ODS_UNREACHABLE_AFTER_SECS",
+        value_name = "SECS",
+        default_value_t = 120
+    )]
+    pub unreachable_after_secs: u64,
     /// Attempts per webhook delivery before it is marked failed (1 to 50)
     #[arg(
         long,

@@ -54,7 +54,8 @@ const MIGRATIONS: &[Migration] = &[
 /// each try. `notify_fanned` marks the events already fanned out (see
 /// `notify::fanout` for why a set and not only a cursor). Email: the SMTP settings
 /// (one row, password sealed), subscriptions, and the outbox of events waiting for a
-/// recipient's next digest. Rollouts: peers' holdings and the rollouts announced.
+/// recipient's next digest. Rollouts: peers' holdings, the rollouts
+/// announced, and the peers announced unreachable.
 fn notifications() -> Vec<Step> {
     vec![
         Step::table(
@@ -102,6 +103,16 @@ fn notifications() -> Vec<Step> {
                 .take(),
         ),
         index("peer_holdings", "peer_holdings_uuid", &["uuid"], false),
+        Step::table(
+            table("peer_outages")
+                .col(
+                    ColumnDef::new("peer_id")
+                        .big_integer()
+                        .not_null()
+                        .primary_key(),
+                )
+                .take(),
+        ),
         Step::table(
             table("rollouts")
                 .col(text("uuid", 32))

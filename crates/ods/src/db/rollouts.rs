@@ -1,6 +1,8 @@
 //! What this server knows of its peers' copies (migration 5): `peer_holdings` says a
 //! peer holds a package Public (as its catalog said, `available`), `rollouts` which
-//! (package, stage) rollouts were already announced complete, so each is raised once.
+//! (package, stage) rollouts were already announced complete, so each is raised once,
+//! and `peer_outages` which peers were announced unreachable (`ods.unreachable`), so
+//! that `ods.recovered` follows exactly those.
 
 use sqlx::{AnyConnection, Row};
 
@@ -53,6 +55,26 @@ pub async fn mark_complete(
         .bind(uuid.to_string())
         .bind(stage.to_string())
         .execute(conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Marks peer `peer_id` announced unreachable; false when it already was.
+pub async fn mark_outage(db: &Db, peer_id: i64) -> sqlx::Result<bool> {
+    let r = db
+        .q(&db.insert_ignore("INSERT INTO peer_outages (peer_id) VALUES (?)"))
+        .bind(peer_id)
+        .execute(db.writer())
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Clears the mark; true when the peer had been announced unreachable.
+pub async fn clear_outage(db: &Db, peer_id: i64) -> sqlx::Result<bool> {
+    let r = db
+        .q("DELETE FROM peer_outages WHERE peer_id = ?")
+        .bind(peer_id)
+        .execute(db.writer())
         .await?;
     Ok(r.rows_affected() == 1)
 }
