@@ -195,13 +195,14 @@ async fn signed_filtered_retried_and_logged() {
         !rx.to("/public").is_empty()
     })
     .await;
-    // flaky: uploaded + public, each answered 500 twice on this path in all, then 204.
-    s.eventually(30, "the flaky receiver to get both events", || async {
+    // flaky ("*"): uploaded, public and rollout_complete (this server alone holds
+    // it), the path answering 500 to its first two requests, then 204.
+    s.eventually(30, "the flaky receiver to get the three events", || async {
         rx.to("/flaky/2/all")
             .iter()
             .filter(|r| r["status"] == 204)
             .count()
-            == 2
+            == 3
     })
     .await;
 
@@ -252,18 +253,25 @@ async fn signed_filtered_retried_and_logged() {
         "{flaky_got:?}"
     );
     let log = deliveries(&s, &flaky).await;
-    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log.len(), 3, "{log:?}");
     let mut types: Vec<&str> = log
         .iter()
         .map(|d| d["event_type"].as_str().unwrap())
         .collect();
     types.sort();
-    assert_eq!(types, ["package.public", "package.uploaded"]);
+    assert_eq!(
+        types,
+        [
+            "package.public",
+            "package.rollout_complete",
+            "package.uploaded"
+        ]
+    );
     let attempts: usize = log
         .iter()
         .map(|d| d["attempts"].as_array().unwrap().len())
         .sum();
-    assert_eq!(attempts, 4, "two 500s and two successes: {log:?}");
+    assert_eq!(attempts, 5, "two 500s and three successes: {log:?}");
     for d in &log {
         assert_eq!(d["state"], "delivered", "{d}");
         let a = d["attempts"].as_array().unwrap();
