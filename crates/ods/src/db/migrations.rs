@@ -42,11 +42,35 @@ const MIGRATIONS: &[Migration] = &[
         steps: peer_nonces,
     },
     Migration {
+        version: 4,
+        name: "sessions",
+        steps: sessions,
+    },
+    Migration {
         version: 5,
         name: "notifications",
         steps: notifications,
     },
 ];
+
+/// Migration 4: web UI sessions, kept in the database so every process sharing it
+/// knows them. Only the SHA-256 of the session token is stored.
+fn sessions() -> Vec<Step> {
+    vec![
+        Step::table(
+            table("sessions")
+                .col(id())
+                .col(text("token_hash", 64))
+                .col(int("user_id"))
+                .col(int("created"))
+                .col(int("last_seen"))
+                .take(),
+        ),
+        index("sessions", "sessions_token_hash", &["token_hash"], true),
+        index("sessions", "sessions_user", &["user_id"], false),
+        index("sessions", "sessions_last_seen", &["last_seen"], false),
+    ]
+}
 
 /// Migration 5: notifications (issue 8 items 1-3). Webhooks: `webhooks` are the subscriptions (secret
 /// sealed), `webhook_deliveries` one message to one webhook (its body fixed when the

@@ -15,6 +15,7 @@ pub mod packages;
 pub mod peers;
 pub mod rollouts;
 pub mod server;
+pub mod sessions;
 pub mod transfers;
 pub mod users;
 pub mod webhooks;
