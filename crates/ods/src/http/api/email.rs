@@ -77,19 +77,19 @@ fn settings_json(s: Option<SettingsRow>) -> EmailSettings {
 #[serde(deny_unknown_fields)]
 pub struct EmailSettingsUpdate {
     #[schema(min_length = 1, max_length = 255, example = "smtp.example.com")]
-    host: String,
+    pub(crate) host: String,
     #[schema(minimum = 1, maximum = 65535, example = 587)]
-    port: i64,
-    security: Security,
+    pub(crate) port: i64,
+    pub(crate) security: Security,
     /// Absent or null for no authentication.
     #[schema(max_length = 255)]
-    username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Absent or null keeps the stored password; an empty string removes it.
     #[schema(max_length = 1024)]
-    password: Option<String>,
+    pub(crate) password: Option<String>,
     /// The sender address, e.g. `ODS <ods@example.com>`.
     #[schema(max_length = 320, example = "ODS <ods@example.com>")]
-    from: String,
+    pub(crate) from: String,
 }
 
 #[utoipa::path(
@@ -194,10 +194,10 @@ pub struct EmailAddress(String);
 pub struct NewEmailSubscription {
     /// One to 100 email addresses.
     #[schema(value_type = Vec<EmailAddress>, min_items = 1, max_items = 100, example = json!(["ops@example.com"]))]
-    recipients: Vec<String>,
+    pub(crate) recipients: Vec<String>,
     /// Event names, or `["*"]`.
     #[schema(value_type = Vec<super::webhooks::EventName>, min_items = 1, example = json!(["package.rollout_complete"]))]
-    events: Vec<String>,
+    pub(crate) events: Vec<String>,
 }
 
 #[utoipa::path(
@@ -291,7 +291,7 @@ pub async fn delete_subscription(
 #[serde(deny_unknown_fields)]
 pub struct EmailTest {
     #[schema(value_type = EmailAddress, example = "ops@example.com")]
-    to: String,
+    pub(crate) to: String,
 }
 
 /// The queued test message.

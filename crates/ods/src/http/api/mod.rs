@@ -3,7 +3,7 @@
 //! endpoint answers without authentication, and checks the role it needs.
 
 pub(crate) mod about;
-mod email;
+pub(crate) mod email;
 mod events;
 mod jobs;
 mod package_paths;
@@ -12,7 +12,7 @@ mod registry;
 pub(crate) mod system;
 mod tokens;
 mod users;
-mod webhooks;
+pub(crate) mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
