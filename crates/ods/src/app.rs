@@ -31,6 +31,10 @@ pub struct AppInner {
     /// Verified against for unknown users, so a failed login costs the same either way.
     pub dummy_hash: String,
     pub jobs_wake: Notify,
+    /// Wakes the notification job lane (`notify::Lane`).
+    pub notify_wake: Notify,
+    /// Webhook deliveries being sent by this process, per webhook id.
+    pub notify_inflight: std::sync::Mutex<std::collections::HashMap<i64, usize>>,
     pub started: Instant,
     pub worker_id: String,
     pub sync: MeshState,
@@ -106,6 +110,8 @@ impl App {
             basic_cache: BasicCache::default(),
             dummy_hash: password::hash_async(crate::secrets::random_id()).await?,
             jobs_wake: Notify::new(),
+            notify_wake: Notify::new(),
+            notify_inflight: Default::default(),
             started: Instant::now(),
             // Unique even for containers sharing a hostname and pid; fits the column.
             worker_id: format!(

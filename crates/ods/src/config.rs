@@ -52,6 +52,12 @@ pub struct Config {
     pub allow_insecure_peers: bool,
     pub job_poll_ms: u64,
     pub sync_interval_secs: u64,
+    /// How webhooks are sent (`webhook_*` and `notify_parallel` keys).
+    pub webhooks: Webhooks,
+    /// Downtime before `ods.unreachable`.
+    pub unreachable_after_secs: u64,
+    /// How email is sent (`email_*` keys).
+    pub email: Email,
     pub max_transfers: usize,
     pub login_window_secs: u64,
     pub login_max_failures_per_address: u32,
@@ -67,6 +73,25 @@ pub struct Config {
     /// What `ods serve` will create on first start (`check-config` only; empty after
     /// `KeyFiles::Create`). A key listed here is empty in this `Config`.
     pub pending: Vec<String>,
+}
+
+/// How webhooks are sent.
+#[derive(Debug, Clone)]
+pub struct Webhooks {
+    pub timeout: std::time::Duration,
+    pub max_attempts: u32,
+    pub retry_base: std::time::Duration,
+    pub allow_link_local: bool,
+    /// Slots of the notification job lane.
+    pub parallel: usize,
+}
+
+/// How email is sent.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub digest_window: std::time::Duration,
+    /// Extra CA certificates (PEM) for the SMTP server's certificate.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// The HTTP listener's connection limits (config keys `header_timeout_secs`, `body_idle_timeout_secs`,
@@ -246,6 +271,25 @@ impl Config {
                 }
             },
         };
+        let email_ca = match &raw.email_ca_file {
+            None => None,
+            Some(f) => match std::fs::read(f) {
+                Ok(pem) if lettre::transport::smtp::client::Certificate::from_pem(&pem).is_ok() => {
+                    Some(pem)
+                }
+                Ok(_) => {
+                    problems.push(format!(
+                        "email_ca_file {}: no PEM certificate in it",
+                        f.display()
+                    ));
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!("email_ca_file {}: {e}", f.display()));
+                    None
+                }
+            },
+        };
         let plain_listen = match &raw.plain_listen {
             None => None,
             Some(_) if tls.is_none() => {
@@ -305,6 +349,18 @@ impl Config {
             allow_insecure_peers: raw.allow_insecure_peers,
             job_poll_ms: raw.job_poll_ms,
             sync_interval_secs: raw.sync_interval_secs.max(1),
+            unreachable_after_secs: raw.unreachable_after_secs,
+            webhooks: Webhooks {
+                timeout: std::time::Duration::from_secs(raw.webhook_timeout_secs.clamp(1, 300)),
+                max_attempts: raw.webhook_max_attempts.clamp(1, 50),
+                retry_base: std::time::Duration::from_millis(raw.webhook_retry_base_ms.max(1)),
+                allow_link_local: raw.webhook_allow_link_local,
+                parallel: raw.notify_parallel.clamp(1, 64) as usize,
+            },
+            email: Email {
+                digest_window: std::time::Duration::from_secs(raw.email_digest_secs.min(86_400)),
+                ca_pem: email_ca,
+            },
             max_transfers: raw.max_transfers.clamp(1, 64) as usize,
             login_window_secs: raw.login_window_secs,
             login_max_failures_per_address: raw.login_max_failures_per_address,

@@ -5,7 +5,7 @@
 //!
 //! The modules form one-way layers (`tests/module_graph.rs` checks there is no cycle):
 //! `http` and `sync` (the ways in) -> services (`packages`, `catalog`, `peers`,
-//! `users`) -> `app` (the state passed everywhere) -> (`db`, `storage`, `jobs`,
+//! `users`, `notify`) -> `app` (the state passed everywhere) -> (`db`, `storage`, `jobs`,
 //! `auth`, `mesh`, `ingest`) -> (`model`, `secrets`, `config`, `error`, `recent`).
 
 pub mod app;
@@ -21,6 +21,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod mesh;
 pub mod model;
+pub mod notify;
 pub mod packages;
 pub mod peers;
 pub mod recent;
@@ -105,8 +106,18 @@ pub async fn launch_with(
         app.clone(),
         Arc::new(job_registry()),
         poll,
+        jobs::runner::PARALLEL,
         stop.child_token(),
     ));
+    // Notifications: a lane of their own (see `notify`), and the fan-out of events.
+    let notify_worker = tokio::spawn(jobs::runner::run(
+        notify::Lane(app.clone()),
+        Arc::new(notify::job_registry()),
+        poll,
+        app.config.webhooks.parallel,
+        stop.child_token(),
+    ));
+    let fanout = tokio::spawn(notify::fanout::run(app.clone(), poll, stop.child_token()));
     let watcher = tokio::spawn(sync::watch::run(app.clone(), stop.child_token()));
     let cancel = stop.clone();
     tokio::spawn(async move {
@@ -141,6 +152,8 @@ pub async fn launch_with(
         stop.cancelled().await;
     }
     let _ = worker.await;
+    let _ = notify_worker.await;
+    let _ = fanout.await;
     let _ = watcher.await;
     app.db.close().await;
     Ok(())

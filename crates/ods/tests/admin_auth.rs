@@ -502,7 +502,7 @@ enum Target {
     OtherToken,
     /// The housekeeping job.
     Job,
-    /// A registered server id that does not exist.
+    /// An id that does not exist (a registered server, a webhook, a subscription).
     NoPeer,
 }
 
@@ -762,6 +762,99 @@ fn matrix() -> Vec<Row> {
             T::Job,
             P::None,
             &[200, 409],
+        ),
+        // Notifications (issue 8): admins only; ids that do not exist answer 404.
+        row(Method::GET, "/webhooks", Admin, T::None, P::None, &[200]),
+        row(
+            Method::POST,
+            "/webhooks",
+            Admin,
+            T::None,
+            P::Json(json!({"url": "http://127.0.0.1:9/hook", "events": ["package.public"]})),
+            &[201],
+        ),
+        row(
+            Method::GET,
+            "/webhooks/{id}",
+            Admin,
+            T::NoPeer,
+            P::None,
+            &[404],
+        ),
+        row(
+            Method::PATCH,
+            "/webhooks/{id}",
+            Admin,
+            T::NoPeer,
+            P::Json(json!({"enabled": false})),
+            &[404],
+        ),
+        row(
+            Method::DELETE,
+            "/webhooks/{id}",
+            Admin,
+            T::NoPeer,
+            P::None,
+            &[404],
+        ),
+        row(
+            Method::POST,
+            "/webhooks/{id}/test",
+            Admin,
+            T::NoPeer,
+            P::None,
+            &[404],
+        ),
+        row(
+            Method::GET,
+            "/webhooks/{id}/deliveries",
+            Admin,
+            T::NoPeer,
+            P::None,
+            &[404],
+        ),
+        row(Method::GET, "/email", Admin, T::None, P::None, &[200]),
+        row(
+            Method::PUT,
+            "/email",
+            Admin,
+            T::None,
+            P::Json(
+                json!({"host": "127.0.0.1", "port": 9, "security": "none", "from": "ods@example.com"}),
+            ),
+            &[200],
+        ),
+        row(
+            Method::GET,
+            "/email/subscriptions",
+            Admin,
+            T::None,
+            P::None,
+            &[200],
+        ),
+        row(
+            Method::POST,
+            "/email/subscriptions",
+            Admin,
+            T::None,
+            P::Json(json!({"recipients": ["m@example.com"], "events": ["*"]})),
+            &[201],
+        ),
+        row(
+            Method::DELETE,
+            "/email/subscriptions/{id}",
+            Admin,
+            T::NoPeer,
+            P::None,
+            &[404],
+        ),
+        row(
+            Method::POST,
+            "/email/test",
+            Admin,
+            T::None,
+            P::Json(json!({"to": "m@example.com"})),
+            &[202, 409],
         ),
     ];
     // Variants of a route that need more than the route itself.

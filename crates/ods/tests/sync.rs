@@ -16,6 +16,8 @@ async fn node(name: &str, stage: &str) -> Server {
 async fn node_with(name: &str, stage: &str, firewalled: bool, env: &[(&str, &str)]) -> Server {
     let mut opts = common::Opts::default();
     opts.env.push(("ODS_SYNC_INTERVAL".into(), "2".into()));
+    opts.env
+        .push(("ODS_UNREACHABLE_AFTER_SECS".into(), "1".into()));
     for (k, v) in env {
         opts.env.push((k.to_string(), v.to_string()));
     }
@@ -632,7 +634,10 @@ async fn offline_server_catches_up_and_deletions_stay_deleted() {
         s_items(&a).await[0]["status"] == "unreachable"
     })
     .await;
-    assert!(!events(&a, "ods.unreachable").await.is_empty());
+    a.eventually(30, "ods.unreachable once B was down a second", || async {
+        !events(&a, "ods.unreachable").await.is_empty()
+    })
+    .await;
 
     b.restart().await;
     assert_eq!(

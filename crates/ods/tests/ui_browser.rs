@@ -229,3 +229,25 @@ async fn an_upload_can_be_cancelled() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn notifications_tab_manages_webhooks_and_email() {
+    if !ready() {
+        return;
+    }
+    let s = Server::start_with(Opts {
+        env: vec![("ODS_WEBHOOK_RETRY_BASE_MS".into(), "60000".into())],
+        ..Opts::default()
+    })
+    .await;
+    let out = run_script("notifications.py", &s, ADMIN.0, ADMIN.1, &[]);
+    assert!(out.contains("OK the test delivery and its failed attempt are listed"));
+    // The API agrees with what the page did.
+    let hooks = s.get_json("/api/admin/webhooks").await;
+    assert_eq!(hooks["items"][0]["url"], "http://127.0.0.1:9/hook");
+    let mail = s.get_json("/api/admin/email").await;
+    assert_eq!(mail["password_set"], true);
+    assert_eq!(mail["from"], "ODS <ods@example.com>");
+    let subs = s.get_json("/api/admin/email/subscriptions").await;
+    assert!(subs["items"].as_array().unwrap().is_empty());
+}

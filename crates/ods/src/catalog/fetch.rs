@@ -87,6 +87,7 @@ async fn finish(app: &App, arrived: Arrived) -> anyhow::Result<()> {
         },
     )
     .await?;
+    super::rollout::check(app, &mut tx, uuid).await?;
     super::announce(db, &mut tx, None).await?;
     tx.commit().await?;
     super::changed(app, seq);

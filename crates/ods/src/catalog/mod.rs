@@ -9,6 +9,7 @@
 
 pub mod fetch;
 pub mod reevaluate;
+pub mod rollout;
 
 use std::time::Duration;
 
@@ -162,6 +163,9 @@ pub async fn local_upload(app: &App, conn: &mut AnyConnection, r: &Record) -> sq
         format!("{} is Public here", r.filename),
     )
     .await?;
+    rollout::check(app, conn, &r.uuid)
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("checking the rollout: {e:#}")))?;
     announce(&app.db, conn, None).await?;
     Ok(seq)
 }
@@ -424,6 +428,7 @@ pub async fn remote(app: &App, incoming: &Record, from: &PeerRow) -> anyhow::Res
         _ => incoming,
     };
     app.sync.hlc.observe(&incoming.version);
+    rollout::heard(app, incoming, &from.iss).await?;
     let db = &app.db;
     let newer =
         |local: &Option<Record>| local.as_ref().is_none_or(|l| l.version < incoming.version);

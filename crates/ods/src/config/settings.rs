@@ -128,6 +128,59 @@ pub struct Settings {
         default_value_t = 60
     )]
     pub sync_interval_secs: u64,
+    /// Seconds a webhook receiver has to answer (connect included) before the attempt counts as failed (1 to 300)
+    #[arg(
+        long,
+        env = "ODS_WEBHOOK_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 10
+    )]
+    pub webhook_timeout_secs: u64,
+    /// Seconds a link to a peer must have been failing before `ods.unreachable` is raised (`ods.recovered` follows when it works again)
+    #[arg(
+        long,
+        env = "ODS_UNREACHABLE_AFTER_SECS",
+        value_name = "SECS",
+        default_value_t = 120
+    )]
+    pub unreachable_after_secs: u64,
+    /// Attempts per webhook delivery before it is marked failed (1 to 50)
+    #[arg(
+        long,
+        env = "ODS_WEBHOOK_MAX_ATTEMPTS",
+        value_name = "N",
+        default_value_t = 8
+    )]
+    pub webhook_max_attempts: u32,
+    /// Delay before the first webhook retry, doubling after each failed attempt up to six hours
+    #[arg(
+        long,
+        env = "ODS_WEBHOOK_RETRY_BASE_MS",
+        value_name = "MS",
+        default_value_t = 5000
+    )]
+    pub webhook_retry_base_ms: u64,
+    /// Allow webhook URLs whose host resolves to a link-local or cloud metadata address (169.254.0.0/16, fe80::/10, fd00:ec2::254); refused by default, when created and when sent
+    #[arg(
+        long,
+        env = "ODS_WEBHOOK_ALLOW_LINK_LOCAL",
+        value_name = "BOOL",
+        default_value_t = false,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+        action = ArgAction::Set
+    )]
+    pub webhook_allow_link_local: bool,
+    /// Notification deliveries running at once, in a job lane of their own so slow receivers never hold up sync jobs (1 to 64)
+    #[arg(
+        long,
+        env = "ODS_NOTIFY_PARALLEL",
+        value_name = "N",
+        default_value_t = 8
+    )]
+    pub notify_parallel: u32,
     /// Package transfers running at once (1 to 64)
     #[arg(long, env = "ODS_MAX_TRANSFERS", value_name = "N", default_value_t = 4)]
     pub max_transfers: u64,
@@ -246,6 +299,17 @@ pub struct Settings {
     /// PEM bundle of CA certificates peers' https certificates may chain to, in addition to the system's roots (for a private CA); certificates are always checked
     #[arg(long, env = "ODS_PEER_CA_FILE", value_name = "FILE")]
     pub peer_ca_file: Option<PathBuf>,
+    /// PEM CA certificates the SMTP server's certificate may chain to (STARTTLS or TLS), besides the system's roots (for a private CA or a self-signed certificate); certificates are always checked
+    #[arg(long, env = "ODS_EMAIL_CA_FILE", value_name = "FILE")]
+    pub email_ca_file: Option<PathBuf>,
+    /// Seconds events wait to be batched into one email digest per recipient (0 sends each at once)
+    #[arg(
+        long,
+        env = "ODS_EMAIL_DIGEST_SECS",
+        value_name = "SECS",
+        default_value_t = 60
+    )]
+    pub email_digest_secs: u64,
     /// With TLS on: also listen on this address in plain HTTP, serving only the Jamf downloads /CONTEXT/Packages/NAME (for distribution points that cannot use https) [default: no plain listener]
     #[arg(long, env = "ODS_PLAIN_LISTEN", value_name = "ADDR:PORT")]
     pub plain_listen: Option<String>,

@@ -73,18 +73,31 @@ pub async fn enqueue(db: &Db, conn: &mut AnyConnection, job: &NewJob) -> sqlx::R
     Ok(Some(id))
 }
 
-/// Claims one due job (or one whose lease expired: its worker died) for `worker`.
-pub async fn claim(db: &Db, worker: &str, lease_ms: i64) -> sqlx::Result<Option<JobRow>> {
+/// Claims one due job (or one whose lease expired: its worker died) of one of
+/// `kinds` for `worker`. Each worker lane claims only the kinds it runs, so one lane's
+/// slow jobs cannot take another's slots.
+pub async fn claim(
+    db: &Db,
+    worker: &str,
+    lease_ms: i64,
+    kinds: &[&str],
+) -> sqlx::Result<Option<JobRow>> {
+    if kinds.is_empty() {
+        return Ok(None);
+    }
     let now = now_millis();
     let due = "((state = 'queued' AND run_at <= ?) OR (state = 'running' AND lease_until < ?))";
-    let candidates = db
+    let marks = vec!["?"; kinds.len()].join(", ");
+    let mut q = db
         .q(&format!(
-            "SELECT id FROM jobs WHERE {due} ORDER BY run_at, id LIMIT 8"
+            "SELECT id FROM jobs WHERE {due} AND kind IN ({marks}) ORDER BY run_at, id LIMIT 8"
         ))
         .bind(now)
-        .bind(now)
-        .fetch_all(db.reader())
-        .await?;
+        .bind(now);
+    for k in kinds {
+        q = q.bind(k.to_string());
+    }
+    let candidates = q.fetch_all(db.reader()).await?;
     for c in candidates {
         let id: i64 = c.try_get(0)?;
         let res = db

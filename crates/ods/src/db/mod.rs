@@ -6,16 +6,19 @@
 //! queue instead of failing with `SQLITE_BUSY`. Depends only on `model` and `secrets`.
 
 pub mod catalog;
+pub mod email;
 pub mod events;
 pub mod jobs;
 pub mod migrations;
 pub mod nonces;
 pub mod packages;
 pub mod peers;
+pub mod rollouts;
 pub mod server;
 pub mod sessions;
 pub mod transfers;
 pub mod users;
+pub mod webhooks;
 
 use std::borrow::Cow;
 use std::time::Duration;

@@ -52,6 +52,7 @@ pub struct Binary(Vec<u8>);
         (name = "tokens", description = "API tokens."),
         (name = "jobs", description = "The durable background job queue."),
         (name = "events", description = "What happened: uploads, syncs, conflicts, peers."),
+        (name = "notifications", description = "Webhooks (Standard Webhooks 1.0) and email for events."),
         (name = "downloads", description = "Client downloads (Jamf distribution point layout too)."),
         (name = "meta", description = "This document."),
         (name = "peer", description = "Server-to-server API (/api/ods), signed with the link's pair secret."),

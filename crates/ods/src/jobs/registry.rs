@@ -1,6 +1,7 @@
 //! The job kinds a worker knows: kind name -> runner, filled at start by each domain
-//! that owns job kinds. A row of a kind nobody registered fails (and is retried), so a
-//! newer process sharing the database can still run it.
+//! that owns job kinds. A worker lane claims only the kinds its registry knows, so a
+//! row of a kind this process does not run waits for one that does (another lane, or a
+//! newer process sharing the database).
 
 use std::collections::HashMap;
 

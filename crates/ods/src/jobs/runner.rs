@@ -15,7 +15,8 @@ use crate::db;
 use crate::model::now_millis;
 
 const LEASE_MS: i64 = 60_000;
-const PARALLEL: usize = 4;
+/// Jobs of the main lane running at once in one process.
+pub const PARALLEL: usize = 4;
 
 /// Delay before attempt `attempts + 1`: 2 s doubling to one hour, +-25% jitter.
 pub fn backoff_ms(attempts: i64) -> i64 {
@@ -27,15 +28,18 @@ pub fn backoff_ms(attempts: i64) -> i64 {
 }
 
 /// Claims and runs jobs until `shutdown` is cancelled, polling every `poll` when idle
-/// (and at once when the context's wake fires).
+/// (and at once when the context's wake fires). It claims only the kinds `registry`
+/// knows, at most `parallel` at once: a process runs one such lane per registry.
 pub async fn run<Ctx: Context>(
     ctx: Ctx,
     registry: Arc<Registry<Ctx>>,
     poll: Duration,
+    parallel: usize,
     shutdown: CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(PARALLEL));
-    tracing::info!(worker = %ctx.worker_id(), kinds = registry.kinds().count(), "job worker started");
+    let slots = Arc::new(Semaphore::new(parallel));
+    let kinds: Vec<&'static str> = registry.kinds().collect();
+    tracing::info!(worker = %ctx.worker_id(), kinds = kinds.len(), parallel, "job worker started");
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -44,7 +48,7 @@ pub async fn run<Ctx: Context>(
             p = slots.clone().acquire_owned() => p.expect("semaphore open"),
             _ = shutdown.cancelled() => break,
         };
-        match db::jobs::claim(ctx.db(), ctx.worker_id(), LEASE_MS).await {
+        match db::jobs::claim(ctx.db(), ctx.worker_id(), LEASE_MS, &kinds).await {
             Ok(Some(job)) => {
                 let ctx = ctx.clone();
                 let registry = registry.clone();
@@ -68,7 +72,7 @@ pub async fn run<Ctx: Context>(
     }
     // Let running jobs finish (their leases protect them if we are killed instead).
     let _ =
-        tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(PARALLEL as u32)).await;
+        tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(parallel as u32)).await;
     tracing::info!("job worker stopped");
 }
 

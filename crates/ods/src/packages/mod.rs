@@ -5,6 +5,7 @@
 //! job: `digests`.
 
 pub mod digests;
+pub mod view;
 
 use std::time::Duration;
 

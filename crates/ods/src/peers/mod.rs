@@ -64,28 +64,48 @@ pub async fn event(app: &App, kind: &str, peer: &PeerRow, message: String) -> sq
     .await
 }
 
-/// Records how a call to a peer went; raises `ods.unreachable`/`ods.recovered` on change.
+/// Records how a call to a peer went. `ods.unreachable` is raised once the link has
+/// been failing for `ODS_UNREACHABLE_AFTER_SECS` since the last good contact (calls
+/// keep failing on the anti-entropy timer, so this is noticed within one interval),
+/// and `ods.recovered` at the next good contact after that, never for a blip.
 pub async fn contact(app: &App, peer: &PeerRow, error: Option<String>) {
-    match db::peers::record_contact(&app.db, peer.id, error.as_deref()).await {
-        Ok(prev) => {
-            let ev = match (prev.is_some(), &error) {
-                (false, Some(e)) => Some((
+    if let Err(e) = db::peers::record_contact(&app.db, peer.id, error.as_deref()).await {
+        tracing::warn!(%e, "recording peer contact");
+        return;
+    }
+    let ev = match &error {
+        Some(e) => {
+            let since = peer.last_contact.unwrap_or(peer.registered_on);
+            let down = crate::model::now_unix() - since;
+            if down < app.config.unreachable_after_secs as i64 {
+                return;
+            }
+            match db::rollouts::mark_outage(&app.db, peer.id).await {
+                Ok(true) => (
                     "ods.unreachable",
-                    format!("{} cannot be reached: {e}", peer.name),
-                )),
-                (true, None) => Some((
-                    "ods.recovered",
-                    format!("{} can be reached again", peer.name),
-                )),
-                _ => None,
-            };
-            if let Some((kind, msg)) = ev
-                && let Err(e) = event(app, kind, peer, msg).await
-            {
-                tracing::warn!(%e, "recording a peer event");
+                    format!("{} cannot be reached (for {down} s): {e}", peer.name),
+                ),
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(%e, "recording a peer outage");
+                    return;
+                }
             }
         }
-        Err(e) => tracing::warn!(%e, "recording peer contact"),
+        None => match db::rollouts::clear_outage(&app.db, peer.id).await {
+            Ok(true) => (
+                "ods.recovered",
+                format!("{} can be reached again", peer.name),
+            ),
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(%e, "recording a peer outage");
+                return;
+            }
+        },
+    };
+    if let Err(e) = event(app, ev.0, peer, ev.1).await {
+        tracing::warn!(%e, "recording a peer event");
     }
 }
 

@@ -3,6 +3,7 @@
 //! endpoint answers without authentication, and checks the role it needs.
 
 pub(crate) mod about;
+pub(crate) mod email;
 mod events;
 mod jobs;
 mod package_paths;
@@ -12,6 +13,7 @@ mod registry;
 pub(crate) mod system;
 mod tokens;
 mod users;
+pub(crate) mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
@@ -72,6 +74,21 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::retry_job))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::test_webhook))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(email::get_email, email::put_email))
+        .routes(routes!(
+            email::list_subscriptions,
+            email::create_subscription
+        ))
+        .routes(routes!(email::delete_subscription))
+        .routes(routes!(email::test_email))
 }
 
 /// One admin operation: a method and a path under `/api/admin`.

@@ -41,6 +41,7 @@
 mod admin;
 mod assets;
 mod login;
+mod notifications;
 mod packages;
 mod session;
 
@@ -69,6 +70,7 @@ pub enum Tab {
     Users,
     Jobs,
     Events,
+    Notifications,
     Account,
     None,
 }
@@ -139,6 +141,20 @@ pub fn routes(app: &App) -> Router<App> {
         .route("/admin/key", get(admin::key_fragment))
         .route("/admin/settings", post(admin::save_settings))
         .merge(packages::routes())
+        .route("/notifications", get(notifications::page))
+        .route("/notifications/webhook", post(notifications::create_hook))
+        .route("/notifications/{id}/test", post(notifications::test_hook))
+        .route(
+            "/notifications/{id}/delete",
+            post(notifications::delete_hook),
+        )
+        .route("/notifications/email", post(notifications::save_email))
+        .route("/notifications/subscribe", post(notifications::subscribe))
+        .route(
+            "/notifications/{id}/unsubscribe",
+            post(notifications::unsubscribe),
+        )
+        .route("/notifications/mailtest", post(notifications::mail_test))
         .route("/static/{*path}", get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
