@@ -3,14 +3,14 @@
 //! endpoint answers without authentication, and checks the role it needs.
 
 pub(crate) mod about;
-mod events;
-mod jobs;
+pub(crate) mod events;
+pub(crate) mod jobs;
 mod package_paths;
 mod packages;
-mod registry;
+pub(crate) mod registry;
 pub(crate) mod system;
-mod tokens;
-mod users;
+pub(crate) mod tokens;
+pub(crate) mod users;
 
 use axum::extract::DefaultBodyLimit;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
