@@ -34,10 +34,14 @@
 //! 7. **Tests**: browser tests in `tests/browser/*.py` use `odsui.py` (login, first
 //!    password change, screenshots); `tests/ui_browser.rs` runs them.
 
+mod account;
+mod activity;
 mod admin;
 mod assets;
 mod login;
+mod network;
 mod session;
+mod users;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
@@ -132,6 +136,23 @@ pub fn routes(app: &App) -> Router<App> {
         .route("/admin/system", get(admin::system_fragment))
         .route("/admin/key", get(admin::key_fragment))
         .route("/admin/settings", post(admin::save_settings))
+        .route("/network", get(network::page))
+        .route("/network/peers", get(network::peers_fragment))
+        .route("/network/register", post(network::register))
+        .route("/network/unregister", post(network::unregister))
+        .route("/network/rate", post(network::set_rate))
+        .route("/users", get(users::page))
+        .route("/users/create", post(users::create))
+        .route("/users/role", post(users::set_role))
+        .route("/users/password", post(users::reset_password))
+        .route("/users/delete", post(users::delete))
+        .route("/account", get(account::page))
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/revoke", post(account::revoke_token))
+        .route("/jobs", get(activity::jobs_page))
+        .route("/jobs/table", get(activity::jobs_fragment))
+        .route("/jobs/retry", post(activity::retry))
+        .route("/events", get(activity::events_page))
         .route("/static/{*path}", get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
