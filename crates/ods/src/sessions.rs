@@ -14,8 +14,8 @@ use crate::error::ApiResult;
 use crate::model::now_unix;
 use crate::secrets::{random_bytes, token_digest};
 
-/// A session is written back as used at most this often (seconds), so reading pages
-/// does not write to the database on every request.
+/// A session is written back as used at most this often (seconds, or half the idle
+/// time if that is shorter), so reading pages does not write on every request.
 const TOUCH_EVERY: i64 = 60;
 
 /// A new session token (the cookie's value): 32 random bytes, base64url.
@@ -56,7 +56,8 @@ pub async fn find(app: &App, token: &str) -> ApiResult<Option<(SessionRow, UserR
         db::sessions::delete(&app.db, s.id).await?;
         return Ok(None);
     }
-    if now - s.last_seen >= TOUCH_EVERY {
+    let every = TOUCH_EVERY.min(app.config.session_idle_secs as i64 / 2);
+    if now - s.last_seen >= every {
         db::sessions::touch(&app.db, s.id, now).await?;
     }
     Ok(Some((s, u)))

@@ -105,5 +105,99 @@ async fn first_login_forces_a_new_password_then_logout() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let _ = ADMIN;
+}
+
+#[tokio::test]
+async fn an_admin_edits_settings_uploads_changes_a_stage_and_deletes() {
+    if !ready() {
+        return;
+    }
+    let s = Server::start().await;
+    let about = s.get_json("/api/admin/about").await;
+    let key = about["key"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("NoMAD-browser.pkg");
+    let data = common::bytes(3_400_000, 7);
+    std::fs::write(&file, &data).unwrap();
+    let docs = shots_dir("docs").join("packages.png");
+    std::fs::create_dir_all(docs.parent().unwrap()).unwrap();
+    let out = run_script(
+        "admin_packages.py",
+        &s,
+        ADMIN.0,
+        ADMIN.1,
+        &[
+            ("ODS_KEY", key),
+            ("ODS_UPLOAD", file.display().to_string()),
+            ("ODS_DOCS_SHOT", docs.display().to_string()),
+        ],
+    );
+    for check in [
+        "OK Reveal shows the key the API reports",
+        "OK the edited settings are shown",
+        "OK the progress bar reached 100%",
+        "OK the new row is Public without a reload",
+        "OK stage changed to Prod after confirmation",
+        "OK a token-less POST is refused (403)",
+        "OK a cross-origin POST is refused (403) with the reason in words",
+        "OK the package is deleted after confirmation",
+    ] {
+        assert!(out.contains(check), "missing {check:?}");
+    }
+    // The API sees what the browser did.
+    let about = s.get_json("/api/admin/about").await;
+    assert_eq!(about["name"], "Branch Office");
+    assert_eq!(about["url"], "https://ods.example.org:8443");
+    assert_eq!(about["stage"], "Test");
+    assert_eq!(about["firewalled_mode"], true);
+    assert_eq!(about["download_auth"], "basic");
+    let list = s.get_json("/api/admin/packages").await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "deleted: {list}"
+    );
+    // `UPDATE_SNAPSHOT=1` keeps this run's Packages screenshot as the README's.
+    if std::env::var("UPDATE_SNAPSHOT").as_deref() == Ok("1")
+        && common::engine() == common::Engine::Sqlite
+    {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/packages.png");
+        std::fs::create_dir_all(repo.parent().unwrap()).unwrap();
+        std::fs::copy(&docs, &repo).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_admin_actions_and_is_refused_them() {
+    if !ready() {
+        return;
+    }
+    let s = Server::start().await;
+    let r = s
+        .admin(reqwest::Method::POST, "/api/admin/users")
+        .json(
+            &serde_json::json!({"username": "vera", "password": "viewer-pass-1", "role": "viewer"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        s.upload("seen.pkg", common::bytes(5000, 1), "Prod")
+            .await
+            .status(),
+        201
+    );
+    let out = run_script(
+        "viewer.py",
+        &s,
+        "vera",
+        "viewer-pass-1",
+        &[("ODS_PACKAGE", "seen.pkg".to_string())],
+    );
+    assert!(out.contains("OK the server refuses a viewer's delete, settings change and key (403)"));
+    // Nothing changed.
+    let list = s.get_json("/api/admin/packages").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_ne!(s.get_json("/api/admin/about").await["name"], "x");
 }

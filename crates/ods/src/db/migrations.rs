@@ -49,7 +49,8 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// Migration 4: web UI sessions, kept in the database so every process sharing it
-/// knows them. Only the SHA-256 of the session token is stored.
+/// knows them (only the SHA-256 of the session token is stored), and the indexes the
+/// Packages tab sorts by.
 fn sessions() -> Vec<Step> {
     vec![
         Step::table(
@@ -64,6 +65,9 @@ fn sessions() -> Vec<Step> {
         index("sessions", "sessions_token_hash", &["token_hash"], true),
         index("sessions", "sessions_user", &["user_id"], false),
         index("sessions", "sessions_last_seen", &["last_seen"], false),
+        // The Packages tab sorts in the database by these (and by filename, indexed).
+        index("packages", "packages_created", &["created"], false),
+        index("packages", "packages_file_size", &["file_size"], false),
     ]
 }
 

@@ -320,3 +320,85 @@ pub async fn forget_unproven_chunks(db: &Db, sha256: &str) -> sqlx::Result<()> {
     .await?;
     Ok(())
 }
+
+/// The column a package list is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Id,
+    Filename,
+    Size,
+    Created,
+    Status,
+    Stage,
+}
+
+impl SortKey {
+    fn column(self) -> &'static str {
+        match self {
+            SortKey::Id => "id",
+            SortKey::Filename => "filename",
+            SortKey::Size => "file_size",
+            SortKey::Created => "created",
+            SortKey::Status => "status",
+            SortKey::Stage => "stage",
+        }
+    }
+}
+
+/// One page of a package list: filtered, sorted and cut in the database.
+#[derive(Debug, Clone)]
+pub struct PageQuery {
+    /// Filename contains this text (any letter case).
+    pub search: Option<String>,
+    pub sort: SortKey,
+    pub desc: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// `LOWER(filename) LIKE` pattern for "contains `text`", with `!` escaping.
+fn contains_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '!' | '%' | '_') {
+            p.push('!');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The packages of one page and how many match in all.
+pub async fn list_page(db: &Db, q: &PageQuery) -> sqlx::Result<(Vec<PackageRow>, i64)> {
+    let filter = if q.search.is_some() {
+        "WHERE LOWER(filename) LIKE ? ESCAPE '!'"
+    } else {
+        ""
+    };
+    let pattern = q.search.as_deref().map(contains_pattern);
+    let count_sql = format!("SELECT COUNT(*) FROM packages {filter}");
+    let mut count = db.q(&count_sql);
+    if let Some(p) = &pattern {
+        count = count.bind(p.clone());
+    }
+    let total: i64 = count.fetch_one(db.reader()).await?.try_get(0)?;
+    let dir = if q.desc { "DESC" } else { "ASC" };
+    let sql = format!(
+        "SELECT {COLS} FROM packages {filter} ORDER BY {} {dir}, id {dir} LIMIT ? OFFSET ?",
+        q.sort.column()
+    );
+    let mut query = db.q(&sql);
+    if let Some(p) = pattern {
+        query = query.bind(p);
+    }
+    let rows = query
+        .bind(q.limit)
+        .bind(q.offset)
+        .fetch_all(db.reader())
+        .await?
+        .iter()
+        .map(PackageRow::from_row)
+        .collect::<sqlx::Result<_>>()?;
+    Ok((rows, total))
+}

@@ -22,7 +22,7 @@ def run():
         expect(page.get_by_role("link", name="Packages")).to_have_count(0)
         odsui.shot(page, "first-login")
         # Any other page sends the browser back to the password change.
-        for path in ["/admin", "/admin/system", "/"]:
+        for path in ["/packages", "/admin", "/admin/system", "/"]:
             page.goto(path)
             expect(page).to_have_url(f"{URL}/account/password")
         ok("before the change every page leads to the password form")
@@ -35,14 +35,14 @@ def run():
         ok(f"keeping the default is refused: {odsui.banner(page).inner_text()}")
         page.goto("/account/password")
         odsui.change_first_password(page, "ods1234!", new)
-        expect(page).to_have_url(f"{URL}/admin")
-        ok("the new password is set and the Admin tab opens")
+        expect(page).to_have_url(f"{URL}/packages")
+        ok("the new password is set and the Packages tab opens")
         odsui.logout(page)
-        page.goto("/admin")
+        page.goto("/packages")
         expect(page.get_by_role("button", name="Log in")).to_be_visible()
         ok("after logout the pages need a login")
         odsui.login(page, "admin", new)
-        expect(page).to_have_url(f"{URL}/admin")
+        expect(page).to_have_url(f"{URL}/packages")
         ok("the new password logs in")
         odsui.assert_no_page_errors(page)
 

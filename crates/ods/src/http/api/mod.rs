@@ -6,7 +6,7 @@ pub(crate) mod about;
 pub(crate) mod events;
 pub(crate) mod jobs;
 mod package_paths;
-mod packages;
+pub(crate) mod packages;
 pub(crate) mod registry;
 pub(crate) mod system;
 pub(crate) mod tokens;

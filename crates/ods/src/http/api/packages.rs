@@ -89,9 +89,12 @@ pub struct PackageDetail {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PackageList {
     pub items: Vec<Package>,
+    /// How many packages match in all; only when a query parameter was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
 }
 
-fn package(p: &PackageRow, done_chunks: Option<i64>) -> Package {
+pub(crate) fn package(p: &PackageRow, done_chunks: Option<i64>) -> Package {
     Package {
         created: iso_seconds(p.created),
         created_ts: p.created,
@@ -114,25 +117,130 @@ async fn package_now(app: &App, p: &PackageRow) -> ApiResult<Package> {
     Ok(package(p, done))
 }
 
+/// What a package list is sorted by.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortBy {
+    Id,
+    Filename,
+    Size,
+    Created,
+    Status,
+    Stage,
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    Asc,
+    Desc,
+}
+
+/// Optional search, sort and paging, done in the database. Without any of them the
+/// answer is every package by id, as the seed's.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only packages whose filename contains this text (any letter case).
+    #[param(max_length = 255)]
+    pub q: Option<String>,
+    /// Sort by this column [default: id].
+    #[param(inline)]
+    pub sort: Option<SortBy>,
+    /// Sort direction [default: asc].
+    #[param(inline)]
+    pub order: Option<SortOrder>,
+    /// Skip this many packages [default: 0].
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
+    /// At most this many packages, 1 to 1000 [default: 1000 when another parameter is given].
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+impl ListQuery {
+    fn is_empty(&self) -> bool {
+        self.q.is_none()
+            && self.sort.is_none()
+            && self.order.is_none()
+            && self.offset.is_none()
+            && self.limit.is_none()
+    }
+
+    /// The database query, or 400 for a value out of range.
+    pub(crate) fn page(&self) -> ApiResult<db::packages::PageQuery> {
+        use db::packages::SortKey;
+        let limit = self.limit.unwrap_or(1000);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "limit must be 1 to 1000",
+            ));
+        }
+        let offset = self.offset.unwrap_or(0);
+        if offset < 0 {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "offset must be 0 or more",
+            ));
+        }
+        let search = self.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        if search.is_some_and(|s| s.chars().count() > 255 || s.chars().any(char::is_control)) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "q may have at most 255 characters, none of them control characters",
+            ));
+        }
+        Ok(db::packages::PageQuery {
+            search: search.map(str::to_string),
+            sort: match self.sort.unwrap_or(SortBy::Id) {
+                SortBy::Id => SortKey::Id,
+                SortBy::Filename => SortKey::Filename,
+                SortBy::Size => SortKey::Size,
+                SortBy::Created => SortKey::Created,
+                SortBy::Status => SortKey::Status,
+                SortBy::Stage => SortKey::Stage,
+            },
+            desc: matches!(self.order, Some(SortOrder::Desc)),
+            offset,
+            limit,
+        })
+    }
+}
+
 #[utoipa::path(
     get,
     path = "/packages",
     tag = "packages",
-    description = "Every package on this server, under `items`. Needs the `viewer` role.",
-    responses((status = 200, description = "The packages.", body = PackageList), AdminErrors)
+    description = "Every package on this server, under `items`. Needs the `viewer` role. With any of the optional parameters, the packages are searched, sorted and paged in the database and `total` says how many match.",
+    params(ListQuery),
+    responses((status = 200, description = "The packages.", body = PackageList), BadRequest, AdminErrors)
 )]
 pub async fn list_packages(
     State(app): State<App>,
     who: Principal,
+    QueryArgs(query): QueryArgs<ListQuery>,
 ) -> ApiResult<axum::Json<PackageList>> {
     who.require(Role::Viewer)?;
     let progress = svc::progress(&app).await?;
-    let items = db::packages::list(&app.db)
-        .await?
+    if query.is_empty() {
+        let items = db::packages::list(&app.db)
+            .await?
+            .iter()
+            .map(|p| package(p, progress.get(&p.uuid).copied()))
+            .collect();
+        return Ok(axum::Json(PackageList { items, total: None }));
+    }
+    let (rows, total) = db::packages::list_page(&app.db, &query.page()?).await?;
+    let items = rows
         .iter()
         .map(|p| package(p, progress.get(&p.uuid).copied()))
         .collect();
-    Ok(axum::Json(PackageList { items }))
+    Ok(axum::Json(PackageList {
+        items,
+        total: Some(total),
+    }))
 }
 
 #[utoipa::path(
@@ -336,7 +444,7 @@ async fn small_text(mut field: Field<'_>) -> ApiResult<String> {
 
 /// `replace` may come in the query, so that an existing filename is refused before
 /// the body is read (the form field wins when both are sent).
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// `true` to replace a package of the same filename (otherwise 409).
@@ -421,7 +529,7 @@ pub async fn upload_package(
 
 /// Multipart `file` (streamed to staging while hashed) and `stage`, optional
 /// `replace=true`. Fields may come in any order; nothing is kept unless all is valid.
-async fn upload(
+pub(crate) async fn upload(
     State(app): State<App>,
     who: Principal,
     QueryArgs(query): QueryArgs<UploadQuery>,

@@ -26,7 +26,7 @@ struct LoginPage {
 
 /// The request's parts, for handlers that read cookies and the client before a
 /// session exists.
-pub struct Req(Parts);
+pub struct Req(pub Parts);
 
 impl<S: Send + Sync> FromRequestParts<S> for Req {
     type Rejection = std::convert::Infallible;

@@ -40,6 +40,7 @@ mod admin;
 mod assets;
 mod login;
 mod network;
+mod packages;
 mod session;
 mod users;
 
@@ -57,7 +58,7 @@ use crate::model::Role;
 pub use session::Session;
 
 /// Where a logged-in browser lands (`/` and after login).
-pub const HOME: &str = "/admin";
+pub const HOME: &str = "/packages";
 
 /// The tabs of the navigation bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,14 +154,15 @@ pub fn routes(app: &App) -> Router<App> {
         .route("/jobs/table", get(activity::jobs_fragment))
         .route("/jobs/retry", post(activity::retry))
         .route("/events", get(activity::events_page))
+        .merge(packages::routes())
         .route("/static/{*path}", get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            render_failures,
+            csrf_guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            csrf_guard,
+            render_failures,
         ))
         .layer(axum::middleware::from_fn(security_headers))
 }

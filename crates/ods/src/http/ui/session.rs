@@ -135,7 +135,7 @@ impl FromRequestParts<App> for Session {
 }
 
 /// The origin this server was asked at, as a browser writes it in `Origin`.
-fn own_origin(parts: &Parts) -> Option<String> {
+pub(super) fn own_origin(parts: &Parts) -> Option<String> {
     let (scheme, host) = match parts.extensions.get::<ClientInfo>() {
         Some(c) => (c.scheme, c.host.clone()),
         None => (
