@@ -201,3 +201,31 @@ async fn a_viewer_sees_no_admin_actions_and_is_refused_them() {
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_ne!(s.get_json("/api/admin/about").await["name"], "x");
 }
+
+#[tokio::test]
+async fn an_upload_can_be_cancelled() {
+    if !ready() {
+        return;
+    }
+    let s = Server::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cancelled.pkg");
+    std::fs::write(&file, common::bytes(16 << 20, 9)).unwrap();
+    let out = run_script(
+        "upload_cancel.py",
+        &s,
+        ADMIN.0,
+        ADMIN.1,
+        &[("ODS_UPLOAD", file.display().to_string())],
+    );
+    assert!(out.contains("OK Cancel stops the upload and says so"));
+    let list = s.get_json("/api/admin/packages").await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+    // The server drops the half-received file.
+    s.eventually(
+        10,
+        "the staging file of the cut-off upload is removed",
+        || async { s.staging_files().is_empty() },
+    )
+    .await;
+}

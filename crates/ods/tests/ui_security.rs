@@ -510,3 +510,75 @@ async fn the_package_list_api_searches_sorts_and_pages_in_the_database() {
         assert_eq!(r.status(), 400, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn the_live_rows_show_states_and_answer_204_while_nothing_changed() {
+    let s = Server::start().await;
+    let mut b = Browser::open(&s).await;
+    b.login(ADMIN.0, ADMIN.1).await;
+    assert_eq!(
+        s.upload("live.pkg", common::bytes(3 << 20, 3), "Prod")
+            .await
+            .status(),
+        201
+    );
+    let rows = |since: String| {
+        let req = b
+            .req(
+                Method::GET,
+                &format!("/packages/rows?q=&sort=&order=&page=1&since={since}"),
+            )
+            .header("HX-Request", "true");
+        async move { req.send().await.unwrap() }
+    };
+    let digest_of = |html: &str| {
+        let at = html.find(r#""since": ""#).expect("the digest") + 10;
+        html[at..at + 16].to_string()
+    };
+    let r = rows(String::new()).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("state-Public"), "{html}");
+    let digest = digest_of(&html);
+    // Unchanged: 204, nothing for the page to swap.
+    assert_eq!(rows(digest.clone()).await.status(), StatusCode::NO_CONTENT);
+    // A package syncing in shows Downloading with its percent, then Failed with why.
+    s.sql("UPDATE packages SET status = 'Downloading' WHERE filename = 'live.pkg'")
+        .await;
+    let html = rows(digest.clone()).await.text().await.unwrap();
+    assert!(html.contains("Downloading 0%"), "{html}");
+    s.sql("UPDATE packages SET status = 'Failed', status_reason = 'no peer has it any more' WHERE filename = 'live.pkg'")
+        .await;
+    let html = rows(digest_of(&html)).await.text().await.unwrap();
+    assert!(
+        html.contains("state-Failed") && html.contains("no peer has it any more"),
+        "{html}"
+    );
+    // A browser asking for a page that does not exist gets a page; API clients JSON.
+    let r = b
+        .req(Method::GET, "/no-such-page")
+        .header(header::ACCEPT, "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(r.text().await.unwrap().contains("There is no such page"));
+    let r = s
+        .http
+        .get(s.at("/api/admin/nothing"))
+        .header(header::ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("\"not_found\""));
+    let r = b.req(Method::GET, "/account").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Change your password"));
+}

@@ -110,8 +110,12 @@ async fn json_errors(resp: Response) -> Response {
     ApiError::new(status, code, text).into_response()
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such endpoint; see /api/openapi.json")
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    // A browser asking for a page that does not exist gets a page, not JSON.
+    if ui::wants_page(uri.path(), &headers) {
+        return ui::not_found_page();
+    }
+    ApiError::not_found("no such endpoint; see /api/openapi.json").into_response()
 }
 
 async fn method_not_allowed() -> ApiError {

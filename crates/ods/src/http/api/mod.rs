@@ -6,6 +6,7 @@ pub(crate) mod about;
 pub(crate) mod events;
 pub(crate) mod jobs;
 mod package_paths;
+mod package_query;
 pub(crate) mod packages;
 pub(crate) mod registry;
 pub(crate) mod system;

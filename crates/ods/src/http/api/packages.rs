@@ -21,6 +21,7 @@ use crate::packages as svc;
 use crate::packages::PackageRef;
 
 use super::about::parse_stage;
+pub(crate) use super::package_query::ListQuery;
 
 /// A package as listed (the seed's fields, plus sha256, status_reason and progress).
 #[derive(Debug, Serialize, ToSchema)]
@@ -115,98 +116,6 @@ pub(crate) fn package(p: &PackageRow, done_chunks: Option<i64>) -> Package {
 async fn package_now(app: &App, p: &PackageRow) -> ApiResult<Package> {
     let done = svc::progress(app).await?.get(&p.uuid).copied();
     Ok(package(p, done))
-}
-
-/// What a package list is sorted by.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SortBy {
-    Id,
-    Filename,
-    Size,
-    Created,
-    Status,
-    Stage,
-}
-
-/// Sort direction.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SortOrder {
-    Asc,
-    Desc,
-}
-
-/// Optional search, sort and paging, done in the database. Without any of them the
-/// answer is every package by id, as the seed's.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// Only packages whose filename contains this text (any letter case).
-    #[param(max_length = 255)]
-    pub q: Option<String>,
-    /// Sort by this column [default: id].
-    #[param(inline)]
-    pub sort: Option<SortBy>,
-    /// Sort direction [default: asc].
-    #[param(inline)]
-    pub order: Option<SortOrder>,
-    /// Skip this many packages [default: 0].
-    #[param(minimum = 0)]
-    pub offset: Option<i64>,
-    /// At most this many packages, 1 to 1000 [default: 1000 when another parameter is given].
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<i64>,
-}
-
-impl ListQuery {
-    fn is_empty(&self) -> bool {
-        self.q.is_none()
-            && self.sort.is_none()
-            && self.order.is_none()
-            && self.offset.is_none()
-            && self.limit.is_none()
-    }
-
-    /// The database query, or 400 for a value out of range.
-    pub(crate) fn page(&self) -> ApiResult<db::packages::PageQuery> {
-        use db::packages::SortKey;
-        let limit = self.limit.unwrap_or(1000);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "limit must be 1 to 1000",
-            ));
-        }
-        let offset = self.offset.unwrap_or(0);
-        if offset < 0 {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "offset must be 0 or more",
-            ));
-        }
-        let search = self.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
-        if search.is_some_and(|s| s.chars().count() > 255 || s.chars().any(char::is_control)) {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "q may have at most 255 characters, none of them control characters",
-            ));
-        }
-        Ok(db::packages::PageQuery {
-            search: search.map(str::to_string),
-            sort: match self.sort.unwrap_or(SortBy::Id) {
-                SortBy::Id => SortKey::Id,
-                SortBy::Filename => SortKey::Filename,
-                SortBy::Size => SortKey::Size,
-                SortBy::Created => SortKey::Created,
-                SortBy::Status => SortKey::Status,
-                SortBy::Stage => SortKey::Stage,
-            },
-            desc: matches!(self.order, Some(SortOrder::Desc)),
-            offset,
-            limit,
-        })
-    }
 }
 
 #[utoipa::path(

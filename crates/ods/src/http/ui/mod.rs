@@ -9,13 +9,17 @@
 //!    filling `{% block content %}`. Its struct has a `layout: Layout` field (the tabs,
 //!    the user, the CSRF token, the error banner and the flash message) and derives
 //!    `askama::Template` + `askama_web::WebTemplate`, so it is a response.
+//!    The template's module must `use super::Tab` (base.html compares `layout.tab`).
 //! 2. **Handler**: in `ui/NAME.rs`, take `s: Session` (the logged-in user; without one
 //!    the browser is sent to the login form), check the role first with
 //!    `s.require(Role::Admin)?` (the API's `Principal::require` rules), call the
 //!    service the API handler calls, and build `Layout::new(&s, Tab::Name, "Title")`.
 //!    Return `UiResult<impl IntoResponse>`: `?` on an `ApiError` becomes the error
 //!    page (or, for an htmx request, the error banner) with the error in words an
-//!    admin understands (`words`), never JSON.
+//!    admin understands (`words`), never JSON. Need the client address (for the
+//!    login limiter) or the origin? Take `login::Req(parts)` beside the `Session`.
+//!    Live parts of a page are fragments polled with htmx (`hx-get` + `hx-trigger=
+//!    "every 2s"`); see `packages.rs` for one that answers 204 while unchanged.
 //! 3. **Route**: add it in `routes()` below. GET pages and fragments; every change is
 //!    a POST (forms post to a 2-segment path such as `/packages/stage`, so nothing
 //!    can shadow the Jamf share path `/<context>/Packages/<name>`).
@@ -331,4 +335,33 @@ async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(header::VARY, HeaderValue::from_static("Cookie"));
     }
     resp
+}
+
+/// Whether a request the router has no route for comes from a browser wanting a page
+/// (not the API, not a download client).
+pub fn wants_page(path: &str, headers: &HeaderMap) -> bool {
+    !(path == "/api" || path.starts_with("/api/"))
+        && headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+}
+
+/// The 404 page for a browser (no session needed: it names no data).
+pub fn not_found_page() -> Response {
+    let mut layout = Layout::anonymous("Not found", String::new());
+    layout.error = Some("There is no such page on this server.".into());
+    let page = session::ErrorPage { layout, back: "/" };
+    let mut r = (StatusCode::NOT_FOUND, page).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
 }

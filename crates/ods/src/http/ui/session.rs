@@ -219,9 +219,9 @@ fn is_form(h: &HeaderMap) -> bool {
 
 #[derive(Template, WebTemplate)]
 #[template(path = "error.html")]
-struct ErrorPage {
-    layout: Layout,
-    back: &'static str,
+pub struct ErrorPage {
+    pub layout: Layout,
+    pub back: &'static str,
 }
 
 #[derive(Template, WebTemplate)]
