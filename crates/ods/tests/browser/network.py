@@ -76,7 +76,19 @@ def run():
         pa.get_by_role("button", name="Register", exact=True).click()
         expect(pa.get_by_role("alert")).to_contain_text("Already registered")
         ok("registering twice shows 'Already registered'")
+        # The link's speed limit (PATCH /api/admin/registered_ods/{id}): too low is
+        # refused in words; a valid one shows in the table.
         pa.goto("/network")
+        pa.locator("#rate-value").evaluate("e => e.removeAttribute('min')")
+        pa.get_by_label("Bytes per second").fill("100")
+        pa.get_by_role("button", name="Save limit").click()
+        expect(odsui.banner(pa)).to_contain_text("at least 1024")
+        pa.goto("/network")
+        pa.get_by_label("Bytes per second").fill("2000000")
+        pa.get_by_role("button", name="Save limit").click()
+        expect(pa.get_by_role("status")).to_contain_text("Speed limit of B: 2.0 MB/s")
+        expect(pa.locator("#peers-table tbody tr")).to_contain_text("2.0 MB/s")
+        ok("the link's speed limit is refused below 1024 and shown once set")
         odsui.shot(pa, "network")
 
         # B's Network tab lists A (the registration is mutual) without a reload.

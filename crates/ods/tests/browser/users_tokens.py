@@ -101,7 +101,21 @@ def run():
         odsui.shot(carol, "account")
 
         # The admin sees every user's tokens and deletes carol after confirming.
-        admin.goto("/account?all=1")
+        # An admin makes a token for another user and sees every user's tokens.
+        odsui.tab(admin, "Account")
+        admin.get_by_label("Token name").fill("for-carol")
+        admin.get_by_label("For user").fill(CAROL)
+        admin.get_by_role("button", name="Create token").click()
+        expect(admin.get_by_role("heading", name="for carol")).to_be_visible()
+        carol_token = admin.get_by_label("The new token").input_value()
+        row = admin.locator('tr[data-token="for-carol"]')
+        expect(row).to_contain_text(CAROL)
+        admin.goto("/account")
+        expect(admin.locator('tr[data-token="for-carol"]')).to_have_count(0)
+        admin.get_by_role("link", name="Every user's tokens").click()
+        expect(admin.locator('tr[data-token="for-carol"]')).to_contain_text(CAROL)
+        assert api_status(admin, carol_token) == 200
+        ok("an admin makes a token for carol and lists every user's tokens")
         odsui.shot(admin, "account-admin-all")
         odsui.tab(admin, "Users")
         admin.once("dialog", lambda d: d.dismiss())
@@ -111,7 +125,8 @@ def run():
         admin.get_by_role("button", name="Delete carol").click()
         expect(admin.get_by_role("status")).to_contain_text("User carol deleted")
         expect(admin.locator(f'tr[data-user="{CAROL}"]')).to_have_count(0)
-        ok("deleting carol asks first, then removes her")
+        assert api_status(admin, carol_token) == 401
+        ok("deleting carol asks first, then removes her (her token stops working)")
         # The last admin cannot be deleted: the refusal in words.
         admin.once("dialog", lambda d: d.accept())
         admin.get_by_role("button", name=f"Delete {odsui.USER}").click()

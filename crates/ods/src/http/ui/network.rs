@@ -232,7 +232,15 @@ pub async fn set_rate(
             )
         })?),
     };
-    let p = registry::set_rate_limit(&app, &s.who, f.id, rate).await?;
+    let p = registry::set_rate_limit(&app, &s.who, f.id, rate)
+        .await
+        .map_err(|e| match e.code {
+            "invalid_rate_limit" => UiError::new(
+                e.status,
+                "The speed limit must be at least 1024 bytes per second, or empty for none.",
+            ),
+            _ => e.into(),
+        })?;
     Ok(flash_redirect(
         "/network",
         &format!("Speed limit of {}: {}.", p.name, rate_words(p.rate_limit)),
