@@ -40,10 +40,13 @@ pub async fn record(db: &Db, conn: &mut AnyConnection, e: NewEvent<'_>) -> sqlx:
     Ok(())
 }
 
+/// Events after id `after_id`, oldest first: of `kind` when given, and about
+/// `package` (its UUID or its filename) when given.
 pub async fn list(
     db: &Db,
     after_id: i64,
     kind: Option<&str>,
+    package: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<EventRow>> {
     let mut sql = String::from(
@@ -52,10 +55,16 @@ pub async fn list(
     if kind.is_some() {
         sql.push_str(" AND kind = ?");
     }
+    if package.is_some() {
+        sql.push_str(" AND (package_uuid = ? OR filename = ?)");
+    }
     sql.push_str(" ORDER BY id LIMIT ?");
     let mut q = db.q(&sql).bind(after_id);
     if let Some(k) = kind {
         q = q.bind(k.to_string());
+    }
+    if let Some(p) = package {
+        q = q.bind(p.to_string()).bind(p.to_string());
     }
     q.bind(limit)
         .fetch_all(db.reader())

@@ -119,3 +119,11 @@ def main(fn):
         print(f"FAILED: {type(e).__name__}: {e}", flush=True)
         sys.exit(1)
     print("DONE", flush=True)
+
+
+def basic_auth(user=None, password=None):
+    """An `Authorization: Basic` value, for scripts' own API calls."""
+    import base64
+
+    raw = f"{user or USER}:{password if password is not None else PASSWORD}".encode()
+    return "Basic " + base64.b64encode(raw).decode()

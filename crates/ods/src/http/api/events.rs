@@ -22,6 +22,9 @@ pub struct EventQuery {
     /// Only events of this kind, e.g. `package.public`.
     #[param(value_type = String, required = false)]
     kind: Option<String>,
+    /// Only the events of this package (its UUID or its filename).
+    #[param(value_type = String, required = false)]
+    package: Option<String>,
     /// At most this many (default 200; clamped to 1..1000).
     #[param(value_type = i64, required = false)]
     limit: Option<i64>,
@@ -52,7 +55,7 @@ pub struct EventList {
     get,
     path = "/events",
     tag = "events",
-    description = "Events, oldest first. Needs the `viewer` role.",
+    description = "Events, oldest first, optionally of one `kind` and about one `package` (UUID or filename). Needs the `viewer` role.",
     params(EventQuery),
     responses((status = 200, description = "The events.", body = EventList), BadRequest, AdminErrors)
 )]
@@ -61,12 +64,35 @@ pub async fn list_events(
     who: Principal,
     QueryArgs(q): QueryArgs<EventQuery>,
 ) -> ApiResult<axum::Json<EventList>> {
+    let filter = EventFilter {
+        after: q.after.unwrap_or(0),
+        kind: q.kind,
+        package: q.package,
+        limit: q.limit.unwrap_or(200),
+    };
+    Ok(axum::Json(list(&app, &who, &filter).await?))
+}
+
+/// Which events to list.
+pub struct EventFilter {
+    /// Events with an id above this one (0: from the first).
+    pub after: i64,
+    pub kind: Option<String>,
+    /// A package's UUID or filename.
+    pub package: Option<String>,
+    /// Kept to 1..=1000.
+    pub limit: i64,
+}
+
+/// Events, oldest first (the API's GET /events and the UI's Events tab).
+pub async fn list(app: &App, who: &Principal, f: &EventFilter) -> ApiResult<EventList> {
     who.require(Role::Viewer)?;
     let rows = db::events::list(
         &app.db,
-        q.after.unwrap_or(0),
-        q.kind.as_deref(),
-        q.limit.unwrap_or(200).clamp(1, 1000),
+        f.after,
+        f.kind.as_deref().filter(|k| !k.is_empty()),
+        f.package.as_deref().filter(|p| !p.is_empty()),
+        f.limit.clamp(1, 1000),
     )
     .await?;
     let items = rows
@@ -82,5 +108,5 @@ pub async fn list_events(
             peer_iss: e.peer_iss,
         })
         .collect();
-    Ok(axum::Json(EventList { items }))
+    Ok(EventList { items })
 }

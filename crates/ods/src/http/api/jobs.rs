@@ -91,7 +91,7 @@ pub struct JobId {
     id: i64,
 }
 
-const STATES: [&str; 4] = ["queued", "running", "done", "dead"];
+pub const STATES: [&str; 4] = ["queued", "running", "done", "dead"];
 
 #[utoipa::path(
     get,
@@ -106,22 +106,35 @@ pub async fn list_jobs(
     who: Principal,
     QueryArgs(q): QueryArgs<JobQuery>,
 ) -> ApiResult<axum::Json<JobList>> {
+    let limit = q.limit.unwrap_or(100);
+    Ok(axum::Json(
+        list(&app, &who, q.state.as_deref(), q.kind.as_deref(), limit).await?,
+    ))
+}
+
+/// Jobs, newest first, in `state` and of `kind` when given (`limit` kept to 1..=1000).
+pub async fn list(
+    app: &App,
+    who: &Principal,
+    state: Option<&str>,
+    kind: Option<&str>,
+    limit: i64,
+) -> ApiResult<JobList> {
     who.require(Role::Viewer)?;
-    if let Some(s) = &q.state
-        && !STATES.contains(&s.as_str())
+    if let Some(s) = state
+        && !STATES.contains(&s)
     {
         return Err(ApiError::bad_request(
             "invalid_state",
             format!("state must be one of {}", STATES.join(", ")),
         ));
     }
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let items = db::jobs::list(&app.db, q.state.as_deref(), q.kind.as_deref(), limit)
+    let items = db::jobs::list(&app.db, state, kind, limit.clamp(1, 1000))
         .await?
         .iter()
         .map(to_json)
         .collect();
-    Ok(axum::Json(JobList { items }))
+    Ok(JobList { items })
 }
 
 #[utoipa::path(
@@ -158,8 +171,12 @@ pub async fn retry_job(
     who: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Job>> {
+    Ok(axum::Json(retry(&app, &who, super::path_id(&id)?).await?))
+}
+
+/// Runs dead or waiting job `id` again now (admins).
+pub async fn retry(app: &App, who: &Principal, id: i64) -> ApiResult<Job> {
     who.require(Role::Admin)?;
-    let id = super::path_id(&id)?;
     if db::jobs::get(&app.db, id).await?.is_none() {
         return Err(ApiError::not_found(format!("no job with id {id}")));
     }
@@ -173,5 +190,5 @@ pub async fn retry_job(
     let j = db::jobs::get(&app.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("job vanished"))?;
-    Ok(axum::Json(to_json(&j)))
+    Ok(to_json(&j))
 }

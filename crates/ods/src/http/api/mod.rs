@@ -4,15 +4,15 @@
 
 pub(crate) mod about;
 pub(crate) mod email;
-mod events;
-mod jobs;
+pub(crate) mod events;
+pub(crate) mod jobs;
 mod package_paths;
 mod package_query;
 pub(crate) mod packages;
-mod registry;
+pub(crate) mod registry;
 pub(crate) mod system;
-mod tokens;
-mod users;
+pub(crate) mod tokens;
+pub(crate) mod users;
 pub(crate) mod webhooks;
 
 use axum::extract::DefaultBodyLimit;

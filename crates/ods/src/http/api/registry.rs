@@ -48,35 +48,46 @@ pub async fn register(
     who: Principal,
     JsonBody(body): JsonBody<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    who.require(Role::Admin)?;
-    let missing: Vec<&str> = [
-        ("url", &body.url),
-        ("iss_id", &body.iss_id),
-        ("key", &body.key),
-    ]
-    .into_iter()
-    .filter(|(_, v)| v.as_deref().is_none_or(|s| s.trim().is_empty()))
-    .map(|(n, _)| n)
-    .collect();
-    if !missing.is_empty() {
-        return Err(ApiError::bad_request(
-            "missing_field",
-            format!("register needs {}", missing.join(", ")),
-        ));
-    }
-    let (url, iss, key) = (
-        body.url.unwrap_or_default(),
-        body.iss_id.unwrap_or_default(),
-        body.key.unwrap_or_default(),
-    );
-    let peer = crate::sync::register::register_with(&app, &url, &iss, &key).await?;
-    tracing::info!(by = %who.username, peer = %peer.name, iss = %peer.iss, "registered with another ODS");
+    register_ods(
+        &app,
+        &who,
+        body.url.as_deref().unwrap_or_default(),
+        body.iss_id.as_deref().unwrap_or_default(),
+        body.key.as_deref().unwrap_or_default(),
+    )
+    .await?;
     // The seed answers 201 with an empty text/html body.
     Ok((
         StatusCode::CREATED,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         "",
     ))
+}
+
+/// Registers this server with the ODS at `url` (the API's POST /register and the
+/// UI's Network tab); an empty field is named in the error.
+pub async fn register_ods(
+    app: &App,
+    who: &Principal,
+    url: &str,
+    iss: &str,
+    key: &str,
+) -> ApiResult<PeerRow> {
+    who.require(Role::Admin)?;
+    let missing: Vec<&str> = [("url", url), ("iss_id", iss), ("key", key)]
+        .into_iter()
+        .filter(|(_, v)| v.trim().is_empty())
+        .map(|(n, _)| n)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing_field",
+            format!("register needs {}", missing.join(", ")),
+        ));
+    }
+    let peer = crate::sync::register::register_with(app, url, iss, key).await?;
+    tracing::info!(by = %who.username, peer = %peer.name, iss = %peer.iss, "registered with another ODS");
+    Ok(peer)
 }
 
 async fn pending_jobs(app: &App, peer_id: i64) -> ApiResult<i64> {
@@ -163,16 +174,20 @@ pub async fn list_registered(
     State(app): State<App>,
     who: Principal,
 ) -> ApiResult<axum::Json<RegisteredList>> {
+    Ok(axum::Json(list(&app, &who).await?))
+}
+
+/// Every registered ODS with its link health.
+pub async fn list(app: &App, who: &Principal) -> ApiResult<RegisteredList> {
     who.require(Role::Viewer)?;
     let mut items = Vec::new();
     for p in db::peers::list(&app.db).await? {
-        items.push(to_json(&app, &p).await?);
+        items.push(to_json(app, &p).await?);
     }
-    Ok(axum::Json(RegisteredList { items }))
+    Ok(RegisteredList { items })
 }
 
-async fn find(app: &App, id: &str) -> ApiResult<PeerRow> {
-    let id = super::path_id(id)?;
+async fn find_id(app: &App, id: i64) -> ApiResult<PeerRow> {
     db::peers::by_id(&app.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no registered ODS with id {id}")))
@@ -208,13 +223,20 @@ pub async fn unregister(
     who: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Unregistered>> {
+    Ok(axum::Json(
+        unregister_ods(&app, &who, super::path_id(&id)?).await?,
+    ))
+}
+
+/// Unregisters peer `id`, telling it when it can be reached.
+pub async fn unregister_ods(app: &App, who: &Principal, id: i64) -> ApiResult<Unregistered> {
     who.require(Role::Admin)?;
-    let peer = find(&app, &id).await?;
-    let told = crate::sync::register::unregister(&app, &peer).await?;
-    Ok(axum::Json(Unregistered {
+    let peer = find_id(app, id).await?;
+    let told = crate::sync::register::unregister(app, &peer).await?;
+    Ok(Unregistered {
         peer_notified: told,
         unregistered: peer.iss,
-    }))
+    })
 }
 
 /// Link settings. An absent or null `rate_limit` removes the limit.
@@ -242,17 +264,30 @@ pub async fn update_registered(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<PeerUpdate>,
 ) -> ApiResult<axum::Json<RegisteredOds>> {
+    let id = super::path_id(&id)?;
+    Ok(axum::Json(
+        set_rate_limit(&app, &who, id, body.rate_limit).await?,
+    ))
+}
+
+/// Sets (or, with `None`, removes) the bytes-per-second limit of peer `id`'s link.
+pub async fn set_rate_limit(
+    app: &App,
+    who: &Principal,
+    id: i64,
+    rate_limit: Option<i64>,
+) -> ApiResult<RegisteredOds> {
     who.require(Role::Admin)?;
-    let peer = find(&app, &id).await?;
-    if body.rate_limit.is_some_and(|r| r < 1024) {
+    let peer = find_id(app, id).await?;
+    if rate_limit.is_some_and(|r| r < 1024) {
         return Err(ApiError::bad_request(
             "invalid_rate_limit",
             "rate_limit is bytes per second, at least 1024, or null",
         ));
     }
-    db::peers::set_rate_limit(&app.db, peer.id, body.rate_limit).await?;
-    let peer = find(&app, &id).await?;
-    Ok(axum::Json(to_json(&app, &peer).await?))
+    db::peers::set_rate_limit(&app.db, peer.id, rate_limit).await?;
+    let peer = find_id(app, id).await?;
+    to_json(app, &peer).await
 }
 
 /// Sync counters of this process since it started, and the catalog cursor.
@@ -278,9 +313,14 @@ pub struct SyncStats {
     responses((status = 200, description = "The counters.", body = SyncStats), AdminErrors)
 )]
 pub async fn get_sync(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<SyncStats>> {
+    Ok(axum::Json(sync_stats(&app, &who).await?))
+}
+
+/// The sync counters of this server.
+pub async fn sync_stats(app: &App, who: &Principal) -> ApiResult<SyncStats> {
     who.require(Role::Viewer)?;
     let s = &app.sync.stats;
-    Ok(axum::Json(SyncStats {
+    Ok(SyncStats {
         chunk_bytes_fetched: s.chunk_bytes_fetched.load(Ordering::Relaxed),
         chunk_bytes_served: s.chunk_bytes_served.load(Ordering::Relaxed),
         chunks_fetched: s.chunks_fetched.load(Ordering::Relaxed),
@@ -289,5 +329,5 @@ pub async fn get_sync(State(app): State<App>, who: Principal) -> ApiResult<axum:
         cursor: db::catalog::current_seq(&app.db).await?,
         interval_secs: app.sync.interval.as_secs(),
         peer_requests: s.peer_requests.load(Ordering::Relaxed),
-    }))
+    })
 }

@@ -80,7 +80,12 @@ pub async fn list_tokens(
     who: Principal,
     QueryArgs(q): QueryArgs<ListQuery>,
 ) -> ApiResult<axum::Json<TokenList>> {
-    let scope = if q.all == Some(true) {
+    Ok(axum::Json(list(&app, &who, q.all == Some(true)).await?))
+}
+
+/// The caller's tokens, or (`all`, admins only) every user's.
+pub async fn list(app: &App, who: &Principal, all: bool) -> ApiResult<TokenList> {
+    let scope = if all {
         who.require(Role::Admin)?;
         None
     } else {
@@ -91,10 +96,9 @@ pub async fn list_tokens(
         .iter()
         .map(to_json)
         .collect();
-    Ok(axum::Json(TokenList { items }))
+    Ok(TokenList { items })
 }
 
-/// A token to create.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
@@ -122,14 +126,26 @@ pub async fn create_token(
     who: Principal,
     JsonBody(body): JsonBody<NewToken>,
 ) -> ApiResult<(StatusCode, axum::Json<NewTokenCreated>)> {
-    let name = body.name.trim();
-    if name.is_empty() || body.name.chars().count() > 255 {
+    let t = create(&app, &who, &body.name, body.username).await?;
+    Ok((StatusCode::CREATED, axum::Json(t)))
+}
+
+/// Makes a token named `name` for the caller or (admins) user `username`; the answer
+/// holds the token, the only time it is shown.
+pub async fn create(
+    app: &App,
+    who: &Principal,
+    name: &str,
+    username: Option<String>,
+) -> ApiResult<NewTokenCreated> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || name.chars().count() > 255 {
         return Err(ApiError::bad_request(
             "invalid_name",
             "a token name is 1 to 255 characters",
         ));
     }
-    let owner = match body.username.filter(|u| *u != who.username) {
+    let owner = match username.filter(|u| *u != who.username) {
         Some(other) => {
             who.require(Role::Admin)?;
             db::users::by_name(&app.db, &other)
@@ -143,22 +159,19 @@ pub async fn create_token(
         "ods_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>())
     );
-    let id = db::users::insert_token(&app.db, owner, name, &token_digest(&token)).await?;
+    let id = db::users::insert_token(&app.db, owner, trimmed, &token_digest(&token)).await?;
     let row = db::users::token(&app.db, id)
         .await?
         .ok_or_else(|| ApiError::internal("reading the token", "row vanished"))?;
     let t = to_json(&row);
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(NewTokenCreated {
-            created: t.created,
-            id: t.id,
-            last_used: t.last_used,
-            name: t.name,
-            token,
-            username: t.username,
-        }),
-    ))
+    Ok(NewTokenCreated {
+        created: t.created,
+        id: t.id,
+        last_used: t.last_used,
+        name: t.name,
+        token,
+        username: t.username,
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -182,7 +195,12 @@ pub async fn delete_token(
     who: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = super::path_id(&id)?;
+    revoke(&app, &who, super::path_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes token `id`: the caller's own, or any for admins.
+pub async fn revoke(app: &App, who: &Principal, id: i64) -> ApiResult<()> {
     let t = db::users::token(&app.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no token with id {id}")))?;
@@ -190,5 +208,5 @@ pub async fn delete_token(
         who.require(Role::Admin)?;
     }
     db::users::delete_token(&app.db, id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -25,6 +25,16 @@ pub enum RoleName {
     Viewer,
 }
 
+impl RoleName {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RoleName::Admin => "admin",
+            RoleName::Uploader => "uploader",
+            RoleName::Viewer => "viewer",
+        }
+    }
+}
+
 impl From<Role> for RoleName {
     fn from(r: Role) -> Self {
         match r {
@@ -86,13 +96,18 @@ async fn find(app: &App, username: &str) -> ApiResult<UserRow> {
     responses((status = 200, description = "The users.", body = UserList), AdminErrors)
 )]
 pub async fn list_users(State(app): State<App>, who: Principal) -> ApiResult<axum::Json<UserList>> {
+    Ok(axum::Json(list(&app, &who).await?))
+}
+
+/// Every user, for admins.
+pub async fn list(app: &App, who: &Principal) -> ApiResult<UserList> {
     who.require(Role::Admin)?;
     let items = db::users::list(&app.db)
         .await?
         .iter()
         .map(to_json)
         .collect();
-    Ok(axum::Json(UserList { items }))
+    Ok(UserList { items })
 }
 
 /// A username.
@@ -150,8 +165,19 @@ pub async fn create_user(
     who: Principal,
     JsonBody(body): JsonBody<NewUser>,
 ) -> ApiResult<(StatusCode, axum::Json<User>)> {
+    let u = create(&app, &who, &body.username, body.password, &body.role).await?;
+    Ok((StatusCode::CREATED, axum::Json(u)))
+}
+
+/// Creates user `name` (the API's POST /users and the UI's Users tab).
+pub async fn create(
+    app: &App,
+    who: &Principal,
+    name: &str,
+    password: String,
+    role: &str,
+) -> ApiResult<User> {
     who.require(Role::Admin)?;
-    let name = body.username.as_str();
     if name.is_empty()
         || name.len() > 64
         || !name
@@ -163,9 +189,9 @@ pub async fn create_user(
             "a username is 1 to 64 letters, digits, '.', '_', '-' or '@'",
         ));
     }
-    let role = parse_role(&body.role)?;
-    password::check_new(&body.password)?;
-    let hash = password::hash_async(body.password).await?;
+    let role = parse_role(role)?;
+    password::check_new(&password)?;
+    let hash = password::hash_async(password).await?;
     match db::users::insert(&app.db, name, &hash, role, false).await {
         Ok(_) => {}
         Err(e) if db::is_unique_violation(&e) => {
@@ -177,13 +203,9 @@ pub async fn create_user(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(by = %who.username, user = name, role = role.as_str(), "user created");
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(to_json(&find(&app, name).await?)),
-    ))
+    Ok(to_json(&find(app, name).await?))
 }
 
-/// A change to an account; absent or null fields stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
@@ -212,12 +234,36 @@ pub async fn update_user(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<UserUpdate>,
 ) -> ApiResult<axum::Json<User>> {
+    Ok(axum::Json(update(&app, &who, &name, body).await?))
+}
+
+impl UserUpdate {
+    /// A change of role alone.
+    pub fn role(role: String) -> UserUpdate {
+        UserUpdate {
+            role: Some(role),
+            password: None,
+            current_password: None,
+        }
+    }
+    /// A new password (an admin's reset of another user's, who must then change it).
+    pub fn password(password: String) -> UserUpdate {
+        UserUpdate {
+            role: None,
+            password: Some(password),
+            current_password: None,
+        }
+    }
+}
+
+/// Changes user `name` (the API's PATCH /users/{username} and the UI's Users tab).
+pub async fn update(app: &App, who: &Principal, name: &str, body: UserUpdate) -> ApiResult<User> {
     let own = who.username == name;
     if !own {
         who.require(Role::Admin)?;
     }
     who.require_only_password_change(body.password.is_some(), body.role.is_some())?;
-    let user = find(&app, &name).await?;
+    let user = find(app, name).await?;
     let role = body.role.as_deref().map(parse_role).transpose()?;
     if let Some(new) = &body.password {
         password::check_new(new)?;
@@ -245,10 +291,10 @@ pub async fn update_user(
     }
     if let Some(new) = body.password {
         let hash = password::hash_async(new).await?;
-        crate::users::set_password(&app, user.id, &hash, own).await?;
+        crate::users::set_password(app, user.id, &hash, own).await?;
     }
     app.basic_cache.clear();
-    Ok(axum::Json(to_json(&find(&app, &name).await?)))
+    Ok(to_json(&find(app, name).await?))
 }
 
 #[utoipa::path(
@@ -264,8 +310,14 @@ pub async fn delete_user(
     who: Principal,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
+    delete(&app, &who, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes user `name`, never the last admin (the API's DELETE and the UI's Users tab).
+pub async fn delete(app: &App, who: &Principal, name: &str) -> ApiResult<()> {
     who.require(Role::Admin)?;
-    let user = find(&app, &name).await?;
+    let user = find(app, name).await?;
     let mut tx = app.db.begin().await?;
     db::users::delete(&app.db, &mut tx, user.id).await?;
     if db::users::count_admins(&app.db, &mut tx).await? == 0 {
@@ -276,5 +328,5 @@ pub async fn delete_user(
     }
     tx.commit().await?;
     app.basic_cache.clear();
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -183,16 +183,3 @@ pub async fn change_password(
         Err(e) => Ok(password_form(&s, e.status, Some(words(&e)))),
     }
 }
-
-#[derive(Template, WebTemplate)]
-#[template(path = "account.html")]
-struct AccountPage {
-    layout: Layout,
-}
-
-/// `GET /account`: the user's own account (password; API tokens come here too).
-pub async fn account_page(s: Session) -> impl IntoResponse {
-    AccountPage {
-        layout: Layout::new(&s, Tab::Account, "Account"),
-    }
-}

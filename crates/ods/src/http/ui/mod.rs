@@ -38,12 +38,16 @@
 //! 7. **Tests**: browser tests in `tests/browser/*.py` use `odsui.py` (login, first
 //!    password change, screenshots); `tests/ui_browser.rs` runs them.
 
+mod account;
+mod activity;
 mod admin;
 mod assets;
 mod login;
+mod network;
 mod notifications;
 mod packages;
 mod session;
+mod users;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
@@ -135,11 +139,27 @@ pub fn routes(app: &App) -> Router<App> {
             "/account/password",
             get(login::password_page).post(login::change_password),
         )
-        .route("/account", get(login::account_page))
         .route("/admin", get(admin::page))
         .route("/admin/system", get(admin::system_fragment))
         .route("/admin/key", get(admin::key_fragment))
         .route("/admin/settings", post(admin::save_settings))
+        .route("/network", get(network::page))
+        .route("/network/peers", get(network::peers_fragment))
+        .route("/network/register", post(network::register))
+        .route("/network/unregister", post(network::unregister))
+        .route("/network/rate", post(network::set_rate))
+        .route("/users", get(users::page))
+        .route("/users/create", post(users::create))
+        .route("/users/role", post(users::set_role))
+        .route("/users/password", post(users::reset_password))
+        .route("/users/delete", post(users::delete))
+        .route("/account", get(account::page))
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/revoke", post(account::revoke_token))
+        .route("/jobs", get(activity::jobs_page))
+        .route("/jobs/table", get(activity::jobs_fragment))
+        .route("/jobs/retry", post(activity::retry))
+        .route("/events", get(activity::events_page))
         .merge(packages::routes())
         .route("/notifications", get(notifications::page))
         .route("/notifications/webhook", post(notifications::create_hook))

@@ -249,6 +249,7 @@ pub fn error_page(
         "/users",
         "/jobs",
         "/events",
+        "/account",
     ]
     .into_iter()
     .find(|p| path.starts_with(p))
