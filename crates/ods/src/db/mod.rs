@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod events;
+pub mod jamf;
 pub mod jobs;
 pub mod migrations;
 pub mod nonces;

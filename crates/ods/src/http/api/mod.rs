@@ -4,6 +4,7 @@
 
 mod about;
 mod events;
+pub mod jamf;
 mod jobs;
 mod package_paths;
 mod packages;
@@ -71,6 +72,15 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::retry_job))
+        .routes(routes!(jamf::list_instances, jamf::create_instance))
+        .routes(routes!(
+            jamf::get_instance,
+            jamf::update_instance,
+            jamf::delete_instance
+        ))
+        .routes(routes!(jamf::reconcile_instance))
+        .routes(routes!(jamf::get_drift))
+        .routes(routes!(jamf::list_records))
 }
 
 /// One admin operation: a method and a path under `/api/admin`.
