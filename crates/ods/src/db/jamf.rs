@@ -202,7 +202,7 @@ pub async fn records_of_instance(db: &Db, instance_id: i64) -> sqlx::Result<Vec<
         format!("SELECT {RECORD_COLS} FROM jamf_records WHERE instance_id = ? ORDER BY filename");
     db.q(&sql)
         .bind(instance_id)
-        .fetch_all(db.writer())
+        .fetch_all(db.reader())
         .await?
         .iter()
         .map(RecordRow::from_row)

@@ -129,6 +129,8 @@ pub async fn scan(app: &App) -> anyhow::Result<()> {
         return Ok(());
     }
     let packages = db::packages::list(&app.db).await?;
+    // On SQLite this is the one writer connection: read nothing through the writer pool
+    // while it is held.
     let mut conn = app.db.writer().acquire().await?;
     let mut queued = 0;
     for inst in &instances {
