@@ -547,3 +547,56 @@ async fn receiver_is_off_without_a_secret_and_bad_instances_are_refused() {
         0
     );
 }
+
+#[tokio::test]
+async fn sha3_records_and_only_allowed_hosts_are_called() {
+    let fake = FakeJamf::start(Duration::from_secs(600)).await;
+    let port = fake.url.rsplit(':').next().unwrap().to_string();
+    let allowed = format!("127.0.0.1:{port}");
+    let s = ods(&[("ODS_JAMF_ALLOWED_HOSTS", allowed.as_str())]).await;
+    add_instance(
+        &s,
+        &fake,
+        basic(),
+        json!({"hash_type": "SHA3_512", "name": "allowed"}),
+    )
+    .await;
+    // The same Jamf Pro under a name the allow-list does not have: never called.
+    let r = s
+        .admin(Method::POST, "/api/admin/jamf")
+        .json(&json!({"name": "elsewhere", "url": format!("http://localhost:{port}"), "auth": basic(), "stage": "Prod"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let d = bytes(50_000, 12);
+    upload(&s, "sha3.pkg", &d, false).await;
+    let want = {
+        use sha3::Digest;
+        hex::encode(sha3::Sha3_512::digest(&d))
+    };
+    s.eventually(30, "both instances to settle", || async {
+        let p = s.get_json("/api/admin/packages/name/sha3.pkg").await;
+        let states: Vec<&str> = p["jamf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["state"].as_str().unwrap())
+            .collect();
+        states == ["synced", "failed"]
+    })
+    .await;
+    let rec = fake.record_by_file("sha3.pkg").unwrap();
+    assert_eq!(rec["hashType"], "SHA3_512");
+    assert_eq!(rec["hashValue"], want.as_str());
+    assert_eq!(fake.calls("POST", "/api/v1/packages").len(), 1);
+    let p = s.get_json("/api/admin/packages/name/sha3.pkg").await;
+    assert_eq!(p["jamf"][1]["instance_name"], "elsewhere");
+    assert!(
+        p["jamf"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ODS_JAMF_ALLOWED_HOSTS"),
+        "{p}"
+    );
+}

@@ -48,22 +48,48 @@ impl HashType {
 
 /// How ODS authenticates to Jamf Pro (write-only: never answered).
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(untagged)]
 pub enum JamfAuth {
-    /// A Jamf Pro account: `POST /api/v1/auth/token` with Basic.
-    Basic {
-        #[schema(min_length = 1, max_length = 255)]
-        username: String,
-        #[schema(min_length = 1, max_length = 1024)]
-        password: String,
-    },
-    /// An API client: `POST /api/oauth/token` with client credentials.
-    Oauth {
-        #[schema(min_length = 1, max_length = 255)]
-        client_id: String,
-        #[schema(min_length = 1, max_length = 1024)]
-        client_secret: String,
-    },
+    Basic(BasicAuth),
+    Oauth(OauthAuth),
+}
+
+/// A Jamf Pro account: `POST /api/v1/auth/token` with Basic.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    #[serde(rename = "type")]
+    #[allow(dead_code)]
+    kind: BasicTag,
+    #[schema(min_length = 1, max_length = 255)]
+    username: String,
+    #[schema(min_length = 1, max_length = 1024)]
+    password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BasicTag {
+    Basic,
+}
+
+/// A Jamf Pro API client: `POST /api/oauth/token` with client credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OauthAuth {
+    #[serde(rename = "type")]
+    #[allow(dead_code)]
+    kind: OauthTag,
+    #[schema(min_length = 1, max_length = 255)]
+    client_id: String,
+    #[schema(min_length = 1, max_length = 1024)]
+    client_secret: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OauthTag {
+    Oauth,
 }
 
 /// Which kind of credentials an instance has.
@@ -292,7 +318,9 @@ fn check_secret(field: &str, s: &str, max: usize) -> ApiResult<()> {
 /// (auth kind, user name or client id, sealed secret)
 fn seal_auth(app: &App, a: &JamfAuth) -> ApiResult<(String, Option<String>, Option<String>)> {
     Ok(match a {
-        JamfAuth::Basic { username, password } => {
+        JamfAuth::Basic(BasicAuth {
+            username, password, ..
+        }) => {
             check_secret("username", username, 255)?;
             check_secret("password", password, 1024)?;
             (
@@ -301,10 +329,11 @@ fn seal_auth(app: &App, a: &JamfAuth) -> ApiResult<(String, Option<String>, Opti
                 Some(app.sealer.seal(password)),
             )
         }
-        JamfAuth::Oauth {
+        JamfAuth::Oauth(OauthAuth {
             client_id,
             client_secret,
-        } => {
+            ..
+        }) => {
             check_secret("client_id", client_id, 255)?;
             check_secret("client_secret", client_secret, 1024)?;
             (
