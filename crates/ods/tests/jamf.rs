@@ -163,6 +163,10 @@ async fn records_are_created_once_updated_keeping_admin_edits_and_drift_is_repor
         !fake.calls("GET", "/api/v1/packages").is_empty(),
         "the reconcile read the records"
     );
+    assert!(
+        !fake.calls("GET", "/api/v1/jamf-pro-version").is_empty(),
+        "the reconcile checked the version"
+    );
     assert!(fake.calls("POST", "/api/v1/packages").is_empty());
     assert!(fake.calls("PUT", "/api/v1/packages").is_empty());
     assert_eq!(fake.records().len(), 1);

@@ -132,12 +132,18 @@ impl Run<App> for JamfUpsert {
     async fn gave_up(self, app: App, error: String) -> anyhow::Result<()> {
         let mut conn = app.db.reader().acquire().await?;
         if let Some(pkg) = db::packages::by_uuid(&app.db, &mut conn, &self.uuid).await? {
+            drop(conn);
+            let known = db::jamf::records_of_package(&app.db, &pkg.uuid)
+                .await?
+                .into_iter()
+                .find(|r| r.instance_id == self.instance_id)
+                .and_then(|r| r.record_id);
             put_state(
                 &app,
                 self.instance_id,
                 &pkg,
                 "failed",
-                None,
+                known,
                 None,
                 Some(error),
             )
@@ -211,6 +217,25 @@ async fn all_records(c: &mut Client) -> anyhow::Result<Vec<Value>> {
     Ok(out)
 }
 
+/// `/api/v1/packages` needs Jamf Pro 11.5 or later (JAMF.md §3).
+async fn check_version(c: &mut Client) -> anyhow::Result<()> {
+    let a = c
+        .call(Method::GET, "/api/v1/jamf-pro-version", None)
+        .await?;
+    if a.status != StatusCode::OK {
+        anyhow::bail!("reading the Jamf Pro version: {}", a.describe());
+    }
+    let version = a.body["version"].as_str().unwrap_or_default().to_string();
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u64>().ok());
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (11, 5) {
+        anyhow::bail!("Jamf Pro {version:?} is older than 11.5, which the package API needs");
+    }
+    Ok(())
+}
+
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
@@ -225,6 +250,7 @@ async fn reconcile(app: &App, instance_id: i64) -> anyhow::Result<()> {
         return Ok(());
     };
     let mut client = Client::new(app, inst.clone())?;
+    check_version(&mut client).await?;
     let records = all_records(&mut client).await?;
     let packages = db::packages::list(&app.db).await?;
     let public: HashMap<&str, &db::packages::PackageRow> = packages
