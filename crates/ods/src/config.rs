@@ -58,6 +58,10 @@ pub struct Config {
     pub login_window_secs: u64,
     pub login_max_failures_per_address: u32,
     pub login_max_failures_per_account: u32,
+    /// Web UI sessions end after this long unused (`session_idle_secs`)...
+    pub session_idle_secs: u64,
+    /// ...and this long after their login (`session_max_secs`), whichever is first.
+    pub session_max_secs: u64,
     /// `ODS_INITIAL_ADMIN_PASSWORD`: the first-start admin's password, if set.
     pub initial_admin_password: Option<Secret<String>>,
     /// Connection limits of the HTTP listener.
@@ -370,6 +374,8 @@ impl Config {
             login_window_secs: raw.login_window_secs,
             login_max_failures_per_address: raw.login_max_failures_per_address,
             login_max_failures_per_account: raw.login_max_failures_per_account,
+            session_idle_secs: raw.session_idle_secs,
+            session_max_secs: raw.session_max_secs,
             initial_admin_password: raw.initial_admin_password,
             limits: Limits {
                 header_timeout: std::time::Duration::from_secs(raw.header_timeout_secs),

@@ -113,19 +113,47 @@ fn percent_decoded(s: &str) -> String {
 
 /// Stores a new password hash for user `id`. `own`: the user changed it themself (it is
 /// settled). Otherwise an admin reset it: the user must choose their own at next login,
-/// and every API token of that user is revoked, since a reset is what an admin does
+/// and every API token and web session of that user ends, since a reset is what an admin does
 /// when the old credentials are lost or suspect, and a token made with them must not
 /// outlive them. A user changing their own password keeps their tokens.
 pub async fn set_password(app: &App, id: i64, hash: &str, own: bool) -> Result<(), ApiError> {
     db::users::set_password(&app.db, id, hash, !own).await?;
     if !own {
         let n = db::users::delete_tokens_of(&app.db, id).await?;
+        let s = db::sessions::delete_of_user(&app.db, id, None).await?;
         tracing::info!(
             user_id = id,
             tokens_revoked = n,
+            sessions_ended = s,
             "password reset by an admin"
         );
     }
     app.basic_cache.clear();
+    Ok(())
+}
+
+/// A user changing their own password from the web UI: the current password is always
+/// asked for (checked through the limiter, like a login from `addr`), the new one must
+/// pass the rules of `password::check_new`. Ends the user's other sessions; the one
+/// making the change (`keep`) stays.
+pub async fn change_own_password(
+    app: &App,
+    addr: &str,
+    user: &UserRow,
+    current: &str,
+    new: &str,
+    keep_session: i64,
+) -> Result<(), ApiError> {
+    password::check_new(new)?;
+    if let Err(e) = check_password(app, addr, &user.username, current).await {
+        return Err(if e.status == axum::http::StatusCode::UNAUTHORIZED {
+            ApiError::bad_request("wrong_password", "the current password is not right")
+        } else {
+            e
+        });
+    }
+    let hash = password::hash_async(new.to_string()).await?;
+    set_password(app, user.id, &hash, true).await?;
+    db::sessions::delete_of_user(&app.db, user.id, Some(keep_session)).await?;
     Ok(())
 }

@@ -158,6 +158,24 @@ pub struct Settings {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub login_max_failures_per_account: u32,
+    /// Seconds a web UI session lasts without being used
+    #[arg(
+        long,
+        env = "ODS_SESSION_IDLE_SECS",
+        value_name = "SECS",
+        default_value_t = 7200,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub session_idle_secs: u64,
+    /// Seconds a web UI session lasts at most from its login, however often it is used
+    #[arg(
+        long,
+        env = "ODS_SESSION_MAX_SECS",
+        value_name = "SECS",
+        default_value_t = 43200,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub session_max_secs: u64,
     /// Seconds a client has to send a request's headers, once it has started one
     #[arg(
         long,

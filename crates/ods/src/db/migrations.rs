@@ -42,11 +42,35 @@ const MIGRATIONS: &[Migration] = &[
         steps: peer_nonces,
     },
     Migration {
+        version: 4,
+        name: "sessions",
+        steps: sessions,
+    },
+    Migration {
         version: 6,
         name: "jamf",
         steps: jamf,
     },
 ];
+
+/// Migration 4: web UI sessions, kept in the database so every process sharing it
+/// knows them. Only the SHA-256 of the session token is stored.
+fn sessions() -> Vec<Step> {
+    vec![
+        Step::table(
+            table("sessions")
+                .col(id())
+                .col(text("token_hash", 64))
+                .col(int("user_id"))
+                .col(int("created"))
+                .col(int("last_seen"))
+                .take(),
+        ),
+        index("sessions", "sessions_token_hash", &["token_hash"], true),
+        index("sessions", "sessions_user", &["user_id"], false),
+        index("sessions", "sessions_last_seen", &["last_seen"], false),
+    ]
+}
 
 /// Migration 6: Jamf Pro instances (per-server configuration, not synced), the state
 /// of each package's record per instance, the last drift report, and the SHA3-512

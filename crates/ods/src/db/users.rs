@@ -124,6 +124,10 @@ pub async fn delete(db: &Db, conn: &mut AnyConnection, id: i64) -> sqlx::Result<
         .bind(id)
         .execute(&mut *conn)
         .await?;
+    db.q("DELETE FROM sessions WHERE user_id = ?")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     db.q("DELETE FROM users WHERE id = ?")
         .bind(id)
         .execute(&mut *conn)

@@ -1,6 +1,7 @@
 //! The HTTP surface: admin API (`api/`), peer API (`peer.rs`), client downloads
-//! (`share.rs`), the OpenAPI document generated from them (`docs.rs`), and the JSON
-//! body extractor whose rejections are our JSON errors.
+//! (`share.rs`), the OpenAPI document generated from them (`docs.rs`), the web UI
+//! (`ui/`, HTML routes merged beside the documented ones), and the JSON body
+//! extractor whose rejections are our JSON errors.
 
 pub mod api;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod ranges;
 pub mod serve;
 pub mod share;
 pub mod tls;
+pub mod ui;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -54,7 +56,10 @@ pub fn router(app: App) -> Router {
         doc.to_pretty_json()
             .expect("the OpenAPI document serializes"),
     ));
-    layered(routes.layer(Extension(doc)), app)
+    // The web UI is HTML for browsers, not API: a plain router beside the documented
+    // routes, absent from the OpenAPI document.
+    let routes = routes.layer(Extension(doc)).merge(ui::routes(&app));
+    layered(routes, app)
 }
 
 /// The plain-http listener kept beside TLS (`plain_listen`): only Jamf's

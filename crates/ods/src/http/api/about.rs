@@ -183,6 +183,38 @@ async fn save_about(
     who: Principal,
     JsonBody(body): JsonBody<AboutUpdate>,
 ) -> ApiResult<impl IntoResponse> {
+    save(&app, &who, body).await?;
+    // The seed answers 201 with an empty text/html body.
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "",
+    ))
+}
+
+impl AboutUpdate {
+    /// The change the web UI's Edit dialog makes: every field given.
+    pub(crate) fn from_form(
+        name: String,
+        url: String,
+        stage: String,
+        firewalled: bool,
+        download_auth: String,
+    ) -> AboutUpdate {
+        AboutUpdate {
+            name: Some(name),
+            url: Some(Some(url)),
+            stage: Some(stage),
+            firewalled_mode: Some(Toggle::Bool(firewalled)),
+            download_auth: Some(download_auth),
+            iss: None,
+            key: None,
+        }
+    }
+}
+
+/// Validates and saves a change of settings (the API's and the web UI's one path).
+pub(crate) async fn save(app: &App, who: &Principal, body: AboutUpdate) -> ApiResult<()> {
     who.require(Role::Admin)?;
     if body.iss.is_some() || body.key.is_some() {
         return Err(ApiError::bad_request(
@@ -281,10 +313,5 @@ async fn save_about(
     tx.commit().await?;
     app.jobs_wake.notify_one();
     app.settings_changed();
-    // The seed answers 201 with an empty text/html body.
-    Ok((
-        StatusCode::CREATED,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        "",
-    ))
+    Ok(())
 }

@@ -2,14 +2,14 @@
 //! resource, verb-first handler names). Every handler takes a `Principal`, so no
 //! endpoint answers without authentication, and checks the role it needs.
 
-mod about;
+pub(crate) mod about;
 mod events;
 pub mod jamf;
 mod jobs;
 mod package_paths;
 mod packages;
 mod registry;
-mod system;
+pub(crate) mod system;
 mod tokens;
 mod users;
 

@@ -51,12 +51,15 @@ pub async fn get_system(
     who: Principal,
 ) -> ApiResult<axum::Json<SystemInfo>> {
     who.require(Role::Viewer)?;
+    Ok(axum::Json(read(&app).await?))
+}
+
+/// The figures now (for the API and the Admin tab).
+pub(crate) async fn read(app: &App) -> ApiResult<SystemInfo> {
     let dir = app.config.data_dir.clone();
     let v = tokio::task::spawn_blocking(move || crate::system::snapshot(&dir))
         .await
         .map_err(|e| ApiError::internal("reading system figures", e))?;
     // `system::snapshot` gives the figures as JSON; this checks them against the type.
-    let info =
-        serde_json::from_value(v).map_err(|e| ApiError::internal("reading system figures", e))?;
-    Ok(axum::Json(info))
+    serde_json::from_value(v).map_err(|e| ApiError::internal("reading system figures", e))
 }
