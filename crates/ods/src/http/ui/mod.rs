@@ -36,6 +36,7 @@
 
 mod admin;
 mod assets;
+mod jamf;
 mod login;
 mod session;
 
@@ -64,6 +65,7 @@ pub enum Tab {
     Users,
     Jobs,
     Events,
+    Jamf,
     Account,
     None,
 }
@@ -132,6 +134,9 @@ pub fn routes(app: &App) -> Router<App> {
         .route("/admin/system", get(admin::system_fragment))
         .route("/admin/key", get(admin::key_fragment))
         .route("/admin/settings", post(admin::save_settings))
+        .route("/jamf", get(jamf::page))
+        .route("/jamf/reconcile", post(jamf::reconcile))
+        .route("/jamf/add", post(jamf::add))
         .route("/static/{*path}", get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
