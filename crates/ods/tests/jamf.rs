@@ -604,3 +604,41 @@ async fn sha3_records_and_only_allowed_hosts_are_called() {
         "{p}"
     );
 }
+
+#[tokio::test]
+async fn a_crash_mid_upsert_loses_nothing_and_duplicates_nothing() {
+    let fake = FakeJamf::start(Duration::from_secs(600)).await;
+    let mut s = ods(&[]).await;
+    // The create is slow: the server is killed while it waits for the answer (which
+    // the fake still acts on, as a real Jamf Pro would).
+    fake.inject(
+        Method::POST,
+        "/api/v1/packages",
+        Fault::Slow(Duration::from_secs(3)),
+    );
+    add_instance(&s, &fake, basic(), json!({})).await;
+    let d = bytes(30_000, 13);
+    upload(&s, "crash.pkg", &d, false).await;
+    let t = Instant::now();
+    while fake.arrived("POST", "/api/v1/packages") == 0 {
+        assert!(t.elapsed() < Duration::from_secs(20), "no create arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        fake.record_by_file("crash.pkg").is_none(),
+        "killed before the answer"
+    );
+    s.kill9();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    s.restart().await;
+    wait_synced(&s, "crash.pkg", &sha512_hex(&d), &fake).await;
+    let same: Vec<Value> = fake
+        .records()
+        .into_iter()
+        .filter(|r| r["fileName"] == "crash.pkg")
+        .collect();
+    assert_eq!(same.len(), 1, "{same:?}");
+    // The restarted server found the record the killed one had asked for.
+    assert_eq!(fake.arrived("POST", "/api/v1/packages"), 1);
+    assert!(s.log().contains("Unchanged"), "{}", s.log());
+}

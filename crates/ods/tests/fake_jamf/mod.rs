@@ -68,6 +68,8 @@ struct St {
     packages: BTreeMap<u64, Value>,
     next_id: u64,
     journal: Vec<Entry>,
+    /// (method, path) of every request as it arrives (the journal has it once answered).
+    arrived: Vec<(String, String)>,
     /// (method, path prefix, fault)
     faults: VecDeque<(Method, String, Fault)>,
 }
@@ -104,6 +106,17 @@ impl FakeJamf {
             .into_iter()
             .filter(|e| e.method == method && e.path.starts_with(prefix))
             .collect()
+    }
+
+    /// How many requests with `method` under `prefix` have arrived (answered or not).
+    pub fn arrived(&self, method: &str, prefix: &str) -> usize {
+        self.st
+            .lock()
+            .unwrap()
+            .arrived
+            .iter()
+            .filter(|(m, p)| m == method && p.starts_with(prefix))
+            .count()
     }
 
     pub fn clear_journal(&self) {
@@ -241,11 +254,26 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // In a task of its own: a request is carried out even when the client goes away
+    // before the answer (as a real server would).
+    tokio::spawn(handle_request(st, method, uri, headers, body))
+        .await
+        .unwrap()
+}
+
+async fn handle_request(
+    st: Arc<Mutex<St>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or("").to_string();
     let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let fault = {
         let mut s = st.lock().unwrap();
+        s.arrived.push((method.to_string(), path.clone()));
         let at = s
             .faults
             .iter()
