@@ -428,7 +428,7 @@ pub async fn create_instance(
     let row = svc::create(&app, &fields)
         .await
         .map_err(|e| ApiError::internal("adding the Jamf Pro instance", e))?;
-    tracing::info!(id = row.id, url = %row.url, "Jamf Pro instance added");
+    tracing::info!(id = row.id, url = %crate::config::redact_url(&row.url), "Jamf Pro instance added");
     Ok((StatusCode::CREATED, axum::Json(instance(&row))))
 }
 
