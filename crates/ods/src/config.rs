@@ -27,7 +27,9 @@ impl std::str::FromStr for Secret<String> {
     }
 }
 
+mod jamf;
 mod settings;
+pub use jamf::Jamf;
 pub use settings::{ConfFile, Settings};
 
 /// The resolved configuration every part of the server reads (passed in `App`).
@@ -69,35 +71,6 @@ pub struct Config {
     /// What `ods serve` will create on first start (`check-config` only; empty after
     /// `KeyFiles::Create`). A key listed here is empty in this `Config`.
     pub pending: Vec<String>,
-}
-
-/// Jamf Pro settings (`ODS_JAMF_*`).
-#[derive(Debug, Clone)]
-pub struct Jamf {
-    /// Lowercase `host` or `host:port` entries; empty: any host.
-    pub allowed_hosts: Vec<String>,
-    pub scan_secs: u64,
-    pub reconcile_secs: u64,
-    pub webhook_secret: Option<Secret<String>>,
-    /// The PEM of the key download tokens are checked against (`download_auth` jwt).
-    pub jwt_public_key: Option<Vec<u8>>,
-    pub jwt_leeway_secs: u64,
-    pub jwt_issuer: String,
-    pub jwt_subject: String,
-}
-
-impl Jamf {
-    /// Whether Jamf jobs may call `url`'s host (see `allowed_hosts`).
-    pub fn host_allowed(&self, url: &url::Url) -> bool {
-        if self.allowed_hosts.is_empty() {
-            return true;
-        }
-        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let with_port = format!("{host}:{}", url.port_or_known_default().unwrap_or(0));
-        self.allowed_hosts
-            .iter()
-            .any(|h| *h == host || *h == with_port)
-    }
 }
 
 /// The HTTP listener's connection limits (config keys `header_timeout_secs`, `body_idle_timeout_secs`,
@@ -149,6 +122,7 @@ impl Config {
     fn resolve(raw: Settings, keys: KeyFiles) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
         let mut pending = Vec::new();
+        let jamf = Jamf::from_settings(&raw, &mut problems);
         let listen_text = raw.listen;
         let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
             problems.push(format!(
@@ -316,39 +290,6 @@ impl Config {
         {
             problems.push(format!("ODS_INITIAL_ADMIN_PASSWORD: {}", e.message));
         }
-
-        let jwt_public_key = match &raw.jamf_jwt_public_key {
-            None => None,
-            Some(f) => match std::fs::read(f) {
-                Ok(pem) if jsonwebtoken::DecodingKey::from_rsa_pem(&pem).is_ok() => Some(pem),
-                Ok(_) => {
-                    problems.push(format!(
-                        "jamf_jwt_public_key {}: not a PEM RSA public key",
-                        f.display()
-                    ));
-                    None
-                }
-                Err(e) => {
-                    problems.push(format!("jamf_jwt_public_key {}: {e}", f.display()));
-                    None
-                }
-            },
-        };
-        let jamf = Jamf {
-            allowed_hosts: raw
-                .jamf_allowed_hosts
-                .iter()
-                .map(|h| h.trim().to_ascii_lowercase())
-                .filter(|h| !h.is_empty())
-                .collect(),
-            scan_secs: raw.jamf_scan_secs.max(1),
-            reconcile_secs: raw.jamf_reconcile_secs.max(1),
-            webhook_secret: raw.jamf_webhook_secret.filter(|s| !s.0.is_empty()),
-            jwt_public_key,
-            jwt_leeway_secs: raw.jamf_jwt_leeway_secs,
-            jwt_issuer: raw.jamf_jwt_issuer,
-            jwt_subject: raw.jamf_jwt_subject,
-        };
 
         if !problems.is_empty() {
             return Err(problems);

@@ -5,6 +5,7 @@
 pub(crate) mod about;
 mod events;
 pub mod jamf;
+mod jamf_checks;
 mod jobs;
 mod package_paths;
 mod packages;
@@ -78,9 +79,9 @@ pub fn routes() -> OpenApiRouter<App> {
             jamf::update_instance,
             jamf::delete_instance
         ))
-        .routes(routes!(jamf::reconcile_instance))
-        .routes(routes!(jamf::get_drift))
-        .routes(routes!(jamf::list_records))
+        .routes(routes!(jamf_checks::reconcile_instance))
+        .routes(routes!(jamf_checks::get_drift))
+        .routes(routes!(jamf_checks::list_records))
 }
 
 /// One admin operation: a method and a path under `/api/admin`.
