@@ -28,6 +28,8 @@ pub struct AppInner {
     pub sealer: Sealer,
     pub limiter: LoginLimiter,
     pub basic_cache: BasicCache,
+    /// Checks Jamf Pro's download tokens, when a public key is configured.
+    pub jwt: Option<crate::auth::jwt::JwtVerifier>,
     /// Verified against for unknown users, so a failed login costs the same either way.
     pub dummy_hash: String,
     pub jobs_wake: Notify,
@@ -108,6 +110,14 @@ impl App {
                 config.login_max_failures_per_account,
             ),
             basic_cache: BasicCache::default(),
+            jwt: config.jamf.jwt_public_key.as_deref().and_then(|pem| {
+                crate::auth::jwt::JwtVerifier::new(
+                    pem,
+                    &config.jamf.jwt_issuer,
+                    &config.jamf.jwt_subject,
+                    config.jamf.jwt_leeway_secs,
+                )
+            }),
             dummy_hash: password::hash_async(crate::secrets::random_id()).await?,
             jobs_wake: Notify::new(),
             notify_wake: Notify::new(),
@@ -146,7 +156,7 @@ impl App {
 const HOT_TTL: Duration = Duration::from_secs(1);
 
 impl App {
-    /// The server's `download_auth` (`none` or `basic`), read at most once per `HOT_TTL`.
+    /// The server's `download_auth` (`none`, `basic` or `jwt`), read at most once per `HOT_TTL`.
     pub async fn download_auth(&self) -> sqlx::Result<String> {
         self.hot_settings
             .get_or_load("download_auth", || async {

@@ -27,7 +27,9 @@ impl std::str::FromStr for Secret<String> {
     }
 }
 
+mod jamf;
 mod settings;
+pub use jamf::Jamf;
 pub use settings::{ConfFile, Settings};
 
 /// The resolved configuration every part of the server reads (passed in `App`).
@@ -49,6 +51,8 @@ pub struct Config {
     pub peer_ca: Vec<reqwest::Certificate>,
     /// The plain-http listener for the Jamf path beside TLS.
     pub plain_listen: Option<SocketAddr>,
+    /// Jamf Pro integration settings (see `Jamf`).
+    pub jamf: Jamf,
     pub allow_insecure_peers: bool,
     pub job_poll_ms: u64,
     pub sync_interval_secs: u64,
@@ -143,6 +147,7 @@ impl Config {
     fn resolve(raw: Settings, keys: KeyFiles) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
         let mut pending = Vec::new();
+        let jamf = Jamf::from_settings(&raw, &mut problems);
         let listen_text = raw.listen;
         let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
             problems.push(format!(
@@ -346,6 +351,7 @@ impl Config {
             tls,
             peer_ca,
             plain_listen,
+            jamf,
             allow_insecure_peers: raw.allow_insecure_peers,
             job_poll_ms: raw.job_poll_ms,
             sync_interval_secs: raw.sync_interval_secs.max(1),

@@ -5,7 +5,7 @@
 //!
 //! The modules form one-way layers (`tests/module_graph.rs` checks there is no cycle):
 //! `http` and `sync` (the ways in) -> services (`packages`, `catalog`, `peers`,
-//! `users`, `notify`) -> `app` (the state passed everywhere) -> (`db`, `storage`, `jobs`,
+//! `users`, `notify`, `jamf`) -> `app` (the state passed everywhere) -> (`db`, `storage`, `jobs`,
 //! `auth`, `mesh`, `ingest`) -> (`model`, `secrets`, `config`, `error`, `recent`).
 
 pub mod app;
@@ -18,6 +18,7 @@ pub mod error;
 pub mod filenames;
 pub mod http;
 pub mod ingest;
+pub mod jamf;
 pub mod jobs;
 pub mod mesh;
 pub mod model;
@@ -78,7 +79,9 @@ pub fn job_registry() -> jobs::Registry<App> {
         .register::<catalog::reevaluate::Reevaluate>()
         .register::<peers::notify::NotifyPeer>()
         .register::<peers::offer::Offer>()
-        .register::<sync::pull::PullPeer>();
+        .register::<sync::pull::PullPeer>()
+        .register::<jamf::JamfUpsert>()
+        .register::<jamf::JamfReconcile>();
     r
 }
 
@@ -119,6 +122,7 @@ pub async fn launch_with(
     ));
     let fanout = tokio::spawn(notify::fanout::run(app.clone(), poll, stop.child_token()));
     let watcher = tokio::spawn(sync::watch::run(app.clone(), stop.child_token()));
+    let jamf_watch = tokio::spawn(jamf::watch(app.clone(), stop.child_token()));
     let cancel = stop.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -155,6 +159,7 @@ pub async fn launch_with(
     let _ = notify_worker.await;
     let _ = fanout.await;
     let _ = watcher.await;
+    let _ = jamf_watch.await;
     app.db.close().await;
     Ok(())
 }
@@ -173,6 +178,8 @@ mod tests {
                 "digests",
                 "discard_partial",
                 "fetch",
+                "jamf_reconcile",
+                "jamf_upsert",
                 "notify_peer",
                 "offer",
                 "pull_peer",

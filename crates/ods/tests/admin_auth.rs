@@ -504,6 +504,8 @@ enum Target {
     Job,
     /// An id that does not exist (a registered server, a webhook, a subscription).
     NoPeer,
+    /// A Jamf Pro instance made for this call (pointing at a closed local port).
+    Jamf,
 }
 
 #[derive(Debug, Clone)]
@@ -857,11 +859,68 @@ fn matrix() -> Vec<Row> {
             &[202, 409],
         ),
     ];
+    rows.extend([
+        row(Method::GET, "/jamf", Viewer, T::None, P::None, &[200]),
+        row(
+            Method::POST,
+            "/jamf",
+            Admin,
+            T::None,
+            P::Json(jamf_instance()),
+            &[201],
+        ),
+        row(Method::GET, "/jamf/{id}", Viewer, T::Jamf, P::None, &[200]),
+        row(
+            Method::PATCH,
+            "/jamf/{id}",
+            Admin,
+            T::Jamf,
+            P::Json(json!({"name": "renamed"})),
+            &[200],
+        ),
+        row(
+            Method::DELETE,
+            "/jamf/{id}",
+            Admin,
+            T::Jamf,
+            P::None,
+            &[204],
+        ),
+        row(
+            Method::POST,
+            "/jamf/{id}/reconcile",
+            Admin,
+            T::Jamf,
+            P::None,
+            &[202],
+        ),
+        row(
+            Method::GET,
+            "/jamf/{id}/drift",
+            Viewer,
+            T::Jamf,
+            P::None,
+            &[200],
+        ),
+        row(
+            Method::GET,
+            "/jamf/{id}/records",
+            Viewer,
+            T::Jamf,
+            P::None,
+            &[200],
+        ),
+    ]);
     // Variants of a route that need more than the route itself.
     let mut all_tokens = row(Method::GET, "/tokens", Admin, T::None, P::None, &[200]);
     all_tokens.query = "?all=true";
     rows.push(all_tokens);
     rows
+}
+
+/// A Jamf Pro instance nothing answers for (port 9 is closed on loopback).
+fn jamf_instance() -> Value {
+    json!({"url": "http://127.0.0.1:9", "auth": {"type": "basic", "username": "u", "password": "p"}, "stage": "Prod"})
 }
 
 /// Every `(METHOD, path)` the admin router registers: `api::endpoints()` is the list
@@ -933,6 +992,16 @@ impl Fixture {
             }
             Target::Job => (self.job_id.to_string(), String::new()),
             Target::NoPeer => ("424242".to_string(), String::new()),
+            Target::Jamf => {
+                let r = admin
+                    .apply(s.http.post(s.at("/api/admin/jamf")))
+                    .json(&jamf_instance())
+                    .send()
+                    .await
+                    .unwrap();
+                let id = expect_json(r, 201).await["id"].as_i64().unwrap();
+                (id.to_string(), format!("/api/admin/jamf/{id}"))
+            }
         };
         let mut path = format!("/api/admin{}{}", r.route, r.query);
         for ph in ["{id_or_name}", "{filename}", "{username}", "{id}"] {

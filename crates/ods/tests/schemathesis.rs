@@ -14,6 +14,11 @@
 //!   operations (list, get, delete, deliveries) are fuzzed. Likewise `PUT
 //!   /api/admin/email` and `POST /api/admin/email/test` (an SMTP host and a
 //!   recipient from the fuzzer); tests/email.rs covers them against a local server.
+//! - Jamf Pro instances are fuzzed with any URL, but the server runs with
+//!   `ODS_JAMF_ALLOWED_HOSTS=127.0.0.1:9`, so its Jamf jobs call no generated host
+//!   (they record why instead); the webhook receiver's secret is the admin password
+//!   the run authenticates with, and a Jamf JWT public key is configured so that
+//!   `download_auth: jwt` is a valid setting.
 //! - `PATCH`/`DELETE /api/admin/users/{username}` get a fixed username (a user made for
 //!   it), so that the fuzzer cannot change the password of, demote or delete the
 //!   account it authenticates with; their bodies are still generated. The DELETE runs
@@ -57,6 +62,26 @@ include-path-regex = "^/api/admin/packages/\\{id_or_name\\}"
 parameters = { id_or_name = { dictionary = "packages", probability = 0.5 } }
 "#;
 
+/// An RSA public key (PEM) made with the openssl CLI; returns its path.
+fn jwt_public_key(dir: &std::path::Path) -> String {
+    let key = dir.join("jwt.key");
+    let public = dir.join("jwt.pub");
+    let made = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-out"])
+        .arg(&key)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&public)
+            .status()
+            .is_ok_and(|s| s.success());
+    assert!(made, "openssl could not make a key pair");
+    public.display().to_string()
+}
+
 fn st_available() -> bool {
     Command::new("st")
         .arg("--version")
@@ -80,9 +105,14 @@ async fn schemathesis_finds_no_failure() {
     }
     // The fuzzer sends wrong credentials on purpose (ignored_auth): the login limiter
     // must not answer 429 to the rest of the run.
+    let keys = tempfile::tempdir().unwrap();
+    let jwt_key = jwt_public_key(keys.path());
     let env = [
         ("ODS_LOGIN_MAX_FAILURES_PER_ADDRESS", "1000000"),
         ("ODS_LOGIN_MAX_FAILURES_PER_ACCOUNT", "1000000"),
+        ("ODS_JAMF_ALLOWED_HOSTS", "127.0.0.1:9"),
+        ("ODS_JAMF_WEBHOOK_SECRET", PASSWORD),
+        ("ODS_JAMF_JWT_PUBLIC_KEY", jwt_key.as_str()),
     ];
     let s = common::Server::start_with(common::Opts {
         env: env

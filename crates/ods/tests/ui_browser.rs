@@ -10,6 +10,7 @@
 //! with a message, except under `ODS_REQUIRE_ALL_DBS=1` (CI), where that is a
 //! failure; `.ci/run` installs them.
 mod common;
+mod fake_jamf;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -250,4 +251,39 @@ async fn notifications_tab_manages_webhooks_and_email() {
     assert_eq!(mail["from"], "ODS <ods@example.com>");
     let subs = s.get_json("/api/admin/email/subscriptions").await;
     assert!(subs["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jamf_tab_adds_an_instance_shows_records_drift_and_reconciles() {
+    if !ready() {
+        return;
+    }
+    let fake = fake_jamf::FakeJamf::start(std::time::Duration::from_secs(600)).await;
+    fake.add(serde_json::json!({"packageName": "ghost", "fileName": "ghost.pkg", "hashType": "MD5", "hashValue": "00"}));
+    let s = Server::start_with(Opts {
+        env: vec![("ODS_JAMF_SCAN_SECS".into(), "1".into())],
+        ..Opts::default()
+    })
+    .await;
+    assert_eq!(
+        s.upload("ui.pkg", common::bytes(20_000, 1), "Prod")
+            .await
+            .status(),
+        201
+    );
+    let script = {
+        let (s, fake) = (&s, fake.clone());
+        let extra = [
+            ("ODS_JAMF_URL", fake.url.clone()),
+            ("ODS_JAMF_USER", fake_jamf::USER.0.to_string()),
+            ("ODS_JAMF_PASS", fake_jamf::USER.1.to_string()),
+        ];
+        // The script blocks this thread; the fake answers from the other worker.
+        tokio::task::block_in_place(|| run_script("jamf.py", s, ADMIN.0, ADMIN.1, &extra))
+    };
+    assert!(script.contains("OK the package record shows synced"));
+    let rec = fake.record_by_file("ui.pkg").expect("the record was made");
+    assert_eq!(rec["hashType"], "SHA_512");
+    // The secret typed into the form is not shown or logged.
+    assert!(!s.log().contains(fake_jamf::USER.1));
 }

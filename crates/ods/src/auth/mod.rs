@@ -4,6 +4,7 @@
 //! these together; `http::auth` reads credentials from a request.
 
 pub mod basic;
+pub mod jwt;
 pub mod limiter;
 pub mod password;
 

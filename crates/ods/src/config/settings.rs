@@ -313,6 +313,65 @@ pub struct Settings {
     /// With TLS on: also listen on this address in plain HTTP, serving only the Jamf downloads /CONTEXT/Packages/NAME (for distribution points that cannot use https) [default: no plain listener]
     #[arg(long, env = "ODS_PLAIN_LISTEN", value_name = "ADDR:PORT")]
     pub plain_listen: Option<String>,
+    /// Hosts (host or host:port, comma-separated) Jamf Pro jobs may call; an instance whose URL names another host is not called and its records show why [default: any host]
+    #[arg(
+        long,
+        env = "ODS_JAMF_ALLOWED_HOSTS",
+        value_name = "HOSTS",
+        value_delimiter = ','
+    )]
+    pub jamf_allowed_hosts: Vec<String>,
+    /// Seconds between looks for packages whose Jamf Pro record is not in sync (changes here are also noticed at once)
+    #[arg(
+        long,
+        env = "ODS_JAMF_SCAN_SECS",
+        value_name = "SECS",
+        default_value_t = 30
+    )]
+    pub jamf_scan_secs: u64,
+    /// Seconds between full checks of every Jamf Pro record (the drift report)
+    #[arg(
+        long,
+        env = "ODS_JAMF_RECONCILE_SECS",
+        value_name = "SECS",
+        default_value_t = 3600
+    )]
+    pub jamf_reconcile_secs: u64,
+    /// Secret Jamf Pro webhooks send to POST /api/integrations/jamf/webhook (as the Basic password, or in X-ODS-Webhook-Token) [default: the receiver is off]
+    #[arg(
+        long,
+        env = "ODS_JAMF_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub jamf_webhook_secret: Option<Secret<String>>,
+    /// PEM file with the RSA public key that signs Jamf Pro's download tokens (needed for download_auth jwt)
+    #[arg(long, env = "ODS_JAMF_JWT_PUBLIC_KEY", value_name = "FILE")]
+    pub jamf_jwt_public_key: Option<PathBuf>,
+    /// Clock skew allowed when checking a download token's exp, in seconds
+    #[arg(
+        long,
+        env = "ODS_JAMF_JWT_LEEWAY_SECS",
+        value_name = "SECS",
+        default_value_t = 60
+    )]
+    pub jamf_jwt_leeway_secs: u64,
+    /// The iss a download token must carry
+    #[arg(
+        long,
+        env = "ODS_JAMF_JWT_ISSUER",
+        value_name = "ISS",
+        default_value = "JSS"
+    )]
+    pub jamf_jwt_issuer: String,
+    /// The sub a download token must carry
+    #[arg(
+        long,
+        env = "ODS_JAMF_JWT_SUBJECT",
+        value_name = "SUB",
+        default_value = "AppManifest"
+    )]
+    pub jamf_jwt_subject: String,
 }
 
 /// The file named by `ODS_CONF`: TOML whose keys are the settings' names or their

@@ -51,6 +51,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "notifications",
         steps: notifications,
     },
+    Migration {
+        version: 6,
+        name: "jamf",
+        steps: jamf,
+    },
 ];
 
 /// Migration 4: web UI sessions, kept in the database so every process sharing it
@@ -205,6 +210,72 @@ fn notifications() -> Vec<Step> {
                         .not_null()
                         .primary_key(),
                 )
+                .take(),
+        ),
+    ]
+}
+
+/// Migration 6: Jamf Pro instances (per-server configuration, not synced), the state
+/// of each package's record per instance, the last drift report, and the SHA3-512
+/// of blobs for instances that publish it (issue 8, item 4).
+fn jamf() -> Vec<Step> {
+    vec![
+        Step::table(
+            table("jamf_instances")
+                .col(id())
+                .col(text("name", 255))
+                .col(text("url", 2048))
+                .col(text("auth", 16))
+                .col(text_null("username", 255))
+                .col(long_text_null("secret_sealed"))
+                .col(text("stage", 8))
+                .col(text("hash_type", 16))
+                .col(int("wait_all"))
+                .col(text("package_name", 255))
+                .col(int("delete_records"))
+                .col(long_text_null("token_sealed"))
+                .col(int_null("token_expires"))
+                .col(int_null("last_reconcile"))
+                .col(long_text_null("last_error"))
+                .col(int("created"))
+                .col(int("updated"))
+                .take(),
+        ),
+        Step::table(
+            table("jamf_records")
+                .col(int("instance_id"))
+                .col(text("package_uuid", 32))
+                .col(text("filename", 255))
+                .col(text("state", 16))
+                .col(text_null("record_id", 64))
+                .col(text_null("hash_type", 16))
+                .col(text_null("hash_value", 128))
+                .col(long_text_null("reason"))
+                .col(int("updated"))
+                .primary_key(Index::create().col("instance_id").col("package_uuid"))
+                .take(),
+        ),
+        Step::table(
+            table("jamf_drift")
+                .col(id())
+                .col(int("instance_id"))
+                .col(text("record_id", 64))
+                .col(text("file_name", 255))
+                .col(text("problem", 32))
+                .col(long_text_null("detail"))
+                .col(int("checked"))
+                .take(),
+        ),
+        index("jamf_drift", "jamf_drift_instance", &["instance_id"], false),
+        Step::table(
+            table("blob_sha3")
+                .col(
+                    ColumnDef::new("sha256")
+                        .string_len(64)
+                        .not_null()
+                        .primary_key(),
+                )
+                .col(text("sha3_512", 128))
                 .take(),
         ),
     ]

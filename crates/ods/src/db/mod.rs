@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod email;
 pub mod events;
+pub mod jamf;
 pub mod jobs;
 pub mod migrations;
 pub mod nonces;

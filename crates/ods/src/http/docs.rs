@@ -54,6 +54,8 @@ pub struct Binary(Vec<u8>);
         (name = "events", description = "What happened: uploads, syncs, conflicts, peers."),
         (name = "notifications", description = "Webhooks (Standard Webhooks 1.0) and email for events."),
         (name = "downloads", description = "Client downloads (Jamf distribution point layout too)."),
+        (name = "jamf", description = "Jamf Pro instances: package records, their state, drift."),
+        (name = "integrations", description = "What other systems call: the Jamf Pro webhook receiver."),
         (name = "meta", description = "This document."),
         (name = "peer", description = "Server-to-server API (/api/ods), signed with the link's pair secret."),
     ),
@@ -79,6 +81,14 @@ impl Modify for Components {
                     .description(Some("An API token from POST /api/admin/tokens (ods_...)."))
                     .build(),
             ),
+        );
+        c.add_security_scheme(
+            "jamfWebhookToken",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-ODS-Webhook-Token",
+                "ODS_JAMF_WEBHOOK_SECRET, for Jamf Pro webhooks with header authentication \
+                 (with Basic authentication, the secret is the password, any user name).",
+            ))),
         );
         c.add_security_scheme(
             "peerSignature",

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod client;
 pub mod docs;
 pub mod headers;
+pub mod integrations;
 pub mod linger;
 mod package_ref;
 pub mod peer;
@@ -39,6 +40,7 @@ fn documented_routes(share_context: &str) -> OpenApiRouter<App> {
     OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .nest("/api/admin", api::routes())
         .nest("/api/ods", peer::routes())
+        .nest("/api/integrations", integrations::routes())
         .routes(routes!(openapi))
         .merge(share::routes(share_context))
 }

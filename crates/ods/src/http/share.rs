@@ -1,7 +1,8 @@
 //! Client downloads: `GET`/`HEAD /share/<filename>` and the Jamf distribution point
 //! layout `/<context>/Packages/<filename>`. Only Public packages; single and multiple
 //! byte ranges, conditional requests, strong ETag (the sha256), `Repr-Digest`, never
-//! compressed. Download auth is `none` or `basic` (any ODS user).
+//! compressed. Download auth is `none`, `basic` (any ODS user) or `jwt` (a Jamf Pro
+//! download token in `?token=`, see `auth::jwt`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -168,7 +169,10 @@ async fn download(
             format!("{problem}: {filename:?}"),
         ));
     }
-    if app.download_auth().await? == "basic" {
+    let mode = app.download_auth().await?;
+    if mode == "jwt" {
+        check_download_token(&app, &parts)?;
+    } else if mode == "basic" {
         let addr = super::auth::client_addr(&parts);
         match basic_credentials(&parts) {
             Some(creds) => {
@@ -186,6 +190,35 @@ async fn download(
         ApiError::not_found(format!("no downloadable package named {filename:?}"))
     })?;
     serve(&app, &pkg, &parts.method, &parts.headers).await
+}
+
+/// `download_auth` jwt: the request must carry a valid Jamf Pro token in `?token=`.
+fn check_download_token(app: &App, parts: &Parts) -> ApiResult<()> {
+    let refuse = |why: String| {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why).with_header(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"ODS\""),
+        )
+    };
+    let token = parts.uri.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned())
+    });
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(refuse(
+            "downloads from this server need a Jamf Pro token (?token=)".into(),
+        ));
+    };
+    let Some(verifier) = &app.jwt else {
+        return Err(refuse(
+            "this server takes Jamf Pro tokens but has no public key (ODS_JAMF_JWT_PUBLIC_KEY)"
+                .into(),
+        ));
+    };
+    verifier
+        .check(&token, crate::model::now_unix())
+        .map_err(refuse)
 }
 
 fn etag(p: &PackageRow) -> String {

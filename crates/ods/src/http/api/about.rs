@@ -24,12 +24,17 @@ pub enum DownloadAuth {
     None,
     /// HTTP Basic with any ODS user (the read account Jamf Pro stores).
     Basic,
+    /// A Jamf Pro download token (RS256 JWT) in `?token=`; needs ODS_JAMF_JWT_PUBLIC_KEY.
+    /// Packages used during automated device enrollment cannot sit behind authentication.
+    Jwt,
 }
 
 impl DownloadAuth {
     fn from_db(s: &str) -> DownloadAuth {
         if s == "basic" {
             DownloadAuth::Basic
+        } else if s == "jwt" {
+            DownloadAuth::Jwt
         } else {
             DownloadAuth::None
         }
@@ -276,10 +281,16 @@ pub(crate) async fn save(app: &App, who: &Principal, body: AboutUpdate) -> ApiRe
         });
     }
     if let Some(mode) = body.download_auth {
-        if !["none", "basic"].contains(&mode.as_str()) {
+        if !["none", "basic", "jwt"].contains(&mode.as_str()) {
             return Err(ApiError::bad_request(
                 "invalid_download_auth",
-                "download_auth must be none or basic",
+                "download_auth must be none, basic or jwt",
+            ));
+        }
+        if mode == "jwt" && app.jwt.is_none() {
+            return Err(ApiError::bad_request(
+                "invalid_download_auth",
+                "download_auth jwt needs the Jamf Pro public key: set ODS_JAMF_JWT_PUBLIC_KEY",
             ));
         }
         u.download_auth = Some(mode);

@@ -5,6 +5,8 @@
 pub(crate) mod about;
 pub(crate) mod email;
 pub(crate) mod events;
+pub mod jamf;
+mod jamf_checks;
 pub(crate) mod jobs;
 mod package_paths;
 mod package_query;
@@ -89,6 +91,15 @@ pub fn routes() -> OpenApiRouter<App> {
         ))
         .routes(routes!(email::delete_subscription))
         .routes(routes!(email::test_email))
+        .routes(routes!(jamf::list_instances, jamf::create_instance))
+        .routes(routes!(
+            jamf::get_instance,
+            jamf::update_instance,
+            jamf::delete_instance
+        ))
+        .routes(routes!(jamf_checks::reconcile_instance))
+        .routes(routes!(jamf_checks::get_drift))
+        .routes(routes!(jamf_checks::list_records))
 }
 
 /// One admin operation: a method and a path under `/api/admin`.

@@ -45,6 +45,8 @@ pub struct PackageDetail {
     pub file_size_hr: String,
     pub filename: String,
     pub id: i64,
+    /// The package's record on each Jamf Pro instance that takes its stage.
+    pub jamf: Vec<super::jamf_checks::JamfRecordState>,
     /// Hex MD5, null until computed (POST .../digests).
     pub md5: Option<String>,
     #[schema(minimum = 0, maximum = 1)]
@@ -136,6 +138,7 @@ pub async fn get_package(
         file_size_hr: l.file_size_hr,
         filename: l.filename,
         id: l.id,
+        jamf: super::jamf_checks::package_states(&app, &p).await?,
         md5: blob.as_ref().and_then(|b| b.md5.clone()),
         progress: l.progress,
         sha1: l.sha1,

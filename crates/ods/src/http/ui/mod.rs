@@ -42,6 +42,7 @@ mod account;
 mod activity;
 mod admin;
 mod assets;
+mod jamf;
 mod login;
 mod network;
 mod notifications;
@@ -75,6 +76,7 @@ pub enum Tab {
     Jobs,
     Events,
     Notifications,
+    Jamf,
     Account,
     None,
 }
@@ -175,6 +177,9 @@ pub fn routes(app: &App) -> Router<App> {
             post(notifications::unsubscribe),
         )
         .route("/notifications/mailtest", post(notifications::mail_test))
+        .route("/jamf", get(jamf::page))
+        .route("/jamf/reconcile", post(jamf::reconcile))
+        .route("/jamf/add", post(jamf::add))
         .route("/static/{*path}", get(assets::serve))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
