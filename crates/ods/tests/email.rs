@@ -325,7 +325,7 @@ async fn settings_headers_bodies_and_digests() {
     assert_eq!(text.matches("package.public").count(), 3, "{text}");
     assert_eq!(text.matches("package.uploaded").count(), 3, "{text}");
     assert!(
-        text.contains(&format!("{}/ui/packages/", s.url)),
+        text.contains(&format!("{}/packages?q=mail%2D0%2Epkg", s.url)),
         "a link to the package: {text}"
     );
     assert!(html.contains("<a href=") && html.contains(&name), "{html}");

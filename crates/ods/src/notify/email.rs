@@ -43,8 +43,13 @@ pub struct Item {
 }
 
 pub fn item(e: &EventRow, server: &ServerInfo, package_id: Option<i64>) -> Item {
-    let link = match (&server.url, package_id) {
-        (Some(url), Some(id)) => Some(format!("{}/ui/packages/{id}", url.trim_end_matches('/'))),
+    // The Packages tab searched for the file's name: the UI has no page per package.
+    let link = match (&server.url, package_id, &e.filename) {
+        (Some(url), Some(_), Some(name)) => Some(format!(
+            "{}/packages?q={}",
+            url.trim_end_matches('/'),
+            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+        )),
         _ => None,
     };
     Item {
@@ -263,7 +268,7 @@ mod tests {
             kind: kind.into(),
             message: Some(format!("{file} <is> here")),
             filename: Some(file.into()),
-            link: Some(format!("https://ods.example/ui/packages/1?a=\"{file}\"")),
+            link: Some(format!("https://ods.example/packages?q=a%22{file}%22")),
             server_name: "Main & Co".into(),
             at: "2026-12-01T00:00:00Z".into(),
         }
@@ -291,7 +296,7 @@ mod tests {
         let (subject, text, html) = render(&[it("package.public", "a.pkg")]);
         assert_eq!(subject, "[ODS Main & Co] package.public: a.pkg");
         assert!(
-            text.contains("a.pkg <is> here") && text.contains("https://ods.example/ui/packages/1")
+            text.contains("a.pkg <is> here") && text.contains("https://ods.example/packages?q=")
         );
         assert!(html.contains("Main &amp; Co") && html.contains("a.pkg &lt;is&gt; here"));
         assert!(html.contains("a=&quot;a.pkg&quot;"), "{html}");

@@ -15,7 +15,7 @@ def run():
     with odsui.browser() as b:
         page = odsui.new_page(b)
         odsui.login(page)
-        expect(page).to_have_url(f"{URL}/admin")
+        expect(page).to_have_url(f"{URL}/packages")
         odsui.tab(page, "Jamf")
         expect(page.locator("#ade-warning")).to_contain_text(
             "automated device enrollment cannot sit behind authentication"
