@@ -14,6 +14,7 @@ pub mod packages;
 pub mod peers;
 pub mod server;
 pub mod sessions;
+pub mod stats;
 pub mod transfers;
 pub mod users;
 
