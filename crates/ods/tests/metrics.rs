@@ -358,3 +358,150 @@ async fn metrics_report_requests_bytes_and_packages() {
     let (ok, said) = promtool_check(&scrape(&s).await);
     assert!(ok, "promtool check metrics:\n{said}");
 }
+
+#[tokio::test]
+async fn an_upload_in_progress_is_counted() {
+    let s = Server::start_with(metrics_opts("127.0.0.0/8")).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream))
+        .file_name("secret-name-slow.pkg");
+    let form = reqwest::multipart::Form::new()
+        .text("stage", "Prod")
+        .part("file", part);
+    let req = s
+        .admin(Method::POST, "/api/admin/upload")
+        .multipart(form)
+        .send();
+    let upload = tokio::spawn(req);
+    tx.send(Ok(common::bytes(200_000, 5))).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = parse(&scrape(&s).await);
+        if value(&m, "ods_uploads_in_progress", &[]) == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upload was never counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(tx);
+    let r = upload.await.unwrap().unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let text = scrape(&s).await;
+    assert_eq!(
+        value(&parse(&text), "ods_uploads_in_progress", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(!text.contains("secret-name"), "{text}");
+}
+
+async fn node(name: &str) -> Server {
+    let mut opts = metrics_opts("127.0.0.0/8");
+    opts.env.push(("ODS_SYNC_INTERVAL".into(), "2".into()));
+    let s = Server::start_with(opts).await;
+    let r = s
+        .admin(Method::POST, "/api/admin/about")
+        .json(&serde_json::json!({"name": name, "url": s.url, "stage": "Prod", "firewalled_mode": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    s
+}
+
+/// Scrapes `s` until `check` holds on the samples (the gauges are reused for 5 s).
+async fn until(s: &Server, what: &str, check: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let text = scrape(s).await;
+        assert!(
+            !text.contains("secret-name"),
+            "a filename in the metrics:\n{text}"
+        );
+        let m = parse(&text);
+        if check(&m) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "{what}:\n{text}\n{}", s.log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn metrics_report_peers_and_failed_jobs() {
+    let a = node("A").await;
+    let mut b = node("B").await;
+    let ai = a.get_json("/api/admin/about").await;
+    let bi = b.get_json("/api/admin/about").await;
+    let r = a
+        .admin(Method::POST, "/api/admin/register")
+        .json(&serde_json::json!({"url": b.url, "iss_id": bi["iss"], "key": bi["key"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "register: {}", r.text().await.unwrap());
+    let (a_iss, b_iss) = (ai["iss"].as_str().unwrap(), bi["iss"].as_str().unwrap());
+    let data = common::bytes(2_500_000, 9);
+    let size = data.len() as f64;
+    let r = a.upload("secret-name-synced.pkg", data, "Prod").await;
+    assert!(r.status().is_success(), "{}", r.status());
+
+    // B fetches the package from A: bytes by peer on both sides, the link up.
+    let m = until(&b, "B fetched the package from A", |m| {
+        value(m, "ods_peer_fetched_bytes_total", &[("peer", a_iss)]) == Some(size)
+            && value(
+                m,
+                "ods_packages",
+                &[("status", "Public"), ("stage", "Prod")],
+            ) == Some(1.0)
+    })
+    .await;
+    assert_eq!(value(&m, "ods_peer_up", &[("peer", a_iss)]), Some(1.0));
+    let contact = value(
+        &m,
+        "ods_peer_last_contact_timestamp_seconds",
+        &[("peer", a_iss)],
+    )
+    .unwrap();
+    let now = ods::model::now_unix() as f64;
+    assert!(
+        (now - 120.0..=now + 5.0).contains(&contact),
+        "last contact {contact}, now {now}"
+    );
+    let m = parse(&scrape(&a).await);
+    assert_eq!(
+        value(&m, "ods_peer_served_bytes_total", &[("peer", b_iss)]),
+        Some(size)
+    );
+    assert_eq!(value(&m, "ods_peer_up", &[("peer", b_iss)]), Some(1.0));
+
+    // B goes away: A's link to it goes down and A's jobs calling it fail.
+    b.stop();
+    let r = a
+        .admin(Method::DELETE, "/api/admin/packages/secret-name-synced.pkg")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let m = until(&a, "A's link to B down and a job failure", |m| {
+        value(m, "ods_peer_up", &[("peer", b_iss)]) == Some(0.0)
+            && value(m, "ods_job_failures_total", &[]).is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    let kinds: Vec<&String> = m
+        .iter()
+        .filter(|(n, _, v)| n == "ods_job_failures_total" && *v >= 1.0)
+        .filter_map(|(_, l, _)| l.get("kind"))
+        .collect();
+    assert!(
+        kinds.iter().all(|k| !k.is_empty()) && !kinds.is_empty(),
+        "{m:?}"
+    );
+    if promtool_available() {
+        let (ok, said) = promtool_check(&scrape(&a).await);
+        assert!(ok, "promtool check metrics:\n{said}");
+    }
+}
