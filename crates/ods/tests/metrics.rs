@@ -505,3 +505,73 @@ async fn metrics_report_peers_and_failed_jobs() {
         assert!(ok, "promtool check metrics:\n{said}");
     }
 }
+
+/// The sample dashboard charts every series `stats.rs` declares, only those, and each
+/// of its queries is PromQL that `promtool check rules` parses.
+#[test]
+fn the_grafana_dashboard_uses_the_real_metric_names() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("../../deploy/grafana/ods.json")).unwrap(),
+    )
+    .unwrap();
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    let names = |text: &str| -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("ods_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .unwrap_or(tail.len());
+            out.insert(tail[..end].trim_end_matches("_bucket").to_string());
+            rest = &tail[end..];
+        }
+        out
+    };
+    let charted = names(&exprs.join("\n"));
+    let source = std::fs::read_to_string(root.join("src/stats.rs")).unwrap();
+    let declared: std::collections::BTreeSet<String> = source
+        .lines()
+        .filter(|l| l.starts_with("pub const ") && l.contains(": &str = \"ods_"))
+        .flat_map(names)
+        .collect();
+    assert_eq!(declared.len(), 15, "{declared:?}");
+    assert_eq!(charted, declared);
+
+    if !promtool_available() {
+        assert!(
+            std::env::var("ODS_REQUIRE_ALL_DBS").as_deref() != Ok("1"),
+            "promtool is not installed; ODS_REQUIRE_ALL_DBS=1 needs it (apt-get install prometheus)"
+        );
+        eprintln!("SKIPPED: promtool check rules (apt-get install prometheus)");
+        return;
+    }
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, e) in exprs.iter().enumerate() {
+        rules.push_str(&format!(
+            "      - record: dashboard:q{i}\n        expr: {}\n",
+            serde_json::to_string(e).unwrap()
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yml");
+    std::fs::write(&file, rules).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
