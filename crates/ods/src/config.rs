@@ -72,6 +72,9 @@ pub struct Config {
     pub session_max_secs: u64,
     /// `ODS_INITIAL_ADMIN_PASSWORD`: the first-start admin's password, if set.
     pub initial_admin_password: Option<Secret<String>>,
+    /// Who may read `/metrics` (off when both are unset).
+    pub metrics_token: Option<Secret<String>>,
+    pub metrics_networks: Vec<ipnet::IpNet>,
     /// Connection limits of the HTTP listener.
     pub limits: Limits,
     /// What `ods serve` will create on first start (`check-config` only; empty after
@@ -374,6 +377,8 @@ impl Config {
             session_idle_secs: raw.session_idle_secs,
             session_max_secs: raw.session_max_secs,
             initial_admin_password: raw.initial_admin_password,
+            metrics_token: raw.metrics_token.filter(|t| !t.0.is_empty()),
+            metrics_networks: raw.metrics_networks,
             limits: Limits {
                 header_timeout: std::time::Duration::from_secs(raw.header_timeout_secs),
                 body_idle_timeout: std::time::Duration::from_secs(raw.body_idle_timeout_secs),

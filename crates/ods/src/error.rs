@@ -127,6 +127,7 @@ impl From<anyhow::Error> for ApiError {
 
 impl From<std::io::Error> for ApiError {
     fn from(err: std::io::Error) -> Self {
+        metrics::counter!("ods_storage_errors_total").increment(1);
         ApiError::internal("a storage operation", err)
     }
 }

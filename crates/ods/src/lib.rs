@@ -28,6 +28,7 @@ pub mod peers;
 pub mod recent;
 pub mod secrets;
 pub mod sessions;
+pub mod stats;
 pub mod storage;
 pub mod sync;
 pub mod system;

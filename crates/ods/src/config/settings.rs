@@ -282,6 +282,22 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Bearer token a Prometheus scraper sends to read `GET /metrics` (Authorization: Bearer TOKEN). With neither METRICS_TOKEN nor METRICS_NETWORKS set, /metrics is off (404); with both, a scrape needs both [default: none]
+    #[arg(
+        long,
+        env = "ODS_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<Secret<String>>,
+    /// Client networks (CIDRs, comma-separated) allowed to read `GET /metrics`, checked on the client address (see TRUSTED_PROXIES). With neither METRICS_TOKEN nor METRICS_NETWORKS set, /metrics is off (404) [default: none]
+    #[arg(
+        long,
+        env = "ODS_METRICS_NETWORKS",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub metrics_networks: Vec<ipnet::IpNet>,
     /// Cache-Control of package downloads. The default lets a site's caching proxy (nginx proxy_cache) keep packages and revalidate them by ETag after a minute; nginx stores nothing marked no-cache or max-age=0. A download request carrying Authorization is always answered `private, no-cache`
     #[arg(
         long,

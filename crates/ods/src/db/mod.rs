@@ -17,6 +17,7 @@ pub mod peers;
 pub mod rollouts;
 pub mod server;
 pub mod sessions;
+pub mod stats;
 pub mod transfers;
 pub mod users;
 pub mod webhooks;

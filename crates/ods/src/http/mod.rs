@@ -13,6 +13,7 @@ pub mod integrations;
 pub mod linger;
 mod package_ref;
 pub mod peer;
+pub mod prom;
 pub mod ranges;
 pub mod serve;
 pub mod share;
@@ -51,6 +52,9 @@ pub fn document(share_context: &str) -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(app: App) -> Router {
+    if app.config.metrics_token.is_some() || !app.config.metrics_networks.is_empty() {
+        crate::stats::install();
+    }
     let (routes, doc) = documented_routes(&app.config.share_context).split_for_parts();
     let doc = OpenApiJson(Bytes::from(
         doc.to_pretty_json()
@@ -58,7 +62,10 @@ pub fn router(app: App) -> Router {
     ));
     // The web UI is HTML for browsers, not API: a plain router beside the documented
     // routes, absent from the OpenAPI document.
-    let routes = routes.layer(Extension(doc)).merge(ui::routes(&app));
+    let routes = routes
+        .layer(Extension(doc))
+        .merge(ui::routes(&app))
+        .merge(prom::routes());
     layered(routes, app)
 }
 
@@ -73,6 +80,7 @@ fn layered(routes: Router<App>, app: App) -> Router {
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(prom::track))
         .layer(axum::middleware::map_response(json_errors))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("the request", "a handler panicked").into_response()

@@ -387,7 +387,7 @@ async fn chunk(
     Path((uuid, idx)): Path<(String, String)>,
     parts: Parts,
 ) -> ApiResult<Response> {
-    authenticate(&app, &parts, b"").await?;
+    let peer = authenticate(&app, &parts, b"").await?;
     let idx = chunk_index(&idx)?;
     let p = public_package(&app, &uuid).await?;
     let size = p.file_size.max(0) as u64;
@@ -399,7 +399,7 @@ async fn chunk(
     }
     let len = (size - offset).min(CHUNK_SIZE as u64);
     let stream = app.store.read(&p.sha256, offset, len).await?;
-    app.sync.stats.served(len);
+    app.sync.stats.served(&peer.iss, len);
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
@@ -568,7 +568,7 @@ async fn receive_chunk(
     parts: Parts,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
-    authenticate(&app, &parts, &body).await?;
+    let peer = authenticate(&app, &parts, &body).await?;
     let idx = chunk_index(&idx)?;
     let Some(p) = waiting_package(&app, &uuid).await? else {
         return Ok(StatusCode::NO_CONTENT);
@@ -585,6 +585,7 @@ async fn receive_chunk(
     let len = (size.saturating_sub(offset)).min(CHUNK_SIZE as u64) as usize;
     use sha1::Digest;
     if body.len() != len || hex::encode(sha1::Sha1::digest(&body)) != *want {
+        app.sync.stats.transfer_error(&peer.iss);
         app.sync
             .stats
             .chunks_rejected
@@ -602,7 +603,7 @@ async fn receive_chunk(
     .await
     .map_err(|e| ApiError::internal("writing a chunk", e))??;
     db::transfers::record(&app.db, &uuid, &[idx as usize]).await?;
-    app.sync.stats.fetched(len as u64);
+    app.sync.stats.fetched(&peer.iss, len as u64);
     if db::transfers::count(&app.db, &uuid).await? == expected.len() as i64 {
         crate::catalog::hurry(&app, &uuid).await?;
     }

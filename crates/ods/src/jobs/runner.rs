@@ -113,6 +113,7 @@ async fn execute<Ctx: Context>(ctx: Ctx, registry: &Registry<Ctx>, job: db::jobs
         }
         Err(e) => {
             let msg = format!("{e:#}");
+            metrics::counter!("ods_job_failures_total", "kind" => job.kind.clone()).increment(1);
             let retry =
                 (job.attempts < job.max_attempts).then(|| now_millis() + backoff_ms(job.attempts));
             tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %msg, retry = retry.is_some(), "job failed");

@@ -67,11 +67,21 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn fetched(&self, bytes: u64) {
+    /// A verified chunk of `bytes` from the peer `iss` (also in `/metrics`).
+    pub fn fetched(&self, iss: &str, bytes: u64) {
+        metrics::counter!("ods_peer_fetched_bytes_total", "peer" => iss.to_string())
+            .increment(bytes);
         self.chunks_fetched.fetch_add(1, Ordering::Relaxed);
         self.chunk_bytes_fetched.fetch_add(bytes, Ordering::Relaxed);
     }
-    pub fn served(&self, bytes: u64) {
+    /// A chunk fetch from the peer `iss` that failed or did not verify.
+    pub fn transfer_error(&self, iss: &str) {
+        metrics::counter!("ods_peer_transfer_errors_total", "peer" => iss.to_string()).increment(1);
+    }
+    /// A chunk of `bytes` sent to the peer `iss` (also in `/metrics`).
+    pub fn served(&self, iss: &str, bytes: u64) {
+        metrics::counter!("ods_peer_served_bytes_total", "peer" => iss.to_string())
+            .increment(bytes);
         self.chunks_served.fetch_add(1, Ordering::Relaxed);
         self.chunk_bytes_served.fetch_add(bytes, Ordering::Relaxed);
     }

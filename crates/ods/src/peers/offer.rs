@@ -90,7 +90,7 @@ impl Run<App> for Offer {
                 Duration::from_secs(120),
             )
             .await?;
-            app.sync.stats.served(len);
+            app.sync.stats.served(&peer.iss, len);
         }
         Ok(())
     }

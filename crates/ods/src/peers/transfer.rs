@@ -286,12 +286,13 @@ async fn fetch_chunk(
         };
         match got {
             Ok(bytes) if bytes.len() == len && hex::encode(Sha1::digest(&bytes)) == chunks[idx] => {
-                app.sync.stats.fetched(len as u64);
+                app.sync.stats.fetched(&link.iss, len as u64);
                 let p = partial.clone();
                 tokio::task::spawn_blocking(move || p.write_at(offset, &bytes)).await??;
                 return Ok(idx);
             }
             Ok(_) => {
+                app.sync.stats.transfer_error(&link.iss);
                 app.sync
                     .stats
                     .chunks_rejected
@@ -303,6 +304,7 @@ async fn fetch_chunk(
                 );
             }
             Err(e) => {
+                app.sync.stats.transfer_error(&link.iss);
                 errors.insert(link.iss.clone(), e.to_string());
             }
         }
