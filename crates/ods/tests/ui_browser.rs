@@ -109,15 +109,7 @@ async fn a_viewer_sees_no_admin_actions_and_is_refused_them() {
         return;
     }
     let s = Server::start().await;
-    let r = s
-        .admin(reqwest::Method::POST, "/api/admin/users")
-        .json(
-            &serde_json::json!({"username": "vera", "password": "viewer-pass-1", "role": "viewer"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    s.add_user("vera", "viewer-pass-1", "viewer").await;
     assert_eq!(
         s.upload("seen.pkg", common::bytes(5000, 1), "Prod")
             .await

@@ -384,15 +384,7 @@ async fn sessions_expire_when_idle_and_at_their_age_limit() {
 #[tokio::test]
 async fn logout_reset_and_deletion_end_sessions_on_the_server() {
     let s = Server::start().await;
-    let r = s
-        .admin(Method::POST, "/api/admin/users")
-        .json(
-            &serde_json::json!({"username": "vera", "password": "viewer-pass-1", "role": "viewer"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    s.add_user("vera", "viewer-pass-1", "viewer").await;
     // Logout: the old cookie is worth nothing afterwards, even if a browser kept it.
     let mut b = Browser::open(&s).await;
     b.login("vera", "viewer-pass-1").await;

@@ -421,13 +421,7 @@ async fn test_message_failure_and_refused_addresses() {
     assert!(v.get("secret").is_none());
 
     // Viewers and uploaders may not see webhooks.
-    let r = s
-        .admin(Method::POST, "/api/admin/users")
-        .json(&json!({"username": "vw", "password": "viewer-pass-1", "role": "viewer"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    s.add_user("vw", "viewer-pass-1", "viewer").await;
     let r = s
         .http
         .get(s.at("/api/admin/webhooks"))

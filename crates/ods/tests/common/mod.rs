@@ -505,3 +505,16 @@ pub fn csrf_of(html: &str) -> String {
         + 27;
     html[at..at + 64].to_string()
 }
+
+impl Server {
+    /// Creates the user `username` with `role` as the test admin; asserts 201.
+    pub async fn add_user(&self, username: &str, password: &str, role: &str) {
+        let r = self
+            .admin(reqwest::Method::POST, "/api/admin/users")
+            .json(&serde_json::json!({"username": username, "password": password, "role": role}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+}
