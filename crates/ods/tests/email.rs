@@ -9,81 +9,51 @@
 //! them the tests are skipped with a message, except under ODS_REQUIRE_ALL_DBS=1.
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::{Opts, Server};
+use common::{Opts, Server, openssl, python};
 
 struct Smtp {
-    child: Child,
+    _py: python::Helper,
     port: u16,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn tools_ready() -> bool {
-    let py = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .output()
-        .is_ok_and(|o| o.status.success());
     let ssl = Command::new("openssl")
         .arg("version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !(py && ssl) {
-        assert!(
-            std::env::var("ODS_REQUIRE_ALL_DBS").as_deref() != Ok("1"),
-            "python3 with aiosmtpd and openssl are needed (pip install aiosmtpd)"
-        );
-        eprintln!("skipped: python3 with aiosmtpd or openssl is not installed");
-    }
-    py && ssl
+    python::ready_or_skip(
+        python::has_module("aiosmtpd") && ssl,
+        "python3 with aiosmtpd and openssl are needed (pip install aiosmtpd)",
+        "python3 with aiosmtpd or openssl is not installed",
+    )
 }
 
 impl Smtp {
     fn start(args: &[&str]) -> Smtp {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("mail.jsonl");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(&log)
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting aiosmtpd");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut all = vec![log.as_os_str()];
+        all.extend(args.iter().map(OsStr::new));
+        let py = python::Helper::start("smtp_server.py", &all);
         Smtp {
-            child,
-            port: line
-                .trim()
-                .parse()
-                .expect("the SMTP server prints its port"),
+            port: py.port,
+            _py: py,
             log,
             _dir: dir,
         }
     }
 
     fn mail(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        python::read_jsonl(&self.log)
     }
 
     fn to(&self, rcpt: &str) -> Vec<Value> {
@@ -110,9 +80,9 @@ fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
          keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args([
+    openssl(
+        dir,
+        &[
             "req",
             "-x509",
             "-newkey",
@@ -120,16 +90,15 @@ fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
             "-pkeyopt",
             "ec_paramgen_curve:P-256",
             "-nodes",
-        ])
-        .args([
-            "-keyout", "smtp.key", "-out", "smtp.pem", "-days", "2", "-config", "req.cnf",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "-keyout",
+            "smtp.key",
+            "-out",
+            "smtp.pem",
+            "-days",
+            "2",
+            "-config",
+            "req.cnf",
+        ],
     );
     (dir.join("smtp.pem"), dir.join("smtp.key"))
 }

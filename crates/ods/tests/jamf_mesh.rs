@@ -7,7 +7,7 @@ mod jamf_support;
 
 use std::time::{Duration, Instant};
 
-use common::bytes;
+use common::{bytes, register};
 use fake_jamf::{FakeJamf, Fault};
 use jamf_support::*;
 use reqwest::Method;

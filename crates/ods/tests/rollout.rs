@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::Server;
+use common::{Server, register};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -28,17 +28,6 @@ async fn node_with(name: &str, stage: &str, env: &[(&str, &str)]) -> Server {
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     s
-}
-
-async fn register(from: &Server, to: &Server) {
-    let a = to.get_json("/api/admin/about").await;
-    let r = from
-        .admin(Method::POST, "/api/admin/register")
-        .json(&json!({"url": to.url, "iss_id": a["iss"], "key": a["key"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "register: {}", r.text().await.unwrap());
 }
 
 async fn events(s: &Server, kind: &str) -> Vec<Value> {

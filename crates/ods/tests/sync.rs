@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, bytes, sha256_hex};
+use common::{Server, bytes, register, sha256_hex};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -48,18 +48,6 @@ async fn set_about(s: &Server, body: Value) {
 
 async fn about(s: &Server) -> Value {
     s.get_json("/api/admin/about").await
-}
-
-/// `from` registers with `to` (as an admin would on `from`'s Network tab).
-async fn register(from: &Server, to: &Server) {
-    let a = about(to).await;
-    let r = from
-        .admin(Method::POST, "/api/admin/register")
-        .json(&json!({"url": to.url, "iss_id": a["iss"], "key": a["key"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "register: {}", r.text().await.unwrap());
 }
 
 async fn package(s: &Server, filename: &str) -> Option<Value> {

@@ -9,20 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Opts, Server};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl CLI (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::{Opts, Server, openssl};
 
 /// A CA `name`.pem/.key, and a certificate for 127.0.0.1 it signed, `name`-srv.pem/.key.
 fn make_ca_and_cert(dir: &Path, name: &str) {

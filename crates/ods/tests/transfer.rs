@@ -628,13 +628,7 @@ async fn share_context_and_download_auth() {
     .await;
 
     // A viewer account, the read account Jamf Pro stores for a distribution point.
-    let r = s
-        .admin(Method::POST, "/api/admin/users")
-        .json(&json!({"username": "jamf-read", "password": "read-only-secret", "role": "viewer"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    s.add_user("jamf-read", "read-only-secret", "viewer").await;
 
     let set_auth = |mode: &'static str| {
         let s = &s;

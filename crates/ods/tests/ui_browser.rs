@@ -11,78 +11,13 @@
 //! failure; `.ci/run` installs them.
 mod common;
 mod fake_jamf;
+#[path = "browser/run.rs"]
+mod run;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::{ADMIN, Opts, Server};
-
-fn browser_available() -> bool {
-    let py = Command::new("python3")
-        .args(["-c", "import playwright.sync_api"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    py && std::path::Path::new("/usr/bin/chromium").exists()
-}
-
-/// Whether to run; panics under `ODS_REQUIRE_ALL_DBS=1` when the tools are missing.
-fn ready() -> bool {
-    if browser_available() {
-        return true;
-    }
-    assert!(
-        std::env::var("ODS_REQUIRE_ALL_DBS").as_deref() != Ok("1"),
-        "python3 with Playwright and /usr/bin/chromium are needed (apt-get install chromium; pip install playwright)"
-    );
-    eprintln!("SKIPPED: python3 with Playwright or /usr/bin/chromium is missing");
-    false
-}
-
-/// `<target dir>/ui-screenshots/<name>`.
-pub fn shots_dir(name: &str) -> PathBuf {
-    let bin = common::ods_bin();
-    let target = bin
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("the ods binary sits in <target>/<profile>/");
-    target.join("ui-screenshots").join(name)
-}
-
-/// Runs `tests/browser/<script>` against `s` as `user`/`password`, with `extra` env;
-/// asserts it exits 0 and printed `DONE`; returns its output.
-fn run_script(
-    script: &str,
-    s: &Server,
-    user: &str,
-    password: &str,
-    extra: &[(&str, String)],
-) -> String {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let shots = shots_dir(script.trim_end_matches(".py"));
-    let mut cmd = Command::new("python3");
-    cmd.arg(dir.join(script))
-        .current_dir(&dir)
-        .env("ODS_URL", &s.url)
-        .env("ODS_USER", user)
-        .env("ODS_PASSWORD", password)
-        .env("ODS_SHOTS", &shots)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1");
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("running python3");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(
-        out.status.success() && stdout.contains("\nDONE"),
-        "{script} failed ({}):\n{stdout}\n{stderr}\nserver log:\n{}",
-        out.status,
-        s.log()
-    );
-    stdout
-}
+use run::{ready, run_script, shots_dir};
 
 #[tokio::test]
 async fn first_login_forces_a_new_password_then_logout() {
@@ -174,15 +109,7 @@ async fn a_viewer_sees_no_admin_actions_and_is_refused_them() {
         return;
     }
     let s = Server::start().await;
-    let r = s
-        .admin(reqwest::Method::POST, "/api/admin/users")
-        .json(
-            &serde_json::json!({"username": "vera", "password": "viewer-pass-1", "role": "viewer"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    s.add_user("vera", "viewer-pass-1", "viewer").await;
     assert_eq!(
         s.upload("seen.pkg", common::bytes(5000, 1), "Prod")
             .await

@@ -157,13 +157,7 @@ async fn a_viewer_sees_no_admin_actions_on_these_tabs_and_is_refused_them() {
     let peer = items(&a.get_json("/api/admin/registered_ods").await)[0]["id"]
         .as_i64()
         .unwrap();
-    let r = a
-        .admin(Method::POST, "/api/admin/users")
-        .json(&json!({"username": "vera", "password": "vera-viewer-1", "role": "viewer"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    a.add_user("vera", "vera-viewer-1", "viewer").await;
     let job = dead_job(&a).await;
     run_script(
         "viewer_pages.py",

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ADMIN, Server};
+use common::{ADMIN, Server, csrf_of, set_cookie};
 use reqwest::header;
 
 const PACKAGES: usize = 10_000;
@@ -58,16 +58,8 @@ async fn the_packages_tab_renders_fast_with_10000_packages() {
         .build()
         .unwrap();
     let r = http.get(s.at("/")).send().await.unwrap();
-    let pre = r.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let html = r.text().await.unwrap();
-    let at = html.find(r#"name="csrf-token" content=""#).unwrap() + 27;
-    let csrf = html[at..at + 64].to_string();
+    let (pre, _) = set_cookie(r.headers(), "ods_pre").unwrap();
+    let csrf = csrf_of(&r.text().await.unwrap());
     let r = http
         .post(s.at("/login"))
         .header(header::COOKIE, pre)
@@ -80,13 +72,7 @@ async fn the_packages_tab_renders_fast_with_10000_packages() {
         .send()
         .await
         .unwrap();
-    let session = r.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let (session, _) = set_cookie(r.headers(), "ods_session").unwrap();
     let mut report = Vec::new();
     for (what, path, expect) in [
         ("first page (newest first)", "/packages", "pkg-09999.pkg"),

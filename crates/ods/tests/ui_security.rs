@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ADMIN, Opts, Server};
-use reqwest::header::{self, HeaderMap};
+use common::{ADMIN, Opts, Server, csrf_of, set_cookie};
+use reqwest::header;
 use reqwest::{Method, StatusCode};
 
 fn client() -> reqwest::Client {
@@ -32,23 +32,6 @@ fn opts(env: &[(&str, &str)]) -> Opts {
 
 /// The `name=value` of cookie `name` among the response's Set-Cookie headers, and
 /// the whole header.
-fn set_cookie(h: &HeaderMap, name: &str) -> Option<(String, String)> {
-    h.get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| (v.split(';').next().unwrap().to_string(), v.to_string()))
-}
-
-/// The CSRF token in a page.
-fn csrf_of(html: &str) -> String {
-    let at = html
-        .find(r#"name="csrf-token" content=""#)
-        .expect("a csrf meta")
-        + 27;
-    html[at..at + 64].to_string()
-}
-
 /// A browser: its cookies (`ods_pre`, then `ods_session`) and the page's CSRF token.
 struct Browser {
     http: reqwest::Client,
@@ -401,15 +384,7 @@ async fn sessions_expire_when_idle_and_at_their_age_limit() {
 #[tokio::test]
 async fn logout_reset_and_deletion_end_sessions_on_the_server() {
     let s = Server::start().await;
-    let r = s
-        .admin(Method::POST, "/api/admin/users")
-        .json(
-            &serde_json::json!({"username": "vera", "password": "viewer-pass-1", "role": "viewer"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    s.add_user("vera", "viewer-pass-1", "viewer").await;
     // Logout: the old cookie is worth nothing afterwards, even if a browser kept it.
     let mut b = Browser::open(&s).await;
     b.login("vera", "viewer-pass-1").await;

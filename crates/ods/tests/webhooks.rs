@@ -10,9 +10,7 @@
 //! are skipped with a message, except under ODS_REQUIRE_ALL_DBS=1, where they fail.
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
@@ -21,36 +19,22 @@ use hmac::{Hmac, KeyInit, Mac};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::{Opts, Server};
+use common::{Opts, Server, python};
 
 struct Receiver {
-    child: Child,
+    _py: python::Helper,
     url: String,
     log: PathBuf,
     secrets: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn python_ready() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import standardwebhooks"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("ODS_REQUIRE_ALL_DBS").as_deref() != Ok("1"),
-            "python3 with standardwebhooks is needed (pip install standardwebhooks)"
-        );
-        eprintln!("skipped: python3 with standardwebhooks is not installed");
-    }
-    ok
+    python::ready_or_skip(
+        python::has_module("standardwebhooks"),
+        "python3 with standardwebhooks is needed (pip install standardwebhooks)",
+        "python3 with standardwebhooks is not installed",
+    )
 }
 
 impl Receiver {
@@ -59,23 +43,10 @@ impl Receiver {
         let log = dir.path().join("requests.jsonl");
         let secrets = dir.path().join("secrets.json");
         std::fs::write(&secrets, "{}").unwrap();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/webhook_receiver.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(&log)
-            .arg(&secrets)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the receiver");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port: u16 = line.trim().parse().expect("the receiver prints its port");
+        let py = python::Helper::start("webhook_receiver.py", &[&log, &secrets]);
         Receiver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://127.0.0.1:{}", py.port),
+            _py: py,
             log,
             secrets,
             _dir: dir,
@@ -91,11 +62,7 @@ impl Receiver {
     }
 
     fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        python::read_jsonl(&self.log)
     }
 
     fn to(&self, path: &str) -> Vec<Value> {
@@ -454,13 +421,7 @@ async fn test_message_failure_and_refused_addresses() {
     assert!(v.get("secret").is_none());
 
     // Viewers and uploaders may not see webhooks.
-    let r = s
-        .admin(Method::POST, "/api/admin/users")
-        .json(&json!({"username": "vw", "password": "viewer-pass-1", "role": "viewer"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    s.add_user("vw", "viewer-pass-1", "viewer").await;
     let r = s
         .http
         .get(s.at("/api/admin/webhooks"))

@@ -321,8 +321,9 @@ pub async fn forget_unproven_chunks(db: &Db, sha256: &str) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// The column a package list is sorted by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a package list is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum SortKey {
     Id,
     Filename,

@@ -8,11 +8,8 @@ use std::process::Command;
 use crate::common::{self, Server};
 
 fn browser_available() -> bool {
-    let py = Command::new("python3")
-        .args(["-c", "import playwright.sync_api"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    py && std::path::Path::new("/usr/bin/chromium").exists()
+    common::python::has_module("playwright.sync_api")
+        && std::path::Path::new("/usr/bin/chromium").exists()
 }
 
 /// Whether to run; panics under `ODS_REQUIRE_ALL_DBS=1` when the tools are missing.

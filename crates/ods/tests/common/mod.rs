@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod python;
+
 /// The admin every test server starts with: `Server::command` sets this password
 /// with `ODS_INITIAL_ADMIN_PASSWORD`, so it need not be changed. This is the one place
 /// the tests' admin password is chosen.
@@ -457,5 +459,62 @@ impl Server {
             .unwrap();
         let _ = conn.close().await;
         n.rows_affected()
+    }
+}
+
+/// `from` registers with `to` (as an admin would on `from`'s Network tab).
+pub async fn register(from: &Server, to: &Server) {
+    let a = to.get_json("/api/admin/about").await;
+    let r = from
+        .admin(reqwest::Method::POST, "/api/admin/register")
+        .json(&serde_json::json!({"url": to.url, "iss_id": a["iss"], "key": a["key"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "register: {}", r.text().await.unwrap());
+}
+
+/// Runs the openssl CLI in `dir`, failing the test with its stderr if it fails.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl CLI (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The cookie `name` a response sets: (`name=value`, the whole Set-Cookie header).
+pub fn set_cookie(h: &reqwest::header::HeaderMap, name: &str) -> Option<(String, String)> {
+    h.get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| (v.split(';').next().unwrap().to_string(), v.to_string()))
+}
+
+/// The CSRF token in a page.
+pub fn csrf_of(html: &str) -> String {
+    let at = html
+        .find(r#"name="csrf-token" content=""#)
+        .expect("a csrf meta")
+        + 27;
+    html[at..at + 64].to_string()
+}
+
+impl Server {
+    /// Creates the user `username` with `role` as the test admin; asserts 201.
+    pub async fn add_user(&self, username: &str, password: &str, role: &str) {
+        let r = self
+            .admin(reqwest::Method::POST, "/api/admin/users")
+            .json(&serde_json::json!({"username": username, "password": password, "role": role}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     }
 }

@@ -125,17 +125,6 @@ pub async fn jobs_settled(s: &Server) {
     .await;
 }
 
-pub async fn register(from: &Server, to: &Server) {
-    let a = to.get_json("/api/admin/about").await;
-    let r = from
-        .admin(Method::POST, "/api/admin/register")
-        .json(&json!({"url": to.url, "iss_id": a["iss"], "key": a["key"]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "register: {}", r.text().await.unwrap());
-}
-
 pub async fn set_about(s: &Server, name: &str) {
     let r = s
         .admin(Method::POST, "/api/admin/about")

@@ -5,19 +5,8 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::db;
+use crate::db::packages::SortKey;
 use crate::error::{ApiError, ApiResult};
-
-/// What a package list is sorted by.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SortBy {
-    Id,
-    Filename,
-    Size,
-    Created,
-    Status,
-    Stage,
-}
 
 /// Sort direction.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -37,7 +26,7 @@ pub struct ListQuery {
     pub q: Option<String>,
     /// Sort by this column [default: id].
     #[param(inline)]
-    pub sort: Option<SortBy>,
+    pub sort: Option<SortKey>,
     /// Sort direction [default: asc].
     #[param(inline)]
     pub order: Option<SortOrder>,
@@ -60,7 +49,6 @@ impl ListQuery {
 
     /// The database query, or 400 for a value out of range.
     pub(crate) fn page(&self) -> ApiResult<db::packages::PageQuery> {
-        use db::packages::SortKey;
         let limit = self.limit.unwrap_or(1000);
         if !(1..=1000).contains(&limit) {
             return Err(ApiError::bad_request(
@@ -90,14 +78,7 @@ impl ListQuery {
             .filter(|s| !s.is_empty());
         Ok(db::packages::PageQuery {
             search,
-            sort: match self.sort.unwrap_or(SortBy::Id) {
-                SortBy::Id => SortKey::Id,
-                SortBy::Filename => SortKey::Filename,
-                SortBy::Size => SortKey::Size,
-                SortBy::Created => SortKey::Created,
-                SortBy::Status => SortKey::Status,
-                SortBy::Stage => SortKey::Stage,
-            },
+            sort: self.sort.unwrap_or(SortKey::Id),
             desc: matches!(self.order, Some(SortOrder::Desc)),
             offset,
             limit,
