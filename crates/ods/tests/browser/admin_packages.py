@@ -62,6 +62,8 @@ def upload(page, path):
     odsui.tab(page, "Packages")
     page.get_by_label("Select File").set_input_files(path)
     page.get_by_label("Stage", exact=True).select_option("Dev")
+    # About two seconds in flight, so the greyed-out button is seen whatever the machine.
+    odsui.throttle_uploads(page, 2 * 1024 * 1024)
     page.get_by_role("button", name="Upload").click()
     expect(page.get_by_role("button", name="Upload")).to_be_disabled()
     ok("the Upload button is greyed out during the upload")

@@ -127,3 +127,15 @@ def basic_auth(user=None, password=None):
 
     raw = f"{user or USER}:{password if password is not None else PASSWORD}".encode()
     return "Basic " + base64.b64encode(raw).decode()
+
+
+def throttle_uploads(page, bytes_per_sec):
+    """Limits the page's upload rate through the DevTools protocol (-1: no limit), so a
+    test can see an upload in flight on a fast loopback link."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0,
+        "downloadThroughput": -1, "uploadThroughput": bytes_per_sec,
+    })
+    return cdp

@@ -17,12 +17,7 @@ def run():
     with odsui.browser() as b:
         page = odsui.new_page(b)
         odsui.login(page)
-        cdp = page.context.new_cdp_session(page)
-        cdp.send("Network.enable")
-        cdp.send("Network.emulateNetworkConditions", {
-            "offline": False, "latency": 0,
-            "downloadThroughput": -1, "uploadThroughput": 512 * 1024,
-        })
+        odsui.throttle_uploads(page, 512 * 1024)
         page.get_by_label("Select File").set_input_files(path)
         page.get_by_role("button", name="Upload").click()
         text = page.locator("#up-text")
