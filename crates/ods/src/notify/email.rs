@@ -268,7 +268,10 @@ mod tests {
             kind: kind.into(),
             message: Some(format!("{file} <is> here")),
             filename: Some(file.into()),
-            link: Some(format!("https://ods.example/packages?q=a%22{file}%22")),
+            // A quote in the link must come out escaped in the HTML.
+            link: Some(format!(
+                "https://ods.example/packages?q={file}&a=\"{file}\""
+            )),
             server_name: "Main & Co".into(),
             at: "2026-12-01T00:00:00Z".into(),
         }
