@@ -5,7 +5,7 @@
 
 use sqlx::{AnyConnection, FromRow, Row};
 
-use super::Db;
+use super::{Db, Dialect};
 use crate::model::now_millis;
 
 #[derive(Debug, Clone, FromRow)]
@@ -31,56 +31,69 @@ pub struct NewJob {
     pub kind: &'static str,
     pub payload: String,
     pub dedup_key: Option<String>,
-    /// Also skip when a job with the key is running.
-    pub exclusive: bool,
     pub max_attempts: i64,
     pub run_at_ms: i64,
 }
 
-/// Adds a job unless one with the same dedup key is still waiting; returns its id.
+/// Adds a job unless its dedup key is taken; returns its id, or `None` when it was
+/// not added. The key is taken while a job with it is queued, and also while one runs
+/// when the kind is exclusive: `dedup_slot` holds the key in those states and a unique
+/// index on it makes the check atomic across connections and processes (a plain
+/// look-then-insert let two nodes, or two tasks, queue the same exclusive job).
 pub async fn enqueue(db: &Db, conn: &mut AnyConnection, job: &NewJob) -> sqlx::Result<Option<i64>> {
-    if let Some(key) = &job.dedup_key {
-        let dup = db
-            .q(if job.exclusive {
-                "SELECT id FROM jobs WHERE dedup_key = ? AND state IN ('queued', 'running')"
-            } else {
-                "SELECT id FROM jobs WHERE dedup_key = ? AND state = 'queued'"
-            })
-            .bind(key.clone())
-            .fetch_optional(&mut *conn)
-            .await?;
-        if dup.is_some() {
-            return Ok(None);
-        }
-    }
     let now = now_millis();
-    let id = db
-        .insert_id(
-            &mut *conn,
-            "INSERT INTO jobs (kind, payload, dedup_key, state, attempts, max_attempts, run_at, created, updated) \
-             VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
-            |q| {
-                q.bind(job.kind)
-                    .bind(job.payload.clone())
-                    .bind(job.dedup_key.clone())
-                    .bind(job.max_attempts)
-                    .bind(job.run_at_ms)
-                    .bind(now)
-                    .bind(now)
-            },
-        )
-        .await?;
-    Ok(Some(id))
+    let cols = "(kind, payload, dedup_key, dedup_slot, state, attempts, max_attempts, run_at, created, updated) \
+                VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)";
+    let sql = match db.dialect {
+        Dialect::MySql => format!("INSERT IGNORE INTO jobs {cols}"),
+        _ => format!("INSERT INTO jobs {cols} ON CONFLICT DO NOTHING RETURNING id"),
+    };
+    let q = db
+        .q(&sql)
+        .bind(job.kind)
+        .bind(job.payload.clone())
+        .bind(job.dedup_key.clone())
+        .bind(job.dedup_key.clone())
+        .bind(job.max_attempts)
+        .bind(job.run_at_ms)
+        .bind(now)
+        .bind(now);
+    if db.dialect == Dialect::MySql {
+        let done = q.execute(&mut *conn).await?;
+        return Ok((done.rows_affected() == 1)
+            .then(|| done.last_insert_id())
+            .flatten());
+    }
+    q.fetch_optional(&mut *conn)
+        .await?
+        .map(|row| row.try_get::<i64, _>(0))
+        .transpose()
+}
+
+/// A job that went back to the queue takes its key again, unless a newer job with the
+/// key was queued meanwhile (then both stay queued: this one keeps its attempts).
+async fn retake_slot(db: &Db, id: i64) -> sqlx::Result<()> {
+    let r = db
+        .q("UPDATE jobs SET dedup_slot = dedup_key WHERE id = ? AND state = 'queued' AND dedup_slot IS NULL")
+        .bind(id)
+        .execute(db.writer())
+        .await;
+    match r {
+        Err(e) if super::is_unique_violation(&e) => Ok(()),
+        r => r.map(|_| ()),
+    }
 }
 
 /// Claims one due job (or one whose lease expired: its worker died) of one of
 /// `kinds` for `worker`. Each worker lane claims only the kinds it runs, so one lane's
-/// slow jobs cannot take another's slots.
+/// slow jobs cannot take another's slots. A claimed job of a kind not in `exclusive`
+/// frees its dedup key, so the same work can be queued again while it runs.
 pub async fn claim(
     db: &Db,
     worker: &str,
     lease_ms: i64,
     kinds: &[&str],
+    exclusive: &[&str],
 ) -> sqlx::Result<Option<JobRow>> {
     if kinds.is_empty() {
         return Ok(None);
@@ -98,21 +111,27 @@ pub async fn claim(
         q = q.bind(k.to_string());
     }
     let candidates = q.fetch_all(db.reader()).await?;
+    let keep_slot = if exclusive.is_empty() {
+        "NULL".to_string()
+    } else {
+        let marks = vec!["?"; exclusive.len()].join(", ");
+        format!("CASE WHEN kind IN ({marks}) THEN dedup_slot ELSE NULL END")
+    };
+    let sql = format!(
+        "UPDATE jobs SET state = 'running', locked_by = ?, lease_until = ?, attempts = attempts + 1, updated = ?, \
+         dedup_slot = {keep_slot} WHERE id = ? AND {due}"
+    );
     for c in candidates {
         let id: i64 = c.try_get(0)?;
-        let res = db
-            .q(&format!(
-                "UPDATE jobs SET state = 'running', locked_by = ?, lease_until = ?, attempts = attempts + 1, updated = ? \
-                 WHERE id = ? AND {due}"
-            ))
+        let mut q = db
+            .q(&sql)
             .bind(worker.to_string())
             .bind(now + lease_ms)
-            .bind(now_millis())
-            .bind(id)
-            .bind(now)
-            .bind(now)
-            .execute(db.writer())
-            .await?;
+            .bind(now_millis());
+        for k in exclusive {
+            q = q.bind(k.to_string());
+        }
+        let res = q.bind(id).bind(now).bind(now).execute(db.writer()).await?;
         if res.rows_affected() == 1 {
             return get(db, id).await;
         }
@@ -144,7 +163,8 @@ pub async fn heartbeat(db: &Db, id: i64, worker: &str, lease_ms: i64) -> sqlx::R
 }
 
 pub async fn complete(db: &Db, id: i64, worker: &str) -> sqlx::Result<()> {
-    db.q("UPDATE jobs SET state = 'done', lease_until = NULL, last_error = NULL, updated = ? WHERE id = ? AND locked_by = ?")
+    db.q("UPDATE jobs SET state = 'done', dedup_slot = NULL, lease_until = NULL, last_error = NULL, updated = ? \
+         WHERE id = ? AND locked_by = ?")
         .bind(now_millis())
         .bind(id)
         .bind(worker.to_string())
@@ -165,28 +185,61 @@ pub async fn fail(
         Some(t) => ("queued", t),
         None => ("dead", now_millis()),
     };
-    db.q("UPDATE jobs SET state = ?, run_at = ?, lease_until = NULL, last_error = ?, updated = ? WHERE id = ? AND locked_by = ?")
-        .bind(state)
-        .bind(run_at)
-        .bind(error.to_string())
-        .bind(now_millis())
-        .bind(id)
-        .bind(worker.to_string())
-        .execute(db.writer())
-        .await?;
+    // A dead job gives its key up; a retried one keeps it (exclusive) or takes it again.
+    let slot = if retry_at_ms.is_some() {
+        "dedup_slot"
+    } else {
+        "NULL"
+    };
+    db.q(&format!(
+        "UPDATE jobs SET state = ?, run_at = ?, lease_until = NULL, last_error = ?, updated = ?, \
+         dedup_slot = {slot} WHERE id = ? AND locked_by = ?"
+    ))
+    .bind(state)
+    .bind(run_at)
+    .bind(error.to_string())
+    .bind(now_millis())
+    .bind(id)
+    .bind(worker.to_string())
+    .execute(db.writer())
+    .await?;
+    if retry_at_ms.is_some() {
+        retake_slot(db, id).await?;
+    }
     Ok(())
 }
 
-/// Puts a dead or queued job back to run now (admin action).
-pub async fn retry_now(db: &Db, id: i64) -> sqlx::Result<bool> {
+/// What `retry_now` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retried {
+    Yes,
+    /// Neither dead nor queued.
+    NotRetryable,
+    /// Dead, and the same work (its dedup key) is queued or running already.
+    Duplicate,
+}
+
+/// Puts a dead or queued job back to run now (admin action). A dead job takes its
+/// dedup key again, so it cannot run beside a newer copy of itself.
+pub async fn retry_now(db: &Db, id: i64) -> sqlx::Result<Retried> {
+    // dedup_slot first: MySQL's later assignments see the earlier ones' new values.
     let r = db
-        .q("UPDATE jobs SET state = 'queued', run_at = ?, attempts = 0, updated = ? WHERE id = ? AND state IN ('dead', 'queued')")
+        .q(
+            "UPDATE jobs SET dedup_slot = CASE WHEN state = 'dead' THEN dedup_key ELSE dedup_slot END, \
+            state = 'queued', run_at = ?, attempts = 0, updated = ? \
+            WHERE id = ? AND state IN ('dead', 'queued')",
+        )
         .bind(now_millis())
         .bind(now_millis())
         .bind(id)
         .execute(db.writer())
-        .await?;
-    Ok(r.rows_affected() == 1)
+        .await;
+    match r {
+        Ok(r) if r.rows_affected() == 1 => Ok(Retried::Yes),
+        Ok(_) => Ok(Retried::NotRetryable),
+        Err(e) if super::is_unique_violation(&e) => Ok(Retried::Duplicate),
+        Err(e) => Err(e),
+    }
 }
 
 pub async fn list(
@@ -256,6 +309,9 @@ pub async fn release_dead(db: &Db, dead: impl Fn(&str) -> bool) -> sqlx::Result<
             .bind(worker)
             .execute(db.writer())
             .await?;
+        if done.rows_affected() == 1 {
+            retake_slot(db, id).await?;
+        }
         released += done.rows_affected();
     }
     Ok(released)

@@ -4,7 +4,8 @@
 
 use sea_query::{
     ColumnDef, Expr, ExprTrait, Index, IndexCreateStatement, MysqlQueryBuilder,
-    PostgresQueryBuilder, Query, SqliteQueryBuilder, Table, TableCreateStatement, UpdateStatement,
+    PostgresQueryBuilder, Query, SqliteQueryBuilder, Table, TableAlterStatement,
+    TableCreateStatement, UpdateStatement,
 };
 use sqlx::Row;
 
@@ -17,6 +18,10 @@ enum Step {
     Index(IndexCreateStatement),
     /// A data change; it must be a no-op when run twice (concurrent starts).
     Update(UpdateStatement),
+    /// A new column; "it exists already" counts as done (concurrent starts).
+    AddColumn(TableAlterStatement),
+    /// Portable SQL the builder cannot express; a no-op when run twice.
+    Sql(&'static str),
 }
 
 struct Migration {
@@ -56,7 +61,36 @@ const MIGRATIONS: &[Migration] = &[
         name: "jamf",
         steps: jamf,
     },
+    Migration {
+        version: 7,
+        name: "jobs_dedup_slot",
+        steps: jobs_dedup_slot,
+    },
 ];
+
+/// Migration 7: `jobs.dedup_slot` holds a job's dedup key while the key is taken
+/// (queued, or running for an exclusive kind) and is unique, so two enqueues of the
+/// same work cannot both succeed, whichever connections or nodes make them. Each key's
+/// oldest queued job takes its slot (the derived table lets MySQL read the table it
+/// updates).
+fn jobs_dedup_slot() -> Vec<Step> {
+    vec![
+        Step::AddColumn(
+            Table::alter()
+                .table("jobs")
+                .add_column(text_null("dedup_slot", 255))
+                .take(),
+        ),
+        index("jobs", "jobs_dedup_slot", &["dedup_slot"], true),
+        Step::Sql(
+            "UPDATE jobs SET dedup_slot = dedup_key WHERE dedup_slot IS NULL AND id IN \
+             (SELECT first_id FROM (SELECT MIN(id) AS first_id FROM jobs \
+              WHERE state = 'queued' AND dedup_key IS NOT NULL GROUP BY dedup_key) AS firsts) \
+             AND NOT EXISTS (SELECT 1 FROM (SELECT dedup_slot AS taken FROM jobs \
+              WHERE dedup_slot IS NOT NULL) AS slots WHERE slots.taken = jobs.dedup_key)",
+        ),
+    ]
+}
 
 /// Migration 4: web UI sessions, kept in the database so every process sharing it
 /// knows them (only the SHA-256 of the session token is stored), and the indexes the
@@ -561,6 +595,12 @@ impl Step {
                 Dialect::Postgres => u.to_string(PostgresQueryBuilder),
                 Dialect::MySql => u.to_string(MysqlQueryBuilder),
             },
+            Step::AddColumn(a) => match dialect {
+                Dialect::Sqlite => a.to_string(SqliteQueryBuilder),
+                Dialect::Postgres => a.to_string(PostgresQueryBuilder),
+                Dialect::MySql => a.to_string(MysqlQueryBuilder),
+            },
+            Step::Sql(sql) => sql.to_string(),
         }
     }
 }
@@ -603,6 +643,13 @@ pub async fn run(db: &Db) -> anyhow::Result<Vec<i64>> {
                     if matches!(step, Step::Index(_))
                         && e.code().as_deref() == Some("42000")
                         && e.message().contains("Duplicate key name") => {}
+                // SQLite: "duplicate column name"; PostgreSQL 42701; MySQL "Duplicate column name".
+                Err(sqlx::Error::Database(e))
+                    if matches!(step, Step::AddColumn(_))
+                        && (e.code().as_deref() == Some("42701")
+                            || e.message()
+                                .to_ascii_lowercase()
+                                .contains("duplicate column")) => {}
                 Err(e) => anyhow::bail!("migration {} ({}) failed: {e}\n{sql}", m.version, m.name),
             }
         }

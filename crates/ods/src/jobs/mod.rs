@@ -66,7 +66,6 @@ pub async fn enqueue<J: Job>(
         kind: J::KIND,
         payload: serde_json::to_string(job).expect("job payloads serialize"),
         dedup_key: job.dedup_key(),
-        exclusive: J::EXCLUSIVE,
         max_attempts: J::MAX_ATTEMPTS,
         run_at_ms: now_millis() + delay.as_millis() as i64,
     };

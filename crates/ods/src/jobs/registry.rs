@@ -13,12 +13,15 @@ type RunFn<Ctx> = fn(Ctx, String, Option<String>) -> BoxFuture<'static, anyhow::
 
 pub struct Registry<Ctx> {
     kinds: HashMap<&'static str, RunFn<Ctx>>,
+    /// The kinds whose `Job::EXCLUSIVE` is set.
+    exclusive: Vec<&'static str>,
 }
 
 impl<Ctx> Default for Registry<Ctx> {
     fn default() -> Self {
         Registry {
             kinds: HashMap::new(),
+            exclusive: Vec::new(),
         }
     }
 }
@@ -50,7 +53,15 @@ impl<Ctx: Send + 'static> Registry<Ctx> {
     pub fn register<J: Run<Ctx>>(&mut self) -> &mut Self {
         let before = self.kinds.insert(J::KIND, run_one::<Ctx, J>);
         assert!(before.is_none(), "job kind {:?} registered twice", J::KIND);
+        if J::EXCLUSIVE {
+            self.exclusive.push(J::KIND);
+        }
         self
+    }
+
+    /// The registered kinds that must not run twice at once.
+    pub fn exclusive_kinds(&self) -> &[&'static str] {
+        &self.exclusive
     }
 
     /// The registered kind names.

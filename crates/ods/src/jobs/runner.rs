@@ -48,7 +48,8 @@ pub async fn run<Ctx: Context>(
             p = slots.clone().acquire_owned() => p.expect("semaphore open"),
             _ = shutdown.cancelled() => break,
         };
-        match db::jobs::claim(ctx.db(), ctx.worker_id(), LEASE_MS, &kinds).await {
+        let exclusive = registry.exclusive_kinds();
+        match db::jobs::claim(ctx.db(), ctx.worker_id(), LEASE_MS, &kinds, exclusive).await {
             Ok(Some(job)) => {
                 let ctx = ctx.clone();
                 let registry = registry.clone();

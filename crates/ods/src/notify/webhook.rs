@@ -129,7 +129,6 @@ impl Run<Lane> for Deliver {
                     kind: Self::KIND,
                     payload: serde_json::to_string(&self)?,
                     dedup_key: None,
-                    exclusive: false,
                     max_attempts: Self::MAX_ATTEMPTS,
                     run_at_ms: now_millis() + 500,
                 },

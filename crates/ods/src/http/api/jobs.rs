@@ -180,11 +180,20 @@ pub async fn retry(app: &App, who: &Principal, id: i64) -> ApiResult<Job> {
     if db::jobs::get(&app.db, id).await?.is_none() {
         return Err(ApiError::not_found(format!("no job with id {id}")));
     }
-    if !db::jobs::retry_now(&app.db, id).await? {
-        return Err(ApiError::conflict(
-            "job_not_retryable",
-            "only dead or waiting jobs can be retried",
-        ));
+    match db::jobs::retry_now(&app.db, id).await? {
+        db::jobs::Retried::Yes => {}
+        db::jobs::Retried::NotRetryable => {
+            return Err(ApiError::conflict(
+                "job_not_retryable",
+                "only dead or waiting jobs can be retried",
+            ));
+        }
+        db::jobs::Retried::Duplicate => {
+            return Err(ApiError::conflict(
+                "job_duplicate",
+                "the same work is already queued or running; it will run without this one",
+            ));
+        }
     }
     app.jobs_wake.notify_one();
     let j = db::jobs::get(&app.db, id)
