@@ -27,6 +27,7 @@
 #   bench/sync.sh wan                 # the same
 #   ODS_BIN=/path/to/ods bench/wan.sh
 #   BENCH_RUNS=3 BIG_MIB=1024 WAN_RATE=200mbit WAN_BURST=256kb WAN_NET=10.250.77 bench/wan.sh
+#   WAN_TRACE=/tmp/trace bench/wan.sh # also a per-second trace of each pull (bytes, CPU)
 #
 # Needs ip and tc (iproute2), nft, rsync, curl, jq (nftables, rsync, curl and jq are
 # installed with apt-get when missing).
@@ -65,6 +66,7 @@ done
 ! ip -o addr show | grep -q " $NET\." || die "$NET.0/24 is in use on this host: pick another with WAN_NET"
 
 build_ods
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg) # other work on the machine, for the record
 
 # ---------------------------------------------------------------- workspace + cleanup
 bench_workspace ods-wan-bench
@@ -205,6 +207,36 @@ for _ in $(seq 200); do
 done
 ip netns exec odswan-a ss -Hltn "sport = :$RSYNC_PORT" | grep -q . || { cat "$RS/stderr" >&2; die "rsync daemon did not listen"; }
 
+# cpu_secs SITE: CPU seconds (user + system) the ods of SITE has used so far.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_secs() {
+  awk -v hz="$CLK_TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/${SRV_PID[$1]}/stat"
+}
+# trace_start FILE / trace_stop: with WAN_TRACE set, a line every second (time since
+# the start; bytes served by A and B; CPU seconds of A, B and C) during a timed pull.
+trace_start() {
+  TRACE_PID=""
+  [ -n "${WAN_TRACE:-}" ] || return 0
+  mkdir -p "$WAN_TRACE"
+  (
+    local t0=$EPOCHREALTIME
+    printf 'secs\ta_served\tb_served\ta_cpu\tb_cpu\tc_cpu\n'
+    while :; do
+      sync_stat a chunk_bytes_served; local sa=$SYNC_STAT
+      sync_stat b chunk_bytes_served; local sb=$SYNC_STAT
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(elapsed "$t0" "$EPOCHREALTIME")" "$sa" "$sb" \
+        "$(cpu_secs a)" "$(cpu_secs b)" "$(cpu_secs c)"
+      nap 1
+    done
+  ) >"$WAN_TRACE/$1" 2>/dev/null &
+  TRACE_PID=$!
+  PIDS+=("$TRACE_PID")
+}
+trace_stop() {
+  [ -n "$TRACE_PID" ] || return 0
+  kill "$TRACE_PID" 2>/dev/null || true
+  wait "$TRACE_PID" 2>/dev/null || true
+}
 # fw_drops: packets C's firewall has dropped so far.
 fw_drops() {
   ip netns exec odswan-c nft -j list ruleset |
@@ -214,7 +246,7 @@ fw_drops() {
 # package is promoted on A, timed to Public on C. Sets RUN_SECS, RUN_SYNCED, RUN_A,
 # RUN_B (bytes served by each), RUN_PEER_REQ (signed requests C accepted), RUN_DROPS
 # (inbound packets C's firewall dropped during the timed pull; a probe from A before it
-# checks that the firewall holds).
+# checks that the firewall holds), RUN_CPU (CPU seconds of A, B and C in the pull, JSON).
 pull_run() {
   local mode=$1 a0 b0 fw=false
   [ "$mode" = firewalled ] && fw=true
@@ -245,12 +277,17 @@ EOF
   fi
   a0=$(served_by a)
   b0=$(served_by b)
+  local cpu_a cpu_b cpu_c
+  cpu_a=$(cpu_secs a); cpu_b=$(cpu_secs b); cpu_c=$(cpu_secs c)
   shape on
+  trace_start "$mode-$RUN_NO.tsv"
   local t0=$EPOCHREALTIME
   stage_on a big.bin Prod
   wait_public c big.bin 900
   RUN_SECS=$(elapsed "$t0" "$PUBLIC_AT")
+  trace_stop
   shape off
+  RUN_CPU="{\"a\": $(awk -v x="$cpu_a" -v y="$(cpu_secs a)" 'BEGIN { printf "%.2f", y - x }'), \"b\": $(awk -v x="$cpu_b" -v y="$(cpu_secs b)" 'BEGIN { printf "%.2f", y - x }'), \"c\": $(awk -v x="$cpu_c" -v y="$(cpu_secs c)" 'BEGIN { printf "%.2f", y - x }')}"
   RUN_A=$(($(served_by a) - a0))
   RUN_B=$(($(served_by b) - b0))
   RUN_SYNCED=$(synced_in c big.bin)
@@ -272,10 +309,11 @@ EOF
 }
 
 # ---------------------------------------------------------------- runs
-rsync_times=(); rsync_sync_times=(); two_times=(); two_synced=(); two_a=(); two_b=()
-fw_times=(); fw_synced=(); fw_a=(); fw_b=(); fw_drops=()
+rsync_times=(); rsync_sync_times=(); two_times=(); two_synced=(); two_a=(); two_b=(); two_cpu=()
+fw_times=(); fw_synced=(); fw_a=(); fw_b=(); fw_drops=(); fw_cpu=()
 DEST=$WORK/rsync-dest
 for i in $(seq "$RUNS"); do
+  RUN_NO=$i
   log "run $i of $RUNS"
   rm -rf "$DEST" && mkdir -p "$DEST"
   shape on
@@ -290,12 +328,12 @@ for i in $(seq "$RUNS"); do
   log "  rsync A -> C: ${rsync_times[-1]} s (+sync ${rsync_sync_times[-1]} s)"
 
   pull_run two-peer
-  two_times+=("$RUN_SECS"); two_synced+=("$RUN_SYNCED"); two_a+=("$RUN_A"); two_b+=("$RUN_B")
-  log "  two peers -> C: $RUN_SECS s to Public (transfer $RUN_SYNCED s); A served $RUN_A, B $RUN_B bytes; sha256 ok"
+  two_times+=("$RUN_SECS"); two_synced+=("$RUN_SYNCED"); two_a+=("$RUN_A"); two_b+=("$RUN_B"); two_cpu+=("$RUN_CPU")
+  log "  two peers -> C: $RUN_SECS s to Public (transfer $RUN_SYNCED s); A served $RUN_A, B $RUN_B bytes; CPU s $RUN_CPU; sha256 ok"
 
   pull_run firewalled
-  fw_times+=("$RUN_SECS"); fw_synced+=("$RUN_SYNCED"); fw_a+=("$RUN_A"); fw_b+=("$RUN_B"); fw_drops+=("$RUN_DROPS")
-  log "  firewalled C from two peers: $RUN_SECS s to Public (transfer $RUN_SYNCED s); A served $RUN_A, B $RUN_B bytes; $RUN_DROPS inbound packets dropped, 0 peer requests accepted; sha256 ok"
+  fw_times+=("$RUN_SECS"); fw_synced+=("$RUN_SYNCED"); fw_a+=("$RUN_A"); fw_b+=("$RUN_B"); fw_drops+=("$RUN_DROPS"); fw_cpu+=("$RUN_CPU")
+  log "  firewalled C from two peers: $RUN_SECS s to Public (transfer $RUN_SYNCED s); A served $RUN_A, B $RUN_B bytes; CPU s $RUN_CPU; $RUN_DROPS inbound packets dropped, 0 peer requests accepted; sha256 ok"
 done
 [ "$(sha256sum "$DEST/big.bin" | cut -d' ' -f1)" = "$BIG_SHA" ] || die "rsync's copy differs"
 
@@ -325,6 +363,7 @@ row "ods, A + B -> firewalled C" "$fw_best" "$fw_med" "$(mbps "$BIG_SIZE" "$fw_b
 row "ratio two peers / rsync (goal <= 0.55)" "$two_ratio_best" "$two_ratio_med" ""
 row "ratio firewalled / rsync" "$fw_ratio_best" "$fw_ratio_med" ""
 printf '(ratio = ods seconds / rsync seconds of the same run; best and median over runs)\n'
+printf 'load average at start %s, at end %s\n' "$LOAD_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 mkdir -p "$ROOT/bench/results"
 OUT=$ROOT/bench/results/wan-$(date -u +%Y%m%dT%H%M%SZ).json
@@ -334,7 +373,7 @@ cat >"$OUT" <<EOF
   "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
   "commit": "$commit",
   "uncommitted_changes": $dirty,
-  "machine": {"cores": $(nproc), "kernel": "$(uname -r)", "mem_total_kib": $(awk '/MemTotal/ { print $2 }' /proc/meminfo), "rsync": "$(rsync --version | awk 'NR == 1 { print $3 }')"},
+  "machine": {"cores": $(nproc), "loadavg_at_start": "$LOAD_START", "loadavg_at_end": "$(cut -d' ' -f1-3 /proc/loadavg)", "kernel": "$(uname -r)", "mem_total_kib": $(awk '/MemTotal/ { print $2 }' /proc/meminfo), "rsync": "$(rsync --version | awk 'NR == 1 { print $3 }')"},
   "ods_bin": "$ODS_BIN",
   "runs": $RUNS,
   "file_bytes": $BIG_SIZE,
@@ -350,6 +389,7 @@ cat >"$OUT" <<EOF
     "transfer_seconds_reported_by_c": $(jarr "${two_synced[@]}"),
     "bytes_served_by_a": $(jarr "${two_a[@]}"),
     "bytes_served_by_b": $(jarr "${two_b[@]}"),
+    "cpu_seconds": $(jarr "${two_cpu[@]}"),
     "best_seconds": $two_best,
     "median_seconds": $two_med,
     "ratio_to_rsync": $(jarr "${two_ratios[@]}"),
@@ -363,6 +403,7 @@ cat >"$OUT" <<EOF
     "transfer_seconds_reported_by_c": $(jarr "${fw_synced[@]}"),
     "bytes_served_by_a": $(jarr "${fw_a[@]}"),
     "bytes_served_by_b": $(jarr "${fw_b[@]}"),
+    "cpu_seconds": $(jarr "${fw_cpu[@]}"),
     "inbound_packets_dropped": $(jarr "${fw_drops[@]}"),
     "peer_requests_accepted_by_c": 0,
     "best_seconds": $fw_best,
