@@ -141,12 +141,17 @@ start_site() {
     --argjson fw "${FIREWALLED:-false}" '{name: $n, url: $u, stage: $st, firewalled_mode: $fw}')
   api "$s" POST /api/admin/about 201 "$about" >/dev/null
 }
+# forget PID: drops a process that has been waited for from PIDS (its pid may be reused).
+forget() {
+  local keep=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
 stop_site() {
-  local pid=${SRV_PID[$1]} keep=() p
+  local pid=${SRV_PID[$1]}
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
+  forget "$pid"
   rm -rf "${SRV_DIR[$1]}"
 }
 # unregister_all SITE: SITE drops (and tells) every peer it has.
@@ -236,6 +241,7 @@ trace_stop() {
   [ -n "$TRACE_PID" ] || return 0
   kill "$TRACE_PID" 2>/dev/null || true
   wait "$TRACE_PID" 2>/dev/null || true
+  forget "$TRACE_PID"
 }
 # fw_drops: packets C's firewall has dropped so far.
 fw_drops() {
