@@ -28,6 +28,7 @@
 #   ODS_BIN=/path/to/ods bench/wan.sh
 #   BENCH_RUNS=3 BIG_MIB=1024 WAN_RATE=200mbit WAN_BURST=256kb WAN_NET=10.250.77 bench/wan.sh
 #   WAN_TRACE=/tmp/trace bench/wan.sh # also a per-second trace of each pull (bytes, CPU)
+#   WAN_ONE_PEER=1 bench/wan.sh        # also C pulling from A alone (ods over one link)
 #
 # Needs ip and tc (iproute2), nft, rsync, curl, jq (nftables, rsync, curl and jq are
 # installed with apt-get when missing).
@@ -248,7 +249,8 @@ fw_drops() {
   ip netns exec odswan-c nft -j list ruleset |
     jq '[.nftables[].rule? | select(.) | .expr[] | .counter? | select(.) | .packets] | add // 0'
 }
-# pull_run MODE: a fresh C (MODE two-peer or firewalled) registers with A and B, the
+# pull_run MODE: a fresh C (MODE two-peer or firewalled; one-peer: A only) registers
+# with A and B, the
 # package is promoted on A, timed to Public on C. Sets RUN_SECS, RUN_SYNCED, RUN_A,
 # RUN_B (bytes served by each), RUN_PEER_REQ (signed requests C accepted), RUN_DROPS
 # (inbound packets C's firewall dropped during the timed pull; a probe from A before it
@@ -271,7 +273,7 @@ table inet odswan {
 EOF
   fi
   register c a
-  register c b
+  [ "$mode" = one-peer ] || register c b
   local drops0=0
   if [ "$fw" = true ]; then
     # The firewall holds: A cannot open a connection to C.
@@ -316,7 +318,7 @@ EOF
 
 # ---------------------------------------------------------------- runs
 rsync_times=(); rsync_sync_times=(); two_times=(); two_synced=(); two_a=(); two_b=(); two_cpu=()
-fw_times=(); fw_synced=(); fw_a=(); fw_b=(); fw_drops=(); fw_cpu=()
+fw_times=(); fw_synced=(); fw_a=(); fw_b=(); fw_drops=(); fw_cpu=(); one_times=()
 DEST=$WORK/rsync-dest
 for i in $(seq "$RUNS"); do
   RUN_NO=$i
@@ -336,6 +338,12 @@ for i in $(seq "$RUNS"); do
   pull_run two-peer
   two_times+=("$RUN_SECS"); two_synced+=("$RUN_SYNCED"); two_a+=("$RUN_A"); two_b+=("$RUN_B"); two_cpu+=("$RUN_CPU")
   log "  two peers -> C: $RUN_SECS s to Public (transfer $RUN_SYNCED s); A served $RUN_A, B $RUN_B bytes; CPU s $RUN_CPU; sha256 ok"
+
+  if [ -n "${WAN_ONE_PEER:-}" ]; then
+    pull_run one-peer
+    one_times+=("$RUN_SECS")
+    log "  one peer (A) -> C: $RUN_SECS s to Public (transfer $RUN_SYNCED s); A served $RUN_A bytes; CPU s $RUN_CPU; sha256 ok"
+  fi
 
   pull_run firewalled
   fw_times+=("$RUN_SECS"); fw_synced+=("$RUN_SYNCED"); fw_a+=("$RUN_A"); fw_b+=("$RUN_B"); fw_drops+=("$RUN_DROPS"); fw_cpu+=("$RUN_CPU")
@@ -365,6 +373,9 @@ row "$BIG_LABEL to a new site C, seconds" best median MB/s
 row "rsync daemon, A -> C (one link)" "$rsync_best" "$rsync_med" "$(mbps "$BIG_SIZE" "$rsync_best")"
 row "rsync daemon + sync, A -> C" "$rsync_sync_best" "$rsync_sync_med" "$(mbps "$BIG_SIZE" "$rsync_sync_best")"
 row "ods, A + B -> C (promotion -> Public)" "$two_best" "$two_med" "$(mbps "$BIG_SIZE" "$two_best")"
+if [ ${#one_times[@]} -gt 0 ]; then
+  row "ods, A alone -> C (one link)" "$(best "${one_times[@]}")" "$(median "${one_times[@]}")" "$(mbps "$BIG_SIZE" "$(best "${one_times[@]}")")"
+fi
 row "ods, A + B -> firewalled C" "$fw_best" "$fw_med" "$(mbps "$BIG_SIZE" "$fw_best")"
 row "ratio two peers / rsync (goal <= 0.55)" "$two_ratio_best" "$two_ratio_med" ""
 row "ratio firewalled / rsync" "$fw_ratio_best" "$fw_ratio_med" ""
@@ -404,6 +415,7 @@ cat >"$OUT" <<EOF
     "goal_ratio_at_most": 0.55,
     "sha256_verified": true
   },
+  "one_peer_seconds": $(jarr "${one_times[@]}"),
   "firewalled": {
     "promotion_to_public_seconds": $(jarr "${fw_times[@]}"),
     "transfer_seconds_reported_by_c": $(jarr "${fw_synced[@]}"),
