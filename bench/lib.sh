@@ -1,5 +1,6 @@
-# Helpers shared by bench/core.sh and bench/sync.sh; sourced, not run. The sourcing
-# script sets ROOT (the repository) first, and CARGO_TARGET_DIR if it wants its own.
+# Helpers shared by bench/core.sh, bench/sync.sh and bench/wan.sh; sourced, not run.
+# The sourcing script sets ROOT (the repository) first, and CARGO_TARGET_DIR if it wants
+# its own.
 # shellcheck shell=bash
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -47,6 +48,8 @@ cleanup() {
   set +e
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  # A script with more to undo (network namespaces) defines cleanup_more.
+  if declare -F cleanup_more >/dev/null; then cleanup_more; fi
   rm -rf "$WORK"
 }
 
@@ -84,4 +87,97 @@ warm_page_cache() {
 git_state() {
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
   dirty=$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null | grep -q . && echo true || echo false)
+}
+
+# median of the arguments (the mean of the two middle ones for an even count)
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ---------------------------------------------------------------- talking to ods
+# The sourcing script fills SRV_URL[NAME] (http://host:port) and sets AUTH (user:password).
+# Polls use bash builtins only (no curl or jq per poll): on 2 cores, polling every 20 ms
+# with curl + jq took ~20% of the machine during a transfer (perf), slowing the servers
+# being timed. These fork nothing: HTTP over /dev/tcp, $EPOCHREALTIME, `read -t`.
+declare -A SRV_URL
+POLL=${POLL:-0.02} # seconds between two polls of a package list
+nap() {
+  [ -n "${SLEEP_FD:-}" ] || exec {SLEEP_FD}<> <(:)
+  read -r -t "$1" -u "$SLEEP_FD" _ || true
+}
+# api NAME METHOD PATH STATUS [JSON]: an admin call; prints the answer's body.
+api() {
+  local name=$1 method=$2 path=$3 want=$4 body=${5:-} out code
+  out=$WORK/api.$BASHPID
+  if [ -n "$body" ]; then
+    code=$(curl -sS --noproxy '*' -u "$AUTH" -X "$method" -H 'Content-Type: application/json' \
+      --data-binary "$body" -o "$out" -w '%{http_code}' "${SRV_URL[$name]}$path")
+  else
+    code=$(curl -sS --noproxy '*' -u "$AUTH" -X "$method" -o "$out" -w '%{http_code}' "${SRV_URL[$name]}$path")
+  fi
+  [ "$code" = "$want" ] || { cat "$out" >&2; echo >&2; die "$method $path on $name answered $code, not $want"; }
+  cat "$out"
+  rm -f "$out"
+}
+# register FROM TO: FROM registers with TO (TO's ISS ID and key, as on the Network tab).
+register() {
+  local a body
+  a=$(api "$2" GET /api/admin/about 200)
+  body=$(jq -c --arg u "${SRV_URL[$2]}" '{url: $u, iss_id: .iss, key: .key}' <<<"$a")
+  api "$1" POST /api/admin/register 201 "$body" >/dev/null
+}
+# upload NAME FILE FILENAME [STAGE]: prints the sha256 ods computed.
+upload() {
+  local out=$WORK/upload.json code
+  code=$(curl -sS --noproxy '*' -u "$AUTH" -F "file=@$2;filename=$3" -F "stage=${4:-Prod}" -o "$out" \
+    -w '%{http_code}' "${SRV_URL[$1]}/api/admin/upload")
+  [ "$code" = 201 ] || { cat "$out" >&2; die "upload of $3 to $1 answered $code"; }
+  jq -r .sha256 "$out"
+}
+# http_get NAME PATH: the whole answer (headers and body) in HTTP_REPLY.
+http_get() {
+  local hp=${SRV_URL[$1]#http://} fd
+  HTTP_REPLY=""
+  exec {fd}<>"/dev/tcp/${hp%:*}/${hp##*:}" || return 1
+  printf 'GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nConnection: close\r\n\r\n' \
+    "$2" "$hp" "$(printf '%s' "$AUTH" | base64 -w0)" >&"$fd"
+  IFS= read -r -d '' -u "$fd" HTTP_REPLY || true
+  exec {fd}<&-
+}
+# pkg_status NAME FILENAME: the package's status on NAME in PKG_STATUS ("none" when it
+# has none). List items are flat JSON objects.
+pkg_status() {
+  local item
+  PKG_STATUS=none
+  http_get "$1" /api/admin/packages 2>/dev/null || return 0
+  [[ $HTTP_REPLY =~ \{[^{}]*\"filename\":\"$2\"[^{}]*\} ]] || return 0
+  item=${BASH_REMATCH[0]}
+  if [[ $item =~ \"status\":\"([A-Za-z]+)\" ]]; then PKG_STATUS=${BASH_REMATCH[1]}; fi
+}
+# wait_public NAME FILENAME TIMEOUT_S: polls every $POLL s; PUBLIC_AT is the
+# $EPOCHREALTIME of the first poll that saw it Public.
+# shellcheck disable=SC2034 # PUBLIC_AT is for the caller
+wait_public() {
+  local deadline=$((${EPOCHREALTIME%.*} + $3))
+  while :; do
+    pkg_status "$1" "$2"
+    [ "$PKG_STATUS" = Public ] && { PUBLIC_AT=$EPOCHREALTIME; return; }
+    [ "${EPOCHREALTIME%.*}" -lt "$deadline" ] || { tail -n 20 "$WORK/$1.err" >&2 2>/dev/null; die "$2 not Public on $1 in $3 s (status $PKG_STATUS)"; }
+    nap "$POLL"
+  done
+}
+# sync_stat NAME COUNTER: one counter of GET /api/admin/sync, in SYNC_STAT.
+# shellcheck disable=SC2034 # SYNC_STAT is for the caller
+sync_stat() {
+  http_get "$1" /api/admin/sync
+  [[ $HTTP_REPLY =~ \"$2\":([0-9]+) ]] || die "no $2 in $1's /api/admin/sync"
+  SYNC_STAT=${BASH_REMATCH[1]}
+}
+# served_sha NAME FILENAME: sha256 of NAME's copy, downloaded from its share URL.
+served_sha() { curl -sSf --noproxy '*' "${SRV_URL[$1]}/share/$2" | sha256sum | cut -d' ' -f1; }
+# synced_in NAME FILENAME: the "synced in X s" of NAME's package.public event for
+# FILENAME (the transfer alone).
+synced_in() {
+  api "$1" GET "/api/admin/events?kind=package.public" 200 |
+    jq -r --arg f "$2" '[.items[] | select(.filename == $f) | .message | capture("synced in (?<s>[0-9.]+) s").s] | first // "null"'
 }

@@ -31,6 +31,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+[ "${1:-}" != wan ] || exec "$ROOT/bench/wan.sh" # `bench/sync.sh wan`: the WAN case, bench/wan.sh
 RUNS=${BENCH_RUNS:-3}
 BIG_MIB=${BIG_MIB:-1024}
 CHAIN_MIB=${CHAIN_MIB:-10}
