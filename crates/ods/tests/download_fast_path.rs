@@ -81,7 +81,10 @@ async fn a_package_changed_on_one_process_is_served_changed_by_both() {
     let s = Server::start().await;
     let old = common::bytes(64 * 1024, 1);
     let new = common::bytes(64 * 1024 + 5, 2);
-    assert_eq!(s.upload("site.pkg", old.clone(), "Prod").await.status(), 201);
+    assert_eq!(
+        s.upload("site.pkg", old.clone(), "Prod").await.status(),
+        201
+    );
     let b = Sibling::start(&s);
     let on_a = s.at("/share/site.pkg");
     let on_b = format!("{}/share/site.pkg", b.url);
@@ -104,7 +107,10 @@ async fn a_package_changed_on_one_process_is_served_changed_by_both() {
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let (st, _, _) = fetch(&s.http, &on_a, None).await;
     assert_eq!(st, StatusCode::NOT_FOUND, "deleted: A knows at once");
-    assert_eq!(s.upload("site.pkg", new.clone(), "Prod").await.status(), 201);
+    assert_eq!(
+        s.upload("site.pkg", new.clone(), "Prod").await.status(),
+        201
+    );
     let (st, tag, body) = fetch(&s.http, &on_a, None).await;
     assert_eq!(st, StatusCode::OK);
     assert!(body == new, "A serves the new file at once");
@@ -121,7 +127,11 @@ async fn a_package_changed_on_one_process_is_served_changed_by_both() {
                 break;
             }
         } else {
-            assert_eq!(st, StatusCode::NOT_FOUND, "B: the old file, 404 or the new one");
+            assert_eq!(
+                st,
+                StatusCode::NOT_FOUND,
+                "B: the old file, 404 or the new one"
+            );
         }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(5),
@@ -134,9 +144,11 @@ async fn a_package_changed_on_one_process_is_served_changed_by_both() {
         .sql("UPDATE packages SET status = 'Failed' WHERE filename = 'site.pkg'")
         .await;
     assert_eq!(n, 1);
-    s.eventually(5, "B to stop serving a package that is not Public", || async {
-        fetch(&s.http, &on_b, None).await.0 == StatusCode::NOT_FOUND
-    })
+    s.eventually(
+        5,
+        "B to stop serving a package that is not Public",
+        || async { fetch(&s.http, &on_b, None).await.0 == StatusCode::NOT_FOUND },
+    )
     .await;
 }
 
@@ -144,7 +156,10 @@ async fn a_package_changed_on_one_process_is_served_changed_by_both() {
 async fn basic_download_auth_ends_a_changed_password_on_both_processes() {
     let s = Server::start().await;
     let data = common::bytes(10_000, 3);
-    assert_eq!(s.upload("auth.pkg", data.clone(), "Prod").await.status(), 201);
+    assert_eq!(
+        s.upload("auth.pkg", data.clone(), "Prod").await.status(),
+        201
+    );
     let r = s
         .admin(Method::POST, "/api/admin/about")
         .json(&json!({ "download_auth": "basic" }))
@@ -184,7 +199,11 @@ async fn basic_download_auth_ends_a_changed_password_on_both_processes() {
     // A reset by an admin must be changed by its user before it is any use; the
     // old password is what matters here.
     let (st, _, _) = fetch(&s.http, &on_a, old).await;
-    assert_eq!(st, StatusCode::UNAUTHORIZED, "A ends the old password at once");
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "A ends the old password at once"
+    );
     s.eventually(5, "B to end the old password", || async {
         fetch(&s.http, &on_b, old).await.0 == StatusCode::UNAUTHORIZED
     })
@@ -195,6 +214,10 @@ async fn basic_download_auth_ends_a_changed_password_on_both_processes() {
         let (st, _, _) = fetch(&s.http, url, old).await;
         assert_eq!(st, StatusCode::UNAUTHORIZED, "{url}");
         let (st, _, _) = fetch(&s.http, url, renewed).await;
-        assert_ne!(st, StatusCode::OK, "{url}: a reset password must be changed first");
+        assert_ne!(
+            st,
+            StatusCode::OK,
+            "{url}: a reset password must be changed first"
+        );
     }
 }

@@ -41,11 +41,7 @@ pub fn routes() -> Router<App> {
 async fn scrape(State(app): State<App>, parts: Parts) -> Response {
     let cfg = &app.config;
     // The router installed the recorder if `/metrics` is enabled.
-    let handle = if enabled(cfg) {
-        stats::install()
-    } else {
-        None
-    };
+    let handle = if enabled(cfg) { stats::install() } else { None };
     let Some(handle) = handle else {
         return ApiError::not_found("no such endpoint; see /api/openapi.json").into_response();
     };

@@ -305,9 +305,13 @@ async fn serve(app: &App, p: &HotPackage, method: &Method, h: &HeaderMap) -> Api
             let none: ByteStream = Box::pin(futures_util::stream::empty());
             Ok::<Body, std::io::Error>(Body::from_stream(none))
         } else if n <= SMALL_READ {
-            Ok(Body::from(app.store.read_small(&p.row.sha256, offset, n).await?))
+            Ok(Body::from(
+                app.store.read_small(&p.row.sha256, offset, n).await?,
+            ))
         } else {
-            Ok(Body::from_stream(app.store.read(&p.row.sha256, offset, n).await?))
+            Ok(Body::from_stream(
+                app.store.read(&p.row.sha256, offset, n).await?,
+            ))
         }
     };
 
