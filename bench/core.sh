@@ -6,8 +6,10 @@
 #     during the uploads and disk overhead (max bytes used in the data dir during an
 #     upload / file size);
 #   - 1 GiB download (curl -o /dev/null) from ods /share/<name> vs nginx (sendfile on);
-#   - 64 KiB downloads under wrk -t2 -c64 -d10s, ods vs nginx.
-# Prints a table (ratio = ods / reference, >= 1.0 means ods is as fast) and writes the
+#   - 64 KiB downloads under wrk -t2 -c64 -d10s, ods vs nginx, BENCH_RUNS times
+#     alternating; the ratio is the median of the per-run ratios.
+# Prints a table (ratio = ods / reference, >= 1.0 means ods is as fast; the ingest
+# ratio also as the median of the per-run ratios) and writes the
 # same as JSON to bench/results/core-<date>.json. Not a test: run it by hand.
 #
 #   bench/core.sh                    # builds ods in release first
@@ -121,6 +123,8 @@ sample_du() { # writes the max bytes used in the data dir to $1 until killed
   done
 }
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+# CPU seconds (user + system) process $1 has used so far.
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat"; }
 # One raw TCP receive-to-file of $BIG with socat (extra options in "$@"). Prints the
 # seconds to receive, and to receive and fsync.
 socat_receive() {
@@ -143,7 +147,7 @@ socat_receive() {
 }
 
 log "upload: $RUNS x $BIG_LABEL to ods; socat raw receive, default (8 KiB) and 1 MiB buffers"
-up_times=(); socat_times=(); socat_sync_times=(); socat_big_times=(); overheads=()
+up_times=(); up_cpu=(); socat_times=(); socat_sync_times=(); socat_big_times=(); overheads=()
 for i in $(seq "$RUNS"); do
   # New content each run (first 8 bytes), so every ods upload stores a new blob and
   # pays its fsync, as a real upload does; socat receives the same bytes.
@@ -155,8 +159,10 @@ for i in $(seq "$RUNS"); do
   sample_du "$WORK/du.max" &
   sampler=$!
   PIDS+=("$sampler")
+  cpu0=$(cpu_s "$ODS_PID")
   t=$(curl -sS -u "$AUTH" -F "file=@$BIG;filename=big-$i.bin" -F stage=Prod \
         -o "$WORK/upload.json" -w '%{http_code} %{time_total}' "$ODS_URL/api/admin/upload")
+  up_cpu+=("$(awk -v a="$cpu0" -v b="$(cpu_s "$ODS_PID")" 'BEGIN { printf "%.2f", b - a }')")
   kill "$sampler"; wait "$sampler" 2>/dev/null || true
   [ "${t%% *}" = 201 ] || { cat "$WORK/upload.json" >&2; die "upload answered ${t%% *}"; }
   up_times+=("${t#* }")
@@ -167,7 +173,7 @@ for i in $(seq "$RUNS"); do
   socat_times+=("$a"); socat_sync_times+=("$b")
   out=$(socat_receive -b 1048576); read -r a b <<<"$out"
   socat_big_times+=("$a")
-  log "  run $i: ods ${up_times[-1]} s (disk ${overheads[-1]}x), socat ${socat_times[-1]} s (+fsync ${socat_sync_times[-1]} s), socat -b 1M ${socat_big_times[-1]} s"
+  log "  run $i: ods ${up_times[-1]} s (${up_cpu[-1]} CPU-s in ods, disk ${overheads[-1]}x), socat ${socat_times[-1]} s (+fsync ${socat_sync_times[-1]} s), socat -b 1M ${socat_big_times[-1]} s"
 done
 UP_RSS_KIB=$(status_kib "$ODS_PID" VmHWM)
 sha_ods=$(jq -r .sha256 "$WORK/upload.json")
@@ -202,9 +208,17 @@ wrk_rps() { # url -> req/s; refuses runs with errors or non-2xx answers
   fi
   awk '/^Requests\/sec:/ { print $2 }' <<<"$out"
 }
-log "wrk -t2 -c64 -d$WRK_DURATION on the ${SMALL_KIB} KiB file: ods, then nginx"
-rps_ods=$(wrk_rps "$ODS_URL/share/small.bin")
-rps_nginx=$(wrk_rps "$NGINX_URL/share/small.bin")
+log "wrk -t2 -c64 -d$WRK_DURATION on the ${SMALL_KIB} KiB file: $RUNS x ods, then nginx (alternating)"
+rps_ods_runs=(); rps_nginx_runs=(); rps_ratios=()
+for i in $(seq "$RUNS"); do
+  rps_ods_runs+=("$(wrk_rps "$ODS_URL/share/small.bin")")
+  rps_nginx_runs+=("$(wrk_rps "$NGINX_URL/share/small.bin")")
+  rps_ratios+=("$(ratio "${rps_ods_runs[-1]}" "${rps_nginx_runs[-1]}")")
+  log "  run $i: ods ${rps_ods_runs[-1]} req/s, nginx ${rps_nginx_runs[-1]} req/s (${rps_ratios[-1]})"
+done
+rps_ods=$(median "${rps_ods_runs[@]}")
+rps_nginx=$(median "${rps_nginx_runs[@]}")
+rps_ratio_median=$(median "${rps_ratios[@]}")
 ALL_RSS_KIB=$(status_kib "$ODS_PID" VmHWM)
 
 # ---------------------------------------------------------------- report
@@ -215,6 +229,12 @@ socat_big_best=$(best "${socat_big_times[@]}")
 dl_ods_best=$(best "${dl_ods[@]}")
 dl_nginx_best=$(best "${dl_nginx[@]}")
 overhead=$(printf '%s\n' "${overheads[@]}" | sort -g | tail -n 1)
+# The ingest ratio of each run (against that run's socat), and their median.
+up_ratios=()
+for i in "${!up_times[@]}"; do
+  up_ratios+=("$(ratio "${socat_times[$i]}" "${up_times[$i]}")")
+done
+up_ratio_median=$(median "${up_ratios[@]}")
 up_ods_mbps=$(mbps "$BIG_SIZE" "$up_best")
 up_ref_mbps=$(mbps "$BIG_SIZE" "$socat_best")
 up_ref_sync_mbps=$(mbps "$BIG_SIZE" "$socat_sync_best")
@@ -230,10 +250,12 @@ printf '\nODS core benchmark (commit %s%s, %s cores, %s MiB file, best of %s)\n'
 fmt='%-40s %12s %12s %8s\n'
 printf "$fmt" metric ods reference ratio
 printf "$fmt" "upload+ingest MB/s (ref: socat)" "$up_ods_mbps" "$up_ref_mbps" "$(ratio "$up_ods_mbps" "$up_ref_mbps")"
+printf "$fmt" "  median of the per-run ingest ratios" "" "" "$up_ratio_median"
 printf "$fmt" "upload+ingest MB/s (ref: socat+fsync)" "$up_ods_mbps" "$up_ref_sync_mbps" "$(ratio "$up_ods_mbps" "$up_ref_sync_mbps")"
 printf "$fmt" "upload+ingest MB/s (ref: socat -b 1MiB)" "$up_ods_mbps" "$up_ref_big_mbps" "$(ratio "$up_ods_mbps" "$up_ref_big_mbps")"
 printf "$fmt" "$BIG_LABEL download MB/s (ref: nginx)" "$dl_ods_mbps" "$dl_ref_mbps" "$(ratio "$dl_ods_mbps" "$dl_ref_mbps")"
-printf "$fmt" "${SMALL_KIB} KiB req/s, wrk -c64 (ref: nginx)" "$rps_ods" "$rps_nginx" "$(ratio "$rps_ods" "$rps_nginx")"
+printf "$fmt" "${SMALL_KIB} KiB req/s, wrk -c64 (ref: nginx)" "$rps_ods" "$rps_nginx" "$rps_ratio_median"
+printf "$fmt" "ods CPU-s per upload (median)" "$(median "${up_cpu[@]}")" "" ""
 printf "$fmt" "disk overhead during upload (x file)" "$overhead" "1.0" ""
 printf "$fmt" "ods peak RSS MiB, after uploads" "$rss_up_mib" "" ""
 printf "$fmt" "ods peak RSS MiB, whole run" "$rss_all_mib" "" ""
@@ -260,8 +282,11 @@ cat >"$OUT" <<EOF
     "socat_plus_fsync_mb_per_s": $up_ref_sync_mbps,
     "socat_1mib_buffer_mb_per_s": $up_ref_big_mbps,
     "ratio": $(ratio "$up_ods_mbps" "$up_ref_mbps"),
+    "ratio_per_run": $(jarr "${up_ratios[@]}"),
+    "ratio_median": $up_ratio_median,
     "ratio_vs_socat_plus_fsync": $(ratio "$up_ods_mbps" "$up_ref_sync_mbps"),
     "ratio_vs_socat_1mib_buffer": $(ratio "$up_ods_mbps" "$up_ref_big_mbps"),
+    "ods_cpu_seconds": $(jarr "${up_cpu[@]}"),
     "disk_overhead": $overhead,
     "disk_overhead_per_run": $(jarr "${overheads[@]}"),
     "ods_peak_rss_mib": $rss_up_mib
@@ -277,7 +302,10 @@ cat >"$OUT" <<EOF
     "command": "wrk -t2 -c64 -d$WRK_DURATION",
     "ods_req_per_s": $rps_ods,
     "nginx_req_per_s": $rps_nginx,
-    "ratio": $(ratio "$rps_ods" "$rps_nginx")
+    "ods_req_per_s_per_run": $(jarr "${rps_ods_runs[@]}"),
+    "nginx_req_per_s_per_run": $(jarr "${rps_nginx_runs[@]}"),
+    "ratio_per_run": $(jarr "${rps_ratios[@]}"),
+    "ratio": $rps_ratio_median
   },
   "ods_peak_rss_mib": $rss_all_mib
 }

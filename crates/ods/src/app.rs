@@ -5,7 +5,9 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::http::HeaderValue;
 
 use tokio::sync::Notify;
 
@@ -43,7 +45,7 @@ pub struct AppInner {
     /// Settings read on every download (`download_auth`), briefly cached.
     hot_settings: Recent<String>,
     /// Package rows by filename for downloads, briefly cached.
-    hot_packages: Recent<Option<db::packages::PackageRow>>,
+    hot_packages: Recent<Option<Arc<HotPackage>>>,
 }
 
 #[derive(Clone)]
@@ -166,18 +168,18 @@ impl App {
     }
 
     /// The Public package named `filename`, if any, read at most once per `HOT_TTL`.
-    pub async fn public_package(
-        &self,
-        filename: &str,
-    ) -> sqlx::Result<Option<db::packages::PackageRow>> {
+    pub async fn public_package(&self, filename: &str) -> sqlx::Result<Option<Arc<HotPackage>>> {
         self.hot_packages
             .get_or_load(filename, || async {
                 // NFC first, then the exact name (see `filenames` for the rule).
                 for form in crate::filenames::lookup_forms(filename) {
                     let p =
                         db::packages::find_by_filename(&self.db, self.db.reader(), &form).await?;
-                    if p.is_some() {
-                        return Ok(p.filter(|p| p.status == crate::model::Status::Public));
+                    if let Some(p) = p {
+                        if p.status != crate::model::Status::Public {
+                            return Ok(None);
+                        }
+                        return HotPackage::new(p).map(|h| Some(Arc::new(h)));
                     }
                 }
                 Ok(None)
@@ -193,6 +195,42 @@ impl App {
     /// Call after any package changed here (upload, delete, stage, sync).
     pub fn packages_changed(&self) {
         self.hot_packages.invalidate();
+    }
+}
+
+/// A Public package as the download path serves it: the row and the headers every
+/// answer about it carries, formatted once when the row is read.
+pub struct HotPackage {
+    pub row: db::packages::PackageRow,
+    /// The strong ETag: the sha256, quoted.
+    pub etag: HeaderValue,
+    pub modified: SystemTime,
+    pub last_modified: HeaderValue,
+    /// `sha-256=:<base64>:`
+    pub repr_digest: HeaderValue,
+    /// The file size, for `Content-Length` of the whole file.
+    pub length: HeaderValue,
+}
+
+impl HotPackage {
+    fn new(row: db::packages::PackageRow) -> sqlx::Result<HotPackage> {
+        use base64::Engine;
+        let bad = |e: Box<dyn std::error::Error + Send + Sync>| sqlx::Error::Decode(e);
+        let digest = hex::decode(&row.sha256).map_err(|e| bad(Box::new(e)))?;
+        let repr_digest = format!(
+            "sha-256=:{}:",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        );
+        let modified = UNIX_EPOCH + Duration::from_secs(row.created.max(0) as u64);
+        let value = |s: String| HeaderValue::try_from(s).map_err(|e| bad(Box::new(e)));
+        Ok(HotPackage {
+            etag: value(format!("\"{}\"", row.sha256))?,
+            last_modified: value(httpdate::fmt_http_date(modified))?,
+            repr_digest: value(repr_digest)?,
+            length: HeaderValue::from(row.file_size.max(0) as u64),
+            modified,
+            row,
+        })
     }
 }
 

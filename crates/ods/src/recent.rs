@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
-/// A moka cache (time to live, bounded size) whose keys carry a generation:
-/// `invalidate` starts a new one, so a load that began before it stores its value where
-/// no later read looks.
+/// A moka cache (time to live, bounded size) whose values carry a generation:
+/// `invalidate` starts a new one, so a load that began before it stores a value no
+/// later read takes. Looking up a key allocates nothing.
 pub struct Recent<V> {
     generation: AtomicU64,
-    entries: Cache<(u64, String), V>,
+    entries: Cache<String, (u64, V)>,
 }
 
 impl<V: Clone + Send + Sync + 'static> Recent<V> {
@@ -35,13 +35,15 @@ impl<V: Clone + Send + Sync + 'static> Recent<V> {
         Fut: Future<Output = Result<V, E>>,
     {
         let generation = self.generation.load(Ordering::Acquire);
-        let k = (generation, key.to_string());
-        if let Some(v) = self.entries.get(&k) {
+        if let Some((g, v)) = self.entries.get(key)
+            && g == generation
+        {
             return Ok(v);
         }
         let value = load().await?;
         if self.generation.load(Ordering::Acquire) == generation {
-            self.entries.insert(k, value.clone());
+            self.entries
+                .insert(key.to_string(), (generation, value.clone()));
         }
         Ok(value)
     }

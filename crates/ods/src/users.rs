@@ -49,6 +49,28 @@ pub async fn check_password(
     }
 }
 
+/// Download auth (`download_auth` basic): `check_password` and `require_settled`, but
+/// credentials that passed both within `basic::DOWNLOAD_RECHECK` are taken without
+/// Argon2 or a database read (see `auth::basic`).
+pub async fn check_download_password(
+    app: &App,
+    addr: &str,
+    user: &str,
+    pass: &str,
+) -> Result<(), ApiError> {
+    if let Some(wait) = app.limiter.blocked(addr, user) {
+        return Err(ApiError::too_many_requests(wait));
+    }
+    let key = BasicCache::key(&app.config.secret_key.0, user, pass);
+    if app.basic_cache.is_fresh(&key) {
+        return Ok(());
+    }
+    let generation = app.basic_cache.generation();
+    require_settled(&check_password(app, addr, user, pass).await?)?;
+    app.basic_cache.mark_fresh(generation, key);
+    Ok(())
+}
+
 /// The user an API token from `addr` belongs to (with the per-address limiter).
 pub async fn check_token(app: &App, addr: &str, token: &str) -> Result<UserRow, ApiError> {
     if let Some(wait) = app.limiter.blocked_addr(addr) {

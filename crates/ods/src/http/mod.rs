@@ -52,7 +52,7 @@ pub fn document(share_context: &str) -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(app: App) -> Router {
-    if app.config.metrics_token.is_some() || !app.config.metrics_networks.is_empty() {
+    if prom::enabled(&app.config) {
         crate::stats::install();
     }
     let (routes, doc) = documented_routes(&app.config.share_context).split_for_parts();
@@ -77,10 +77,17 @@ pub fn jamf_router(app: App) -> Router {
 }
 
 fn layered(routes: Router<App>, app: App) -> Router {
-    routes
+    let routes = routes
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(prom::track))
+        .method_not_allowed_fallback(method_not_allowed);
+    // Counting costs every request a few allocations and two body wrappers: only when
+    // someone can read the counts (`/metrics` is on).
+    let routes = if prom::enabled(&app.config) {
+        routes.layer(axum::middleware::from_fn(prom::track))
+    } else {
+        routes
+    };
+    routes
         .layer(axum::middleware::map_response(json_errors))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("the request", "a handler panicked").into_response()

@@ -2,7 +2,8 @@
 //! request: by the matched route template (never the raw path), method and status
 //! code, with its latency and the body bytes received and sent. `/metrics` is off
 //! (404) unless `metrics_token` or `metrics_networks` is set; when both are, a scrape
-//! needs both. It is for scrapers, not the API: it stays out of the OpenAPI document.
+//! needs both. While it is off the middleware is not installed at all, so it costs a
+//! download nothing. It is for scrapers, not the API: it stays out of the OpenAPI document.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -27,6 +28,12 @@ use crate::error::ApiError;
 use crate::http::client;
 use crate::stats;
 
+/// Whether `/metrics` is on (`metrics_token` or `metrics_networks` set). When it is
+/// off nothing is counted: the router leaves `track` out.
+pub fn enabled(cfg: &crate::config::Config) -> bool {
+    cfg.metrics_token.is_some() || !cfg.metrics_networks.is_empty()
+}
+
 pub fn routes() -> Router<App> {
     Router::new().route("/metrics", get(scrape))
 }
@@ -34,10 +41,7 @@ pub fn routes() -> Router<App> {
 async fn scrape(State(app): State<App>, parts: Parts) -> Response {
     let cfg = &app.config;
     // The router installed the recorder if `/metrics` is enabled.
-    let handle = match (&cfg.metrics_token, cfg.metrics_networks.is_empty()) {
-        (None, true) => None,
-        _ => stats::install(),
-    };
+    let handle = if enabled(cfg) { stats::install() } else { None };
     let Some(handle) = handle else {
         return ApiError::not_found("no such endpoint; see /api/openapi.json").into_response();
     };

@@ -4,15 +4,12 @@
 //! compressed. Download auth is `none`, `basic` (any ODS user) or `jwt` (a Jamf Pro
 //! download token in `?token=`, see `auth::jwt`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -21,12 +18,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::App;
-use crate::db::packages::PackageRow;
+use crate::app::HotPackage;
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::basic_credentials;
 use crate::model::filename_problem;
-use crate::storage::ByteStream;
-use crate::users::check_password;
+use crate::storage::{ByteStream, SMALL_READ};
+use crate::users::check_download_password;
+
+const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
 
 /// The path the Jamf layout is documented at; served at the configured context.
 const DEFAULT_CONTEXT_PATH: &str = "/CasperShare/Packages/{filename}";
@@ -177,7 +176,7 @@ async fn download(
         match basic_credentials(&parts) {
             Some(creds) => {
                 let (u, p) = creds?;
-                crate::users::require_settled(&check_password(&app, &addr, &u, &p).await?)?;
+                check_download_password(&app, &addr, &u, &p).await?;
             }
             None => {
                 return Err(ApiError::unauthorized(
@@ -221,14 +220,6 @@ fn check_download_token(app: &App, parts: &Parts) -> ApiResult<()> {
         .map_err(refuse)
 }
 
-fn etag(p: &PackageRow) -> String {
-    format!("\"{}\"", p.sha256)
-}
-
-fn modified(p: &PackageRow) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(p.created.max(0) as u64)
-}
-
 /// True when an `If-None-Match`/`If-Match` list names our strong ETag (or `*`).
 fn etag_listed(list: &str, ours: &str, weak_ok: bool) -> bool {
     list.split(',')
@@ -240,32 +231,29 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> ApiResult<Response> {
-    let len = p.file_size.max(0) as u64;
-    let tag = etag(p);
-    let mtime = modified(p);
-    let last_modified = httpdate::fmt_http_date(mtime);
-    let digest =
-        hex::decode(&p.sha256).map_err(|e| ApiError::internal("reading the package digest", e))?;
-    let repr_digest = format!(
-        "sha-256=:{}:",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    );
+async fn serve(app: &App, p: &HotPackage, method: &Method, h: &HeaderMap) -> ApiResult<Response> {
+    let len = p.row.file_size.max(0) as u64;
+    // (as str: the ETag is `"` + hex + `"`, always visible ASCII)
+    let tag = p.etag.to_str().unwrap_or_default();
+    let mtime = p.modified;
 
     let mut base = Response::builder()
-        .header(header::ETAG, &tag)
-        .header(header::LAST_MODIFIED, &last_modified)
-        .header(header::ACCEPT_RANGES, "bytes")
-        .header("repr-digest", &repr_digest)
+        .header(header::ETAG, p.etag.clone())
+        .header(header::LAST_MODIFIED, p.last_modified.clone())
+        .header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"))
+        .header("repr-digest", p.repr_digest.clone())
         .header(
             header::CACHE_CONTROL,
             super::cache::download_cache_control(app, h),
         )
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+        .header(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
 
     // Preconditions (RFC 9110 §13.2.2 order).
     if let Some(im) = header_str(h, header::IF_MATCH) {
-        if !etag_listed(im, &tag, false) {
+        if !etag_listed(im, tag, false) {
             return Ok(status_only(base, StatusCode::PRECONDITION_FAILED));
         }
     } else if let Some(ius) =
@@ -275,7 +263,7 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
         return Ok(status_only(base, StatusCode::PRECONDITION_FAILED));
     }
     if let Some(inm) = header_str(h, header::IF_NONE_MATCH) {
-        if etag_listed(inm, &tag, true) {
+        if etag_listed(inm, tag, true) {
             return Ok(status_only(base, StatusCode::NOT_MODIFIED));
         }
     } else if let Some(ims) =
@@ -289,7 +277,7 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
     let range_applies = match header_str(h, header::IF_RANGE) {
         None => true,
         Some(v) if v.starts_with('"') => v == tag,
-        Some(v) => httpdate::parse_http_date(v).is_ok_and(|d| d >= mtime && p.created > 0),
+        Some(v) => httpdate::parse_http_date(v).is_ok_and(|d| d >= mtime && p.row.created > 0),
     };
     let ranges =
         match super::ranges::plan(header_str(h, header::RANGE).filter(|_| range_applies), len) {
@@ -310,27 +298,36 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
             }
         };
     let head = method == Method::HEAD;
+    // The bytes of one range: small ones read whole (one piece hyper sends with the
+    // head), larger ones streamed.
     let stream = |offset: u64, n: u64| async move {
         if head || n == 0 {
-            Ok::<ByteStream, std::io::Error>(Box::pin(futures_util::stream::empty()))
+            let none: ByteStream = Box::pin(futures_util::stream::empty());
+            Ok::<Body, std::io::Error>(Body::from_stream(none))
+        } else if n <= SMALL_READ {
+            Ok(Body::from(
+                app.store.read_small(&p.row.sha256, offset, n).await?,
+            ))
         } else {
-            app.store.read(&p.sha256, offset, n).await
+            Ok(Body::from_stream(
+                app.store.read(&p.row.sha256, offset, n).await?,
+            ))
         }
     };
 
     let resp = match ranges.as_deref() {
         None => base
             .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_LENGTH, len)
-            .body(Body::from_stream(stream(0, len).await?)),
+            .header(header::CONTENT_TYPE, OCTET_STREAM)
+            .header(header::CONTENT_LENGTH, p.length.clone())
+            .body(stream(0, len).await?),
         Some([one]) => {
             let (start, end) = (*one.start(), *one.end());
             base.status(StatusCode::PARTIAL_CONTENT)
-                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .header(header::CONTENT_TYPE, OCTET_STREAM)
                 .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
                 .header(header::CONTENT_LENGTH, end - start + 1)
-                .body(Body::from_stream(stream(start, end - start + 1).await?))
+                .body(stream(start, end - start + 1).await?)
         }
         Some(many) => {
             let boundary = crate::secrets::random_id();
@@ -350,7 +347,7 @@ async fn serve(app: &App, p: &PackageRow, method: &Method, h: &HeaderMap) -> Api
                 Box::pin(futures_util::stream::empty())
             } else {
                 let store = app.store.clone();
-                let sha = p.sha256.clone();
+                let sha = p.row.sha256.clone();
                 Box::pin(
                     futures_util::stream::iter(parts)
                         .then(move |(h, off, n)| {

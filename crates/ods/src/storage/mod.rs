@@ -20,6 +20,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 
+/// Reads up to this size may be answered whole (`BlobStore::read_small`).
+pub const SMALL_READ: u64 = 128 * 1024;
+
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
 /// Receives one upload's bytes (from a blocking thread) and either commits them under
@@ -50,6 +53,17 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn size(&self, sha256: &str) -> io::Result<Option<u64>>;
     /// Streams `len` bytes from `offset`.
     async fn read(&self, sha256: &str, offset: u64, len: u64) -> io::Result<ByteStream>;
+    /// Reads `len` bytes (at most `SMALL_READ`) from `offset` whole, for an answer sent
+    /// in one piece. By default it collects `read`.
+    async fn read_small(&self, sha256: &str, offset: u64, len: u64) -> io::Result<Bytes> {
+        use futures_util::StreamExt;
+        let mut parts = self.read(sha256, offset, len).await?;
+        let mut buf = bytes::BytesMut::with_capacity(len as usize);
+        while let Some(b) = parts.next().await {
+            buf.extend_from_slice(&b?);
+        }
+        Ok(buf.freeze())
+    }
     async fn delete(&self, sha256: &str) -> io::Result<()>;
     /// Time since the blob was stored or last deduplicated onto (`commit` of the same
     /// content refreshes it), or `None` when it is not stored.
