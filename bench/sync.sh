@@ -83,7 +83,9 @@ forget() {
 # timed transfer both ods and rsync get warm_page_cache "$WARM_MIB" (4x).
 
 # ---------------------------------------------------------------- ods servers
-AUTH=admin:ods1234!
+# The default admin password may only be changed: each fresh server starts with this one.
+BENCH_PASSWORD=bench-sync-pw-1
+AUTH=admin:$BENCH_PASSWORD
 declare -A SRV_PID SRV_URL SRV_DIR SRV_ENV
 
 # start_ods NAME LISTEN DATA_DIR [VAR=value...]: starts (or restarts) server NAME and
@@ -95,7 +97,7 @@ start_ods() {
   mkdir -p "$dir"
   : >"$WORK/$name.out"
   # shellcheck disable=SC2086 # SRV_ENV holds VAR=value words
-  env "${ODS_UNSET[@]}" ODS_LOG="$ODS_LOG_LEVEL" ${SRV_ENV[$name]:-} \
+  env "${ODS_UNSET[@]}" ODS_LOG="$ODS_LOG_LEVEL" ODS_INITIAL_ADMIN_PASSWORD="$BENCH_PASSWORD" ${SRV_ENV[$name]:-} \
     "$ODS_BIN" serve --listen "$listen" --data-dir "$dir" >"$WORK/$name.out" 2>>"$WORK/$name.err" &
   pid=$!
   PIDS+=("$pid")
@@ -213,8 +215,8 @@ synced_in() {
 FILES=$WORK/files
 mkdir -p "$FILES"
 BIG=$FILES/big.bin
-log "creating a ${BIG_MIB} MiB file from /dev/urandom in $WORK"
 part big || part kill || BIG_MIB=1
+log "creating a ${BIG_MIB} MiB file from /dev/urandom in $WORK"
 dd if=/dev/urandom of="$BIG" bs=1M count="$BIG_MIB" iflag=fullblock status=none
 BIG_SIZE=$(stat -c %s "$BIG")
 BIG_SHA=$(sha256sum "$BIG" | cut -d' ' -f1)
