@@ -6,7 +6,13 @@
 #     (`rsync -a --whole-file`, fresh destination each run; also timed up to a `sync` of
 #     the received file, since ods fsyncs before Public and rsync does not), best of 3.
 #     ratio = rsync / ods seconds (>= 1.0: ods is no slower). B's copy is downloaded
-#     and its sha256 checked against the source file.
+#     and its sha256 checked against the source file. Best and median are reported.
+#   - SMALL_N (1,000) packages of SMALL_KIB (64 KiB) each, synced A -> B: all uploaded
+#     to a fresh A first, then B registers with A; seconds from the registration to
+#     all of them Public on B (polled through the paged package list), per run, best
+#     and median; against rsync of the same directory of files to the daemon (fresh
+#     destination each run; also up to a `sync -f` of the destination, since ods
+#     fsyncs and rsync does not). Every package's sha256 on B is checked.
 #   - 10 MiB packages along a chain A-B-C-D-E (B registered with A, C with B, ...):
 #     upload completion on A to Public on E (and on B, C, D on the way), best of 3
 #     packages of different content; next to the pure transfer estimate
@@ -26,6 +32,8 @@
 #   bench/sync.sh                     # builds ods in release first
 #   ODS_BIN=/path/to/ods bench/sync.sh
 #   BENCH_RUNS=3 BIG_MIB=1024 CHAIN_MIB=10 KILL_RATE_MIB=200 WARM_MIB=4096 bench/sync.sh
+#   BENCH_PARTS="big small" BIG_MIB=512 bench/sync.sh   # only some parts
+#                                      # (of: big small chain kill; default all four)
 #
 # Needs rsync, curl, jq (installed with apt-get when missing).
 set -euo pipefail
@@ -37,6 +45,10 @@ BIG_MIB=${BIG_MIB:-1024}
 CHAIN_MIB=${CHAIN_MIB:-10}
 CHAIN_LEN=5
 KILL_RATE_MIB=${KILL_RATE_MIB:-200} # B's fetch rate from A in the kill -9 run
+SMALL_N=${SMALL_N:-1000}
+SMALL_KIB=${SMALL_KIB:-64}
+PARTS=" ${BENCH_PARTS:-big small chain kill} "
+part() { [[ $PARTS == *" $1 "* ]]; }
 POLL=0.02                           # seconds between two polls of a package list
 WARM_MIB=${WARM_MIB:-$((4 * BIG_MIB))} # page cache warmed before each timed transfer
 # The A -> B and chain runs keep the servers' default anti-entropy timer (60 s), so
@@ -72,7 +84,9 @@ forget() {
 # timed transfer both ods and rsync get warm_page_cache "$WARM_MIB" (4x).
 
 # ---------------------------------------------------------------- ods servers
-AUTH=admin:ods1234!
+# The default admin password may only be changed: each fresh server starts with this one.
+BENCH_PASSWORD=bench-sync-pw-1
+AUTH=admin:$BENCH_PASSWORD
 declare -A SRV_PID SRV_URL SRV_DIR SRV_ENV
 
 # start_ods NAME LISTEN DATA_DIR [VAR=value...]: starts (or restarts) server NAME and
@@ -84,7 +98,7 @@ start_ods() {
   mkdir -p "$dir"
   : >"$WORK/$name.out"
   # shellcheck disable=SC2086 # SRV_ENV holds VAR=value words
-  env "${ODS_UNSET[@]}" ODS_LOG="$ODS_LOG_LEVEL" ${SRV_ENV[$name]:-} \
+  env "${ODS_UNSET[@]}" ODS_LOG="$ODS_LOG_LEVEL" ODS_INITIAL_ADMIN_PASSWORD="$BENCH_PASSWORD" ${SRV_ENV[$name]:-} \
     "$ODS_BIN" serve --listen "$listen" --data-dir "$dir" >"$WORK/$name.out" 2>>"$WORK/$name.err" &
   pid=$!
   PIDS+=("$pid")
@@ -202,13 +216,41 @@ synced_in() {
 FILES=$WORK/files
 mkdir -p "$FILES"
 BIG=$FILES/big.bin
+part big || part kill || BIG_MIB=1
 log "creating a ${BIG_MIB} MiB file from /dev/urandom in $WORK"
 dd if=/dev/urandom of="$BIG" bs=1M count="$BIG_MIB" iflag=fullblock status=none
 BIG_SIZE=$(stat -c %s "$BIG")
 BIG_SHA=$(sha256sum "$BIG" | cut -d' ' -f1)
 if [ "$BIG_MIB" = 1024 ]; then BIG_LABEL="1 GiB"; else BIG_LABEL="$BIG_MIB MiB"; fi
 
+
+# ---------------------------------------------------------------- rsync daemon
+RS=$WORK/rsync
+start_rsyncd() {
+  mkdir -p "$RS/dest"
+  RSYNC_PORT=$(free_port)
+  cat >"$RS/rsyncd.conf" <<EOF
+pid file = $RS/rsyncd.pid
+lock file = $RS/rsyncd.lock
+log file = $RS/rsyncd.log
+address = 127.0.0.1
+use chroot = no
+uid = $(id -u)
+gid = $(id -g)
+[mod]
+  path = $RS/dest
+  read only = false
+EOF
+  rsync --daemon --no-detach --port "$RSYNC_PORT" --config "$RS/rsyncd.conf" 2>"$RS/stderr" &
+  RSYNC_PID=$!
+  PIDS+=("$RSYNC_PID")
+  for _ in $(seq 200); do ss -Hltn "sport = :$RSYNC_PORT" | grep -q . && break; sleep 0.02; done
+  ss -Hltn "sport = :$RSYNC_PORT" | grep -q . || { cat "$RS/stderr" >&2; die "rsync daemon did not listen"; }
+}
+stop_rsyncd() { kill "$RSYNC_PID"; wait "$RSYNC_PID" 2>/dev/null || true; forget "$RSYNC_PID"; }
+
 # ---------------------------------------------------------------- 1. A -> B vs rsync
+if part big; then
 log "A -> B: $RUNS x $BIG_LABEL, fresh servers each run"
 ods_times=(); transfer_times=(); upload_times=()
 for i in $(seq "$RUNS"); do
@@ -232,26 +274,7 @@ for i in $(seq "$RUNS"); do
 done
 
 log "rsync daemon: $RUNS x $BIG_LABEL, fresh destination each run"
-RS=$WORK/rsync
-mkdir -p "$RS/dest"
-RSYNC_PORT=$(free_port)
-cat >"$RS/rsyncd.conf" <<EOF
-pid file = $RS/rsyncd.pid
-lock file = $RS/rsyncd.lock
-log file = $RS/rsyncd.log
-address = 127.0.0.1
-use chroot = no
-uid = $(id -u)
-gid = $(id -g)
-[mod]
-  path = $RS/dest
-  read only = false
-EOF
-rsync --daemon --no-detach --port "$RSYNC_PORT" --config "$RS/rsyncd.conf" 2>"$RS/stderr" &
-RSYNC_PID=$!
-PIDS+=("$RSYNC_PID")
-for _ in $(seq 200); do ss -Hltn "sport = :$RSYNC_PORT" | grep -q . && break; sleep 0.02; done
-ss -Hltn "sport = :$RSYNC_PORT" | grep -q . || { cat "$RS/stderr" >&2; die "rsync daemon did not listen"; }
+start_rsyncd
 rsync_times=(); rsync_sync_times=()
 for i in $(seq "$RUNS"); do
   rm -rf "$RS/dest" && mkdir "$RS/dest"
@@ -267,14 +290,83 @@ for i in $(seq "$RUNS"); do
 done
 [ "$(sha256sum "$RS/dest/big.bin" | cut -d' ' -f1)" = "$BIG_SHA" ] || die "rsync copy differs"
 rm -rf "$RS/dest"
-kill "$RSYNC_PID"; wait "$RSYNC_PID" 2>/dev/null || true; forget "$RSYNC_PID"
+stop_rsyncd
 
 ods_best=$(best "${ods_times[@]}")
 rsync_best=$(best "${rsync_times[@]}")
 rsync_sync_best=$(best "${rsync_sync_times[@]}")
+ods_median=$(median "${ods_times[@]}")
+rsync_median=$(median "${rsync_times[@]}")
+rsync_sync_median=$(median "${rsync_sync_times[@]}")
 HOP_BPS=$(awk -v b="$BIG_SIZE" -v s="$ods_best" 'BEGIN { printf "%.0f", b / s }')
+fi
+
+
+# ---------------------------------------------------------------- 2. many small packages
+if part small; then
+SMALL=$FILES/small
+mkdir -p "$SMALL"
+log "creating $SMALL_N files of $SMALL_KIB KiB"
+for k in $(seq -w 1 "$SMALL_N"); do
+  head -c $((SMALL_KIB * 1024)) /dev/urandom >"$SMALL/s$k.bin"
+done
+(cd "$SMALL" && sha256sum -- *.bin | sort -k2) >"$WORK/small.sha"
+SMALL_BYTES=$((SMALL_N * SMALL_KIB * 1024))
+# all_public NAME: SMALL_N packages on NAME, all Public (the lowest and the highest
+# status by the list's sort are both Public).
+all_public() {
+  local q='/api/admin/packages?limit=1&sort=status&order'
+  http_get "$1" "$q=asc" 2>/dev/null || return 1
+  [[ $HTTP_REPLY =~ \"total\":${SMALL_N}[,}] ]] || return 1
+  [[ $HTTP_REPLY =~ \"status\":\"Public\" ]] || return 1
+  http_get "$1" "$q=desc" 2>/dev/null || return 1
+  [[ $HTTP_REPLY =~ \"status\":\"Public\" ]]
+}
+log "$SMALL_N x $SMALL_KIB KiB A -> B: $RUNS runs, fresh servers each run"
+small_times=()
+for i in $(seq "$RUNS"); do
+  new_ods A; new_ods B
+  (cd "$SMALL" && ls) | xargs -P 4 -I{} curl -sSf -u "$AUTH" -F "file=@$SMALL/{};filename={}" \
+    -F stage=Prod -o /dev/null "${SRV_URL[A]}/api/admin/upload" || die "uploading the small files to A failed"
+  warm_page_cache 256
+  t0=$EPOCHREALTIME
+  register B A
+  deadline=$((${EPOCHREALTIME%.*} + 600))
+  until all_public B; do
+    [ "${EPOCHREALTIME%.*}" -lt "$deadline" ] || { tail -n 20 "$WORK/B.err" >&2; die "the small packages were not all Public on B in 600 s"; }
+    nap 0.05
+  done
+  t1=$EPOCHREALTIME
+  small_times+=("$(elapsed "$t0" "$t1")")
+  api B GET /api/admin/packages 200 | jq -r '.items[] | "\(.sha256)  \(.filename)"' | sort -k2 >"$WORK/small-b.sha"
+  cmp -s "$WORK/small.sha" "$WORK/small-b.sha" || die "B's small packages differ from the source files"
+  log "  run $i: $SMALL_N packages Public on B ${small_times[-1]} s after the registration, every sha256 ok"
+  drop_ods A; drop_ods B
+done
+start_rsyncd
+small_rsync=(); small_rsync_sync=()
+for i in $(seq "$RUNS"); do
+  rm -rf "$RS/dest" && mkdir "$RS/dest"
+  warm_page_cache 256
+  t0=$EPOCHREALTIME
+  rsync -a --whole-file "$SMALL/" "rsync://127.0.0.1:$RSYNC_PORT/mod/"
+  t1=$EPOCHREALTIME
+  sync -f "$RS/dest"
+  t2=$EPOCHREALTIME
+  small_rsync+=("$(elapsed "$t0" "$t1")"); small_rsync_sync+=("$(elapsed "$t0" "$t2")")
+  log "  run $i: rsync ${small_rsync[-1]} s (+sync ${small_rsync_sync[-1]} s)"
+done
+[ "$(find "$RS/dest" -name '*.bin' | wc -l)" = "$SMALL_N" ] || die "rsync copied a different number of files"
+rm -rf "$RS/dest"
+stop_rsyncd
+small_best=$(best "${small_times[@]}"); small_median=$(median "${small_times[@]}")
+small_rsync_best=$(best "${small_rsync[@]}"); small_rsync_median=$(median "${small_rsync[@]}")
+small_rsync_sync_best=$(best "${small_rsync_sync[@]}"); small_rsync_sync_median=$(median "${small_rsync_sync[@]}")
+fi
 
 # ---------------------------------------------------------------- 2. chain of 5
+if part chain; then
+[ -n "${HOP_BPS:-}" ] || die "the chain part needs the big part (its single-hop throughput)"
 NODES=(A B C D E)
 log "chain A-B-C-D-E: $RUNS x ${CHAIN_MIB} MiB packages uploaded on A"
 for n in "${NODES[@]}"; do new_ods "$n"; done
@@ -319,7 +411,9 @@ CHAIN_SIZE=$((CHAIN_MIB * 1024 * 1024))
 chain_estimate=$(awk -v n=$((CHAIN_LEN - 1)) -v b="$CHAIN_SIZE" -v r="$HOP_BPS" 'BEGIN { printf "%.4f", n * b / r }')
 chain_over=$(awk -v a="$chain_best" -v b="$chain_estimate" 'BEGIN { printf "%.4f", a - b }')
 
+fi
 # ---------------------------------------------------------------- 3. kill -9 half way
+if part kill; then
 KILL_RATE=$((KILL_RATE_MIB * 1024 * 1024))
 log "kill -9 of B half way through a $BIG_LABEL transfer from A (B fetching at $KILL_RATE_MIB MiB/s)"
 new_ods A "ODS_SYNC_INTERVAL=$KILL_SYNC_INTERVAL"
@@ -363,41 +457,23 @@ resent_pct=$(awk -v r="$resent" -v s="$BIG_SIZE" 'BEGIN { printf "%.2f", 100 * r
 log "  Public on B $resume_secs s after the restart; A served $served_total bytes in all ($served_after after the kill; B fetched $fetched_after since its restart): re-sent $resent bytes ($resent_pct %), sha256 ok"
 drop_ods A; drop_ods B
 
+resent_mib=$(awk -v r="$resent" 'BEGIN { printf "%.1f", r / 1048576 }')
+fi
+
 # ---------------------------------------------------------------- report
 git_state
-ods_mbps=$(mbps "$BIG_SIZE" "$ods_best")
-rsync_mbps=$(mbps "$BIG_SIZE" "$rsync_best")
-rsync_sync_mbps=$(mbps "$BIG_SIZE" "$rsync_sync_best")
-resent_mib=$(awk -v r="$resent" 'BEGIN { printf "%.1f", r / 1048576 }')
-
-printf '\nODS sync benchmark (commit %s%s, %s cores, best of %s)\n' \
+printf '\nODS sync benchmark (commit %s%s, %s cores, %s runs: best / median)\n' \
   "$commit" "$([ "$dirty" = true ] && echo ', uncommitted changes')" "$(nproc)" "$RUNS"
-fmt='%-52s %12s %12s %8s\n'
-printf "$fmt" metric ods reference ratio
-printf "$fmt" "$BIG_LABEL A->B seconds (ref: rsync daemon)" "$ods_best" "$rsync_best" "$(ratio "$rsync_best" "$ods_best")"
-printf "$fmt" "$BIG_LABEL A->B seconds (ref: rsync + sync)" "$ods_best" "$rsync_sync_best" "$(ratio "$rsync_sync_best" "$ods_best")"
-printf "$fmt" "$BIG_LABEL A->B MB/s (ref: rsync daemon)" "$ods_mbps" "$rsync_mbps" ""
-printf "$fmt" "${CHAIN_MIB} MiB upload on A -> Public on E, seconds" "$chain_best" "" ""
-printf "$fmt" "  pure transfer estimate, 4 hops (s)" "$chain_estimate" "" ""
-printf "$fmt" "  beyond the transfer estimate (goal < 1 s)" "$chain_over" "" ""
-printf "$fmt" "kill -9 half way: bytes served / file size" "$served_total" "$BIG_SIZE" "$(ratio "$served_total" "$BIG_SIZE")"
-printf "$fmt" "  re-sent after the kill (MiB)" "$resent_mib" "" ""
-printf "$fmt" "  restart -> Public on B (s)" "$resume_secs" "" ""
-printf '(ratio for times = rsync / ods: >= 1.0 means ods is no slower)\n'
-
-mkdir -p "$ROOT/bench/results"
-OUT=$ROOT/bench/results/sync-$(date -u +%Y%m%dT%H%M%SZ).json
-cat >"$OUT" <<EOF
-{
-  "benchmark": "sync",
-  "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
-  "commit": "$commit",
-  "uncommitted_changes": $dirty,
-  "machine": {"cores": $(nproc), "kernel": "$(uname -r)", "mem_total_kib": $(awk '/MemTotal/ { print $2 }' /proc/meminfo), "rsync": "$(rsync --version | awk 'NR == 1 { print $3 }')"},
-  "ods_bin": "$ODS_BIN",
-  "runs": $RUNS,
-  "poll_seconds": $POLL,
-  "warm_page_cache_mib": $WARM_MIB,
+fmt='%-52s %16s %16s %12s\n'
+printf "$fmt" metric ods reference "ratio b / m"
+sections=()
+if part big; then
+  ods_mbps=$(mbps "$BIG_SIZE" "$ods_best")
+  rsync_mbps=$(mbps "$BIG_SIZE" "$rsync_best")
+  printf "$fmt" "$BIG_LABEL A->B seconds (ref: rsync daemon)" "$ods_best / $ods_median" "$rsync_best / $rsync_median" "$(ratio "$rsync_best" "$ods_best") / $(ratio "$rsync_median" "$ods_median")"
+  printf "$fmt" "$BIG_LABEL A->B seconds (ref: rsync + sync)" "$ods_best / $ods_median" "$rsync_sync_best / $rsync_sync_median" "$(ratio "$rsync_sync_best" "$ods_best") / $(ratio "$rsync_sync_median" "$ods_median")"
+  printf "$fmt" "$BIG_LABEL A->B MB/s, best (ref: rsync daemon)" "$ods_mbps" "$rsync_mbps" ""
+  sections+=("$(cat <<EOF
   "a_to_b": {
     "file_bytes": $BIG_SIZE,
     "ods_seconds": $(jarr "${ods_times[@]}"),
@@ -406,14 +482,52 @@ cat >"$OUT" <<EOF
     "rsync_seconds": $(jarr "${rsync_times[@]}"),
     "rsync_plus_sync_seconds": $(jarr "${rsync_sync_times[@]}"),
     "ods_best_seconds": $ods_best,
+    "ods_median_seconds": $ods_median,
     "rsync_best_seconds": $rsync_best,
+    "rsync_median_seconds": $rsync_median,
     "rsync_plus_sync_best_seconds": $rsync_sync_best,
+    "rsync_plus_sync_median_seconds": $rsync_sync_median,
     "ods_mb_per_s": $ods_mbps,
     "rsync_mb_per_s": $rsync_mbps,
     "ratio_rsync_over_ods": $(ratio "$rsync_best" "$ods_best"),
+    "ratio_rsync_over_ods_median": $(ratio "$rsync_median" "$ods_median"),
     "ratio_rsync_plus_sync_over_ods": $(ratio "$rsync_sync_best" "$ods_best"),
+    "ratio_rsync_plus_sync_over_ods_median": $(ratio "$rsync_sync_median" "$ods_median"),
     "sha256_verified": true
-  },
+  }
+EOF
+)")
+fi
+if part small; then
+  printf "$fmt" "$SMALL_N x $SMALL_KIB KiB A->B seconds (ref: rsync)" "$small_best / $small_median" "$small_rsync_best / $small_rsync_median" "$(ratio "$small_rsync_best" "$small_best") / $(ratio "$small_rsync_median" "$small_median")"
+  printf "$fmt" "$SMALL_N x $SMALL_KIB KiB A->B seconds (ref: rsync + sync)" "$small_best / $small_median" "$small_rsync_sync_best / $small_rsync_sync_median" "$(ratio "$small_rsync_sync_best" "$small_best") / $(ratio "$small_rsync_sync_median" "$small_median")"
+  sections+=("$(cat <<EOF
+  "small_packages": {
+    "packages": $SMALL_N,
+    "package_bytes": $((SMALL_KIB * 1024)),
+    "total_bytes": $SMALL_BYTES,
+    "ods_register_to_all_public_seconds": $(jarr "${small_times[@]}"),
+    "rsync_seconds": $(jarr "${small_rsync[@]}"),
+    "rsync_plus_sync_seconds": $(jarr "${small_rsync_sync[@]}"),
+    "ods_best_seconds": $small_best,
+    "ods_median_seconds": $small_median,
+    "rsync_best_seconds": $small_rsync_best,
+    "rsync_median_seconds": $small_rsync_median,
+    "rsync_plus_sync_best_seconds": $small_rsync_sync_best,
+    "rsync_plus_sync_median_seconds": $small_rsync_sync_median,
+    "ratio_rsync_over_ods": $(ratio "$small_rsync_best" "$small_best"),
+    "ratio_rsync_over_ods_median": $(ratio "$small_rsync_median" "$small_median"),
+    "ratio_rsync_plus_sync_over_ods": $(ratio "$small_rsync_sync_best" "$small_best"),
+    "sha256_verified": true
+  }
+EOF
+)")
+fi
+if part chain; then
+  printf "$fmt" "${CHAIN_MIB} MiB upload on A -> Public on E, seconds" "$chain_best" "" ""
+  printf "$fmt" "  pure transfer estimate, 4 hops (s)" "$chain_estimate" "" ""
+  printf "$fmt" "  beyond the transfer estimate (goal < 1 s)" "$chain_over" "" ""
+  sections+=("$(cat <<EOF
   "chain": {
     "servers": $CHAIN_LEN,
     "file_bytes": $CHAIN_SIZE,
@@ -425,7 +539,15 @@ cat >"$OUT" <<EOF
     "single_hop_bytes_per_s": $HOP_BPS,
     "beyond_transfer_estimate_seconds": $chain_over,
     "sha256_verified": true
-  },
+  }
+EOF
+)")
+fi
+if part kill; then
+  printf "$fmt" "kill -9 half way: bytes served / file size" "$served_total" "$BIG_SIZE" "$(ratio "$served_total" "$BIG_SIZE")"
+  printf "$fmt" "  re-sent after the kill (MiB)" "$resent_mib" "" ""
+  printf "$fmt" "  restart -> Public on B (s)" "$resume_secs" "" ""
+  sections+=("$(cat <<EOF
   "kill9_half_way": {
     "file_bytes": $BIG_SIZE,
     "rate_limit_bytes_per_s": $KILL_RATE,
@@ -438,7 +560,29 @@ cat >"$OUT" <<EOF
     "sync_interval_seconds": $KILL_SYNC_INTERVAL,
     "sha256_verified": true
   }
-}
 EOF
+)")
+fi
+printf '(ratio for times = rsync / ods: >= 1.0 means ods is no slower)\n'
+
+mkdir -p "$ROOT/bench/results"
+OUT=$ROOT/bench/results/sync-$(date -u +%Y%m%dT%H%M%SZ).json
+{
+  cat <<EOF
+{
+  "benchmark": "sync",
+  "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+  "commit": "$commit",
+  "uncommitted_changes": $dirty,
+  "machine": {"cores": $(nproc), "kernel": "$(uname -r)", "mem_total_kib": $(awk '/MemTotal/ { print $2 }' /proc/meminfo), "load_average_1m": $(cut -d' ' -f1 /proc/loadavg), "rsync": "$(rsync --version | awk 'NR == 1 { print $3 }')"},
+  "ods_bin": "$ODS_BIN",
+  "parts": "$(echo $PARTS)",
+  "runs": $RUNS,
+  "poll_seconds": $POLL,
+  "warm_page_cache_mib": $WARM_MIB,
+EOF
+  (IFS=,; printf '%s\n' "${sections[*]}")
+  echo "}"
+} >"$OUT"
 jq . "$OUT" >/dev/null 2>&1 || die "wrote invalid JSON to $OUT"
 printf '\nwrote %s\n' "${OUT#"$ROOT"/}"

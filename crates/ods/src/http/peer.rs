@@ -367,16 +367,28 @@ async fn manifest(
     }))
 }
 
+/// Most chunks one request may ask for (16 MiB).
+const MAX_SPAN: u64 = 16;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SpanQuery {
+    /// This many consecutive chunks from `idx`, in one body (default 1, at most 16;
+    /// fewer when the package ends first). Servers before this parameter send one chunk.
+    #[param(value_type = u64, required = false, minimum = 1, maximum = 16)]
+    count: Option<u64>,
+}
+
 #[utoipa::path(
     get,
     path = "/packages/{uuid}/chunks/{idx}",
     tag = "peer",
     operation_id = "peer_chunk",
-    description = "One chunk of a Public package.",
+    description = "One chunk of a Public package, or with `count` that many consecutive chunks in one body.",
     security(("peerSignature" = [])),
-    params(ChunkPath),
+    params(ChunkPath, SpanQuery),
     responses(
-        (status = 200, description = "The chunk's bytes.", content_type = "application/octet-stream", body = crate::http::docs::Binary),
+        (status = 200, description = "The chunks' bytes, back to back.", content_type = "application/octet-stream", body = crate::http::docs::Binary),
         BadRequest,
         NotFound,
         PeerErrors
@@ -385,21 +397,34 @@ async fn manifest(
 async fn chunk(
     State(app): State<App>,
     Path((uuid, idx)): Path<(String, String)>,
+    QueryArgs(q): QueryArgs<SpanQuery>,
     parts: Parts,
 ) -> ApiResult<Response> {
     let peer = authenticate(&app, &parts, b"").await?;
     let idx = chunk_index(&idx)?;
+    let count = q.count.unwrap_or(1);
+    if !(1..=MAX_SPAN).contains(&count) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("count must be 1 to {MAX_SPAN}"),
+        ));
+    }
     let p = public_package(&app, &uuid).await?;
     let size = p.file_size.max(0) as u64;
-    let offset = idx * CHUNK_SIZE as u64;
+    let chunk = CHUNK_SIZE as u64;
+    let offset = idx.saturating_mul(chunk);
     if offset >= size {
         return Err(ApiError::not_found(format!(
             "package {uuid} has no chunk {idx}"
         )));
     }
-    let len = (size - offset).min(CHUNK_SIZE as u64);
+    let len = (size - offset).min(count * chunk);
     let stream = app.store.read(&p.sha256, offset, len).await?;
-    app.sync.stats.served(&peer.iss, len);
+    for i in 0..len.div_ceil(chunk) {
+        app.sync
+            .stats
+            .served(&peer.iss, (len - i * chunk).min(chunk));
+    }
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),

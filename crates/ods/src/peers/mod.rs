@@ -5,9 +5,11 @@
 //! peers into place (`transfer`). The catalog decides what to hold; this moves it.
 
 pub mod client;
+mod inorder;
 pub mod notify;
 pub mod offer;
 pub mod replay;
+mod spans;
 pub mod transfer;
 
 use serde::{Deserialize, Serialize};

@@ -1,22 +1,28 @@
-//! Pulling a package's bytes (DESIGN.md §4.5): ask every callable peer for the
-//! manifest, fetch the missing 1 MiB chunks several at a time spread over every peer
-//! that has it, check each chunk's SHA-1 (a bad chunk is fetched again from another
-//! peer), record verified chunks so a restart resumes, then check the whole file's
-//! SHA-256 and SHA-1 and move it into place. Turning the package Public is the
-//! catalog's part (`catalog::fetch`).
+//! Pulling a package's bytes (DESIGN.md §4.5). A package of one chunk or less comes
+//! whole in one request, verified in memory (its SHA-1 is its chunk's) and stored like
+//! an upload. A larger one: ask every callable peer for the manifest, then each peer's
+//! workers take spans of missing 1 MiB chunks from a shared queue (`spans`) and fetch
+//! each span in one request; each chunk's SHA-1 is checked as it arrives (a bad chunk
+//! is fetched again from another peer) and written, while the whole file's SHA-256 and
+//! SHA-1 are folded in order beside the fetch and the written chunks are made durable
+//! and recorded in the background (`inorder`), so a restart resumes. The whole-file
+//! digests are checked before the file moves into place. Turning the package Public
+//! is the catalog's part (`catalog::fetch`).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use bytes::{Bytes, BytesMut};
 use reqwest::Method;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use super::Manifest;
 use super::client::{self, Link, PeerError};
+use super::inorder::{Fold, Recorder};
+use super::spans::{Spans, Taken};
 use crate::app::App;
 use crate::db::{self, catalog, packages, transfers};
 use crate::ingest::CHUNK_SIZE;
@@ -31,11 +37,17 @@ pub struct Arrived {
     pub started: Instant,
 }
 
-const PARALLEL_CHUNKS: usize = 8;
-const RECORD_EVERY: usize = 16;
+/// Span requests in flight per peer.
+const PER_PEER: usize = 4;
+/// Chunks per request (one for a rate-limited link, so its limit stays smooth).
+const SPAN: usize = 4;
 
 fn chunk_count(size: i64) -> usize {
     (size.max(0) as usize).div_ceil(CHUNK_SIZE)
+}
+
+fn chunk_len(size: u64, idx: usize) -> usize {
+    (size - (idx * CHUNK_SIZE) as u64).min(CHUNK_SIZE as u64) as usize
 }
 
 async fn set_reason(app: &App, uuid: &str, reason: Option<&str>) -> anyhow::Result<()> {
@@ -77,13 +89,23 @@ pub async fn bring(app: &App, uuid: &str) -> anyhow::Result<Option<Arrived>> {
         }));
     }
 
-    // Sources: every callable peer whose manifest matches the record.
     let mut links = Vec::new();
     for p in db::peers::list(db).await? {
         if let Some(l) = Link::of(app, &p)? {
             links.push(l);
         }
     }
+    let n = chunk_count(rec.file_size);
+    // One chunk or none: the whole package in one request, no manifest needed. When no
+    // peer sends it (or a firewalled one pushed it), the general way below applies.
+    if n <= 1
+        && !links.is_empty()
+        && let Some(arrived) = bring_whole(app, &rec, &links).await?
+    {
+        return Ok(Some(arrived));
+    }
+
+    // Sources: every callable peer whose manifest matches the record.
     let path = format!("/api/ods/packages/{uuid}/manifest");
     let answers = futures_util::future::join_all(links.iter().map(|l| {
         let path = path.clone();
@@ -96,7 +118,6 @@ pub async fn bring(app: &App, uuid: &str) -> anyhow::Result<Option<Arrived>> {
         }
     }))
     .await;
-    let n = chunk_count(rec.file_size);
     let sources: Vec<(Link, Manifest)> = answers
         .into_iter()
         .flatten()
@@ -113,12 +134,16 @@ pub async fn bring(app: &App, uuid: &str) -> anyhow::Result<Option<Arrived>> {
         set_reason(app, uuid, Some("waiting for a peer that has it")).await?;
         anyhow::bail!("no reachable peer has {} yet", rec.filename);
     }
-    let chunks = Arc::new(chunk_list);
-    let links: Arc<Vec<Link>> = Arc::new(sources.into_iter().map(|(l, _)| l).collect());
-    let partial = app.store.partial(uuid, rec.file_size.max(0) as u64).await?;
+    let links: Vec<Link> = sources.into_iter().map(|(l, _)| l).collect();
+    let size = rec.file_size.max(0) as u64;
+    let partial = app.store.partial(uuid, size).await?;
 
-    let done = transfers::done(db, uuid).await?;
-    let missing: Vec<usize> = (0..n).filter(|i| !done.contains(&(*i as i64))).collect();
+    let done: HashSet<usize> = transfers::done(db, uuid)
+        .await?
+        .into_iter()
+        .map(|i| i as usize)
+        .collect();
+    let missing: Vec<usize> = (0..n).filter(|i| !done.contains(i)).collect();
     if !missing.is_empty() && links.is_empty() {
         set_reason(app, uuid, Some("waiting for a peer to send the rest")).await?;
         anyhow::bail!(
@@ -128,48 +153,49 @@ pub async fn bring(app: &App, uuid: &str) -> anyhow::Result<Option<Arrived>> {
             rec.filename
         );
     }
-    set_reason(app, uuid, None).await?;
+    if pkg.status != Status::Downloading || pkg.status_reason.is_some() {
+        set_reason(app, uuid, None).await?;
+    }
     tracing::info!(filename = %rec.filename, chunks = n, missing = missing.len(), sources = links.len(), "transfer starting");
 
     let started = Instant::now();
-    let mut results = futures_util::stream::iter(missing)
-        .map(|idx| {
-            fetch_chunk(
-                app,
-                uuid,
-                idx,
-                rec.file_size,
-                chunks.clone(),
-                links.clone(),
-                partial.clone(),
-            )
-        })
-        .buffer_unordered(PARALLEL_CHUNKS);
-    let mut pending = Vec::new();
-    let mut first_error = None;
-    while let Some(r) = results.next().await {
-        match r {
-            Ok(idx) => pending.push(idx),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-        if pending.len() >= RECORD_EVERY {
-            record(app, uuid, &partial, &mut pending).await?;
-        }
+    let before = Arc::new(done);
+    let run = Run {
+        app,
+        uuid,
+        size,
+        chunks: &chunk_list,
+        partial: partial.clone(),
+        sha256: Fold::start::<Sha256>(partial.clone(), size, before.clone()),
+        sha1: Fold::start::<Sha1>(partial.clone(), size, before),
+        recorder: Recorder::start(app, uuid, partial.clone()),
+        spans: Spans::new(missing, links.len()),
+    };
+    futures_util::future::join_all(links.iter().enumerate().flat_map(|(li, link)| {
+        let run = &run;
+        (0..PER_PEER).map(move |_| run.worker(li, link))
+    }))
+    .await;
+    let Run {
+        sha256,
+        sha1,
+        recorder,
+        spans,
+        ..
+    } = run;
+    let recorded = recorder.finish().await;
+    let (given_up, why) = spans.outcome();
+    if let Some(first) = given_up.iter().min() {
+        recorded?;
+        anyhow::bail!(
+            "chunk {first} could not be fetched from any peer ({})",
+            why.join("; ")
+        );
     }
-    record(app, uuid, &partial, &mut pending).await?;
-    if let Some(e) = first_error {
-        return Err(e);
-    }
+    recorded?;
 
-    // Whole-file check before anything is served: both digests at once, one thread
-    // each, reading the (cached) file twice.
-    let size = rec.file_size.max(0) as u64;
-    let (sha256, sha1) = tokio::try_join!(
-        whole_file::<Sha256>(partial.clone(), size),
-        whole_file::<Sha1>(partial.clone(), size)
-    )?;
+    // Whole-file check before anything is served (folded while the chunks arrived).
+    let (sha256, sha1) = tokio::try_join!(sha256.finish(), sha1.finish())?;
     if sha256 != rec.sha256 || sha1 != rec.sha1 {
         transfers::forget(db, uuid).await?;
         // The chunk list itself may be what was wrong (a pushed manifest): forget it
@@ -186,56 +212,243 @@ pub async fn bring(app: &App, uuid: &str) -> anyhow::Result<Option<Arrived>> {
         let sha = sha256.clone();
         tokio::task::spawn_blocking(move || p.commit(&sha)).await??;
     }
-    drop(results);
     Ok(Some(Arrived {
         record: rec,
-        chunks: Arc::unwrap_or_clone(chunks),
+        chunks: chunk_list,
         started,
     }))
 }
 
-/// The hex digest `D` of a partial file's first `size` bytes (in a blocking thread).
-async fn whole_file<D: Digest + Send + 'static>(
-    partial: Arc<dyn PartialBlob>,
-    size: u64,
-) -> anyhow::Result<String> {
-    let digest = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-        let mut h = D::new();
-        let mut buf = vec![0u8; CHUNK_SIZE];
-        let mut off = 0u64;
-        while off < size {
-            let n = (size - off).min(CHUNK_SIZE as u64) as usize;
-            partial.read_at(off, &mut buf[..n])?;
-            h.update(&buf[..n]);
-            off += n as u64;
-        }
-        Ok(hex::encode(h.finalize()))
-    })
-    .await??;
-    Ok(digest)
-}
-
-/// Makes written chunks durable, then records them as done.
-async fn record(
+/// A package of at most one chunk, whole from the first peer that sends the right
+/// bytes (SHA-1 and SHA-256 checked in memory), stored like an upload; `None` when no
+/// peer did.
+async fn bring_whole(
     app: &App,
-    uuid: &str,
-    partial: &Arc<dyn PartialBlob>,
-    pending: &mut Vec<usize>,
-) -> anyhow::Result<()> {
-    if pending.is_empty() {
-        return Ok(());
+    rec: &catalog::Record,
+    links: &[Link],
+) -> anyhow::Result<Option<Arrived>> {
+    let started = Instant::now();
+    let size = rec.file_size.max(0) as usize;
+    let path = format!("/api/ods/packages/{}/chunks/0", rec.uuid);
+    for link in links {
+        let data = if size == 0 {
+            Bytes::new()
+        } else {
+            app.sync
+                .rates
+                .take(link.id, link.rate_limit, size as u64)
+                .await;
+            let got = match client::call(
+                app,
+                link,
+                Method::GET,
+                &path,
+                None,
+                Duration::from_secs(120),
+            )
+            .await
+            {
+                Ok(resp) => read_capped(resp, size).await,
+                Err(e) => Err(e),
+            };
+            match got {
+                Ok(b) => b,
+                Err(e) => {
+                    app.sync.stats.transfer_error(&link.iss);
+                    tracing::debug!(uuid = %rec.uuid, peer = %link.iss, error = %e, "whole-package fetch failed");
+                    continue;
+                }
+            }
+        };
+        let mut writer = app.store.begin().await?;
+        let (sha1, sha256) = (rec.sha1.clone(), rec.sha256.clone());
+        let len = data.len();
+        let stored = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            if len != size
+                || hex::encode(Sha1::digest(&data)) != sha1
+                || hex::encode(Sha256::digest(&data)) != sha256
+            {
+                return Ok(false);
+            }
+            writer.write(&data)?;
+            writer.commit(&sha256)?;
+            Ok(true)
+        })
+        .await??;
+        if !stored {
+            app.sync.stats.transfer_error(&link.iss);
+            app.sync
+                .stats
+                .chunks_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(uuid = %rec.uuid, peer = %link.iss, "package failed its SHA-1 or SHA-256 check; trying another source");
+            continue;
+        }
+        if size > 0 {
+            app.sync.stats.fetched(&link.iss, size as u64);
+        }
+        // Left by an earlier, chunk-wise attempt (a firewalled peer's push), if any.
+        app.store.discard_partial(&rec.uuid).await?;
+        return Ok(Some(Arrived {
+            record: rec.clone(),
+            chunks: if size > 0 {
+                vec![rec.sha1.clone()]
+            } else {
+                Vec::new()
+            },
+            started,
+        }));
     }
-    let p = partial.clone();
-    tokio::task::spawn_blocking(move || p.sync()).await??;
-    transfers::record(&app.db, uuid, pending).await?;
-    pending.clear();
-    Ok(())
+    Ok(None)
 }
 
-/// Reads a chunk body, refusing more than `cap` bytes (a peer cannot make us buffer
-/// more than one chunk).
-async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<bytes::Bytes, PeerError> {
-    let mut buf = bytes::BytesMut::with_capacity(cap);
+/// One chunk-wise transfer in progress, shared by every peer's workers.
+struct Run<'a> {
+    app: &'a App,
+    uuid: &'a str,
+    size: u64,
+    chunks: &'a [String],
+    partial: Arc<dyn PartialBlob>,
+    sha256: Fold,
+    sha1: Fold,
+    recorder: Recorder,
+    spans: Spans,
+}
+
+impl Run<'_> {
+    /// Fetches spans over `link` until nothing is left.
+    async fn worker(&self, li: usize, link: &Link) {
+        let max = if link.rate_limit.is_some() { 1 } else { SPAN };
+        while let Some(span) = self.spans.take(li, max).await {
+            let (done, failure) = self.fetch_span(link, &span).await;
+            if failure.is_some() {
+                self.app.sync.stats.transfer_error(&link.iss);
+            }
+            self.spans.finish(li, &link.iss, span, done, failure);
+        }
+    }
+
+    /// Fetches one span in one request, chunk by chunk as the body streams in: how many
+    /// chunks from its start arrived verified and written, and why it stopped early.
+    async fn fetch_span(&self, link: &Link, span: &Taken) -> (usize, Option<String>) {
+        let app = self.app;
+        let bytes: u64 = (span.first..span.first + span.count)
+            .map(|i| chunk_len(self.size, i) as u64)
+            .sum();
+        app.sync.rates.take(link.id, link.rate_limit, bytes).await;
+        let path = if span.count == 1 {
+            format!("/api/ods/packages/{}/chunks/{}", self.uuid, span.first)
+        } else {
+            format!(
+                "/api/ods/packages/{}/chunks/{}?count={}",
+                self.uuid, span.first, span.count
+            )
+        };
+        let mut resp = match client::call(
+            app,
+            link,
+            Method::GET,
+            &path,
+            None,
+            Duration::from_secs(120),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => return (0, Some(e.to_string())),
+        };
+        let mut done = 0;
+        let mut buf = BytesMut::with_capacity(chunk_len(self.size, span.first));
+        loop {
+            let mut piece = match resp.chunk().await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    return (
+                        done,
+                        Some(PeerError::Unreachable(e.to_string()).to_string()),
+                    );
+                }
+            };
+            while !piece.is_empty() {
+                if done == span.count {
+                    return (done, Some("sent more than the chunks asked for".into()));
+                }
+                let idx = span.first + done;
+                let want = chunk_len(self.size, idx);
+                let take = (want - buf.len()).min(piece.len());
+                buf.extend_from_slice(&piece.split_to(take));
+                if buf.len() < want {
+                    continue;
+                }
+                let next = if done + 1 < span.count {
+                    chunk_len(self.size, idx + 1)
+                } else {
+                    0
+                };
+                let data = std::mem::replace(&mut buf, BytesMut::with_capacity(next)).freeze();
+                match self.store_chunk(idx, data).await {
+                    Ok(true) => {
+                        app.sync.stats.fetched(&link.iss, want as u64);
+                        done += 1;
+                    }
+                    Ok(false) => {
+                        app.sync
+                            .stats
+                            .chunks_rejected
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(uuid = self.uuid, idx, peer = %link.iss, "chunk failed its SHA-1 check; trying another source");
+                        return (
+                            done,
+                            Some("sent a chunk that failed its SHA-1 check".into()),
+                        );
+                    }
+                    Err(e) => return (done, Some(format!("writing chunk {idx}: {e}"))),
+                }
+            }
+        }
+        if !buf.is_empty() {
+            return (
+                done,
+                Some(format!(
+                    "the answer ended inside chunk {}",
+                    span.first + done
+                )),
+            );
+        }
+        // A peer of the older protocol sends one chunk whatever was asked: the rest go
+        // back to the queue, not counted as failures.
+        (done, None)
+    }
+
+    /// Checks chunk `idx` against its SHA-1 and writes it (false: wrong bytes); then
+    /// hands it to the whole-file digests and the recorder.
+    async fn store_chunk(&self, idx: usize, data: Bytes) -> anyhow::Result<bool> {
+        let want = self.chunks[idx].clone();
+        let p = self.partial.clone();
+        let offset = (idx * CHUNK_SIZE) as u64;
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<Option<Bytes>> {
+            if hex::encode(Sha1::digest(&data)) != want {
+                return Ok(None);
+            }
+            p.write_at(offset, &data)?;
+            Ok(Some(data))
+        })
+        .await??;
+        let Some(data) = written else {
+            return Ok(false);
+        };
+        self.sha256.push(idx, data.clone());
+        self.sha1.push(idx, data);
+        self.recorder.written(idx);
+        Ok(true)
+    }
+}
+
+/// Reads a body, refusing more than `cap` bytes (a peer cannot make us buffer more
+/// than it should send).
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Bytes, PeerError> {
+    let mut buf = BytesMut::with_capacity(cap);
     while let Some(piece) = resp
         .chunk()
         .await
@@ -249,72 +462,4 @@ async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<bytes::B
         buf.extend_from_slice(&piece);
     }
     Ok(buf.freeze())
-}
-
-/// Fetches one chunk, trying each source in turn until one sends the right bytes.
-async fn fetch_chunk(
-    app: &App,
-    uuid: &str,
-    idx: usize,
-    size: i64,
-    chunks: Arc<Vec<String>>,
-    links: Arc<Vec<Link>>,
-    partial: Arc<dyn PartialBlob>,
-) -> anyhow::Result<usize> {
-    let offset = (idx * CHUNK_SIZE) as u64;
-    let len = (size as u64 - offset).min(CHUNK_SIZE as u64) as usize;
-    let path = format!("/api/ods/packages/{uuid}/chunks/{idx}");
-    let mut errors: HashMap<String, String> = HashMap::new();
-    for attempt in 0..links.len() * 2 {
-        let link = &links[(idx + attempt) % links.len()];
-        app.sync
-            .rates
-            .take(link.id, link.rate_limit, len as u64)
-            .await;
-        let got = match client::call(
-            app,
-            link,
-            Method::GET,
-            &path,
-            None,
-            Duration::from_secs(120),
-        )
-        .await
-        {
-            Ok(resp) => read_capped(resp, len).await,
-            Err(e) => Err(e),
-        };
-        match got {
-            Ok(bytes) if bytes.len() == len && hex::encode(Sha1::digest(&bytes)) == chunks[idx] => {
-                app.sync.stats.fetched(&link.iss, len as u64);
-                let p = partial.clone();
-                tokio::task::spawn_blocking(move || p.write_at(offset, &bytes)).await??;
-                return Ok(idx);
-            }
-            Ok(_) => {
-                app.sync.stats.transfer_error(&link.iss);
-                app.sync
-                    .stats
-                    .chunks_rejected
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(uuid, idx, peer = %link.iss, "chunk failed its SHA-1 check; trying another source");
-                errors.insert(
-                    link.iss.clone(),
-                    "sent a chunk that failed its SHA-1 check".into(),
-                );
-            }
-            Err(e) => {
-                app.sync.stats.transfer_error(&link.iss);
-                errors.insert(link.iss.clone(), e.to_string());
-            }
-        }
-    }
-    let why: Vec<String> = errors
-        .into_iter()
-        .map(|(iss, e)| format!("{iss}: {e}"))
-        .collect();
-    anyhow::bail!(
-        "chunk {idx} could not be fetched from any peer ({})",
-        why.join("; ")
-    )
 }
