@@ -59,7 +59,9 @@ if [ "$BIG_MIB" = 1024 ]; then BIG_LABEL="1 GiB"; else BIG_LABEL="$BIG_MIB MiB";
 # ---------------------------------------------------------------- ods
 DATA=$WORK/ods-data
 log "starting ods"
-env "${ODS_UNSET[@]}" ODS_LOG=warn \
+# The default admin password may only be changed: start with a bench password instead.
+BENCH_PASSWORD=bench-$RANDOM-$RANDOM
+env "${ODS_UNSET[@]}" ODS_LOG=warn ODS_INITIAL_ADMIN_PASSWORD="$BENCH_PASSWORD" \
   "$ODS_BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA" >"$WORK/ods.out" 2>"$WORK/ods.err" &
 ODS_PID=$!
 PIDS+=("$ODS_PID")
@@ -71,7 +73,7 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [ -n "$ODS_URL" ] || die "ods did not print its URL"
-AUTH=admin:ods1234!
+AUTH=admin:$BENCH_PASSWORD
 
 # ---------------------------------------------------------------- nginx
 NGINX_PORT=$(free_port)
