@@ -352,6 +352,13 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                             r.missing.join(", ")
                         );
                     }
+                    if !r.without_content.is_empty() {
+                        eprintln!(
+                            "ods: warning: {} Public package(s) have no content in the store: {}",
+                            r.without_content.len(),
+                            r.without_content.join(", ")
+                        );
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -265,6 +265,8 @@ pub struct Restored {
     pub placed: Placed,
     /// Listed blobs the (remote) store does not hold.
     pub missing: Vec<String>,
+    /// Public packages of the restored database whose content the store lacks.
+    pub without_content: Vec<String>,
 }
 
 /// Reads and checks a backup's manifest.
@@ -388,9 +390,20 @@ pub async fn restore(
     )
     .await?;
     crate::datadir::make_private(data_dir, config.sqlite_file())?;
+    // Every package the restored catalog serves must have its content.
+    let db = Db::connect(&config.database_url.0).await?;
+    let packages = db::packages::list(&db).await;
+    db.close().await;
+    let mut without_content = Vec::new();
+    for p in packages? {
+        if p.status == crate::model::Status::Public && store.size(&p.sha256).await?.is_none() {
+            without_content.push(p.filename);
+        }
+    }
     Ok(Restored {
         manifest,
         placed,
         missing,
+        without_content,
     })
 }
