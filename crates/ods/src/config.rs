@@ -28,6 +28,7 @@ impl std::str::FromStr for Secret<String> {
 }
 
 mod jamf;
+pub mod sample;
 mod settings;
 pub use jamf::Jamf;
 pub use settings::{ConfFile, Settings};

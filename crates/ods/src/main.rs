@@ -1,4 +1,5 @@
-//! The `ods` command line: serve | worker | migrate | check-config | user set-password.
+//! The `ods` command line: serve | worker | migrate | check-config | user set-password |
+//! backup | restore | completions | man.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -55,6 +56,29 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Back up the database, the keys and the blobs into DIR (new or empty) while the server runs
+    #[command(after_help = CONFIG_HELP)]
+    Backup {
+        /// Directory to write the backup to (made private: it holds the keys)
+        dir: std::path::PathBuf,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Restore a backup made by `ods backup` into an empty data directory and database
+    #[command(after_help = CONFIG_HELP)]
+    Restore {
+        /// Directory holding the backup
+        dir: std::path::PathBuf,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of ods
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -258,6 +282,101 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("ods: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Backup { dir, settings } => {
+            // Everything the backup writes is private (it holds the keys), the dump
+            // tools' files included.
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+            let Ok(config) = load(settings, &conf, KeyFiles::ReadOnly) else {
+                return ExitCode::from(2);
+            };
+            match ods::backup::backup(&config, &dir).await {
+                Ok(m) => {
+                    println!(
+                        "backup of {} ({}) in {}: {} database ({} bytes, {}), keys, {} blob(s) of {} bytes {}",
+                        m.server.name,
+                        m.server.iss,
+                        dir.display(),
+                        m.database.engine,
+                        m.database.bytes,
+                        m.database.tool,
+                        m.storage.count,
+                        m.storage.bytes,
+                        if m.storage.copied {
+                            "copied"
+                        } else {
+                            "listed (they stay in the store)"
+                        }
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ods: backup failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Restore { dir, settings } => {
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+            let explicit = ods::backup::ExplicitKeys {
+                secret_key: settings.secret_key.is_some(),
+                database_key: settings.database_key.is_some(),
+            };
+            // A missing data directory is an empty one: make it, private.
+            if let Err(e) = std::fs::create_dir_all(&settings.data_dir) {
+                eprintln!("ods: cannot create {}: {e}", settings.data_dir.display());
+                return ExitCode::from(2);
+            }
+            let Ok(config) = load(settings, &conf, KeyFiles::ReadOnly) else {
+                return ExitCode::from(2);
+            };
+            match ods::backup::restore(&config, &dir, explicit).await {
+                Ok(r) => {
+                    println!(
+                        "restored {} ({}) from the backup of {}: {} database, {} blob(s) ({} hard-linked, {} copied)",
+                        r.manifest.server.name,
+                        r.manifest.server.iss,
+                        r.manifest.created_at,
+                        r.manifest.database.engine,
+                        r.manifest.storage.count,
+                        r.placed.linked,
+                        r.placed.copied
+                    );
+                    if !r.missing.is_empty() {
+                        eprintln!(
+                            "ods: warning: {} blob(s) the backup lists are not in the store ({}); their packages must be fetched again",
+                            r.missing.len(),
+                            r.missing.join(", ")
+                        );
+                    }
+                    if !r.without_content.is_empty() {
+                        eprintln!(
+                            "ods: warning: {} Public package(s) have no content in the store: {}",
+                            r.without_content.len(),
+                            r.without_content.join(", ")
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ods: restore refused or failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "ods", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ods: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -5,6 +5,7 @@
 //! SQLite gets one writer connection and a pool of readers so concurrent requests
 //! queue instead of failing with `SQLITE_BUSY`. Depends only on `model` and `secrets`.
 
+pub mod backup;
 pub mod catalog;
 pub mod email;
 pub mod events;

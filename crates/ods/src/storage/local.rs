@@ -423,6 +423,10 @@ impl BlobStore for LocalStore {
     fn describe(&self) -> String {
         format!("local disk at {}", self.root.display())
     }
+
+    fn local_path(&self, sha256: &str) -> Option<PathBuf> {
+        self.path(sha256).ok()
+    }
 }
 
 /// Reads exactly `n` bytes from the file position into a new buffer (which, unlike a

@@ -81,6 +81,13 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn partial(&self, key: &str, size: u64) -> io::Result<std::sync::Arc<dyn PartialBlob>>;
     async fn discard_partial(&self, key: &str) -> io::Result<()>;
     fn describe(&self) -> String;
+    /// Where the blob `sha256` lives (or would live) as a plain file on this machine,
+    /// for backends that keep blobs on local disk: `ods backup` hard-links such files
+    /// and `ods restore` puts them back there. `None` (the default) for remote stores,
+    /// whose blobs a backup only lists.
+    fn local_path(&self, _sha256: &str) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// What `delete_if_idle` did.

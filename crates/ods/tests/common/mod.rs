@@ -116,6 +116,33 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Drops the database and creates it again, empty (a lost database server, for
+    /// restore tests). SQLite lives in the data directory: nothing to do here.
+    pub fn recreate(&self) {
+        match self.engine {
+            Engine::Postgres => {
+                run_sql(
+                    self.engine,
+                    &format!("DROP DATABASE {} WITH (FORCE)", self.name),
+                );
+                run_sql(self.engine, &format!("CREATE DATABASE {}", self.name));
+            }
+            Engine::MySql => {
+                run_sql(self.engine, &format!("DROP DATABASE {}", self.name));
+                run_sql(
+                    self.engine,
+                    &format!(
+                        "CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+                        self.name
+                    ),
+                );
+            }
+            Engine::Sqlite => {}
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         match self.engine {
