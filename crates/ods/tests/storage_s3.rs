@@ -206,7 +206,8 @@ async fn aborted_and_crashed_uploads_leave_nothing(kind: Kind) {
     assert_eq!(
         s3.open_uploads(),
         1,
-        "the killed node's upload is still open"
+        "the killed node's upload is still open\n{}",
+        s.log()
     );
     assert_eq!(s3.keys("site/uploads/").len(), 1);
     s.restart().await;

@@ -477,9 +477,15 @@ impl BlobStore for S3Store {
                     tracing::debug!(%name, "aborting a stale multipart upload: {e}");
                 }
             }
-            i.delete(&staged).await?;
-            i.delete(&m.location).await?;
-            removed += 1;
+            // One that cannot be removed now is tried again by the next sweep.
+            let gone = async {
+                i.delete(&staged).await?;
+                i.delete(&m.location).await
+            };
+            match gone.await {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(%name, "removing a stale upload: {e}"),
+            }
         }
         let intents: Vec<_> =
             i.s3.list(Some(&i.key("gc", "")))
@@ -491,8 +497,9 @@ impl BlobStore for S3Store {
                 .duration_since(m.last_modified.into())
                 .unwrap_or_default()
                 > 2 * INTENT_TTL
+                && let Err(e) = i.delete(&m.location).await
             {
-                i.delete(&m.location).await?;
+                tracing::warn!("removing a dead collector's intent: {e}");
             }
         }
         Ok(removed)
