@@ -25,7 +25,9 @@ async fn start_on(s3: &S3Server, prefix: &str, extra: &[(&str, &str)]) -> Server
 }
 
 async fn get(s: &Server, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut r = s.http.get(s.at(path));
+    // A fresh client: the tests wait long between requests, and a pooled connection
+    // the server closed meanwhile would fail the next one.
+    let mut r = common::client_for(&s.opts).get(s.at(path));
     for (k, v) in headers {
         r = r.header(*k, *v);
     }
