@@ -139,7 +139,9 @@ impl S3Partial {
 impl crate::storage::PartialBlob for S3Partial {
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         let chunk = CHUNK_SIZE as u64;
-        if offset % chunk != 0 || data.len() > CHUNK_SIZE || offset + data.len() as u64 > self.size
+        if !offset.is_multiple_of(chunk)
+            || data.len() > CHUNK_SIZE
+            || offset + data.len() as u64 > self.size
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
