@@ -58,6 +58,23 @@ impl Deref for App {
     }
 }
 
+/// Opens the blob store `storage` names (local: under the data directory); an S3
+/// bucket that cannot be reached fails here.
+pub async fn open_store(
+    config: &Config,
+    storage: &crate::config::Storage,
+) -> anyhow::Result<Arc<dyn BlobStore>> {
+    Ok(match storage {
+        crate::config::Storage::Local => Arc::new(LocalStore::open(
+            config.data_dir.join("blobs"),
+            config.staging_dir.clone(),
+        )?),
+        crate::config::Storage::S3(opts) => {
+            Arc::new(crate::storage::s3::S3Store::open(opts.clone()).await?)
+        }
+    })
+}
+
 /// What `App::open` found on the way up, for the start-up banner.
 pub struct Opened {
     pub app: App,
@@ -100,11 +117,11 @@ impl App {
         } else {
             false
         };
-        let store = LocalStore::open(config.data_dir.join("blobs"), config.staging_dir.clone())?;
+        let store = open_store(&config, &config.storage.store).await?;
         crate::datadir::make_private(&config.data_dir, config.sqlite_file())?;
         let inner = AppInner {
             db,
-            store: Arc::new(store),
+            store,
             sealer,
             limiter: LoginLimiter::new(
                 Duration::from_secs(config.login_window_secs),

@@ -30,8 +30,10 @@ impl std::str::FromStr for Secret<String> {
 mod jamf;
 pub mod sample;
 mod settings;
+mod storage;
 pub use jamf::Jamf;
 pub use settings::{ConfFile, Settings};
+pub use storage::{Storage, StorageConfig};
 
 /// The resolved configuration every part of the server reads (passed in `App`).
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct Config {
     pub secret_key: Secret<Vec<u8>>,
     pub database_key: Secret<[u8; 32]>,
     pub staging_dir: Option<PathBuf>,
+    /// Where blobs live (`storage` and the S3 keys).
+    pub storage: StorageConfig,
     pub debug: bool,
     pub share_context: String,
     /// Cache-Control of package downloads without Authorization.
@@ -152,6 +156,7 @@ impl Config {
         let mut problems = Vec::new();
         let mut pending = Vec::new();
         let jamf = Jamf::from_settings(&raw, &mut problems);
+        let storage = StorageConfig::from_settings(&raw, &mut problems);
         let listen_text = raw.listen;
         let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
             problems.push(format!(
@@ -349,6 +354,7 @@ impl Config {
             secret_key: Secret(secret_key.unwrap_or_default()),
             database_key: Secret(database_key.unwrap_or_default()),
             staging_dir: raw.upload_staging_directory,
+            storage,
             debug: raw.debug,
             share_context,
             download_cache_control,

@@ -1,5 +1,5 @@
 //! The `ods` command line: serve | worker | migrate | check-config | user set-password |
-//! backup | restore | completions | man.
+//! backup | restore | completions | man | storage migrate.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -79,6 +79,26 @@ enum Command {
     },
     /// Print the manual page (roff) of ods
     Man,
+    /// Manage the blob store
+    Storage {
+        #[command(subcommand)]
+        action: StorageAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageAction {
+    /// Copy every blob of the configured store (ODS_STORAGE) to another one, each
+    /// verified by its SHA-256; blobs already there are skipped, so it resumes. Safe
+    /// while the server runs; run it again after switching ODS_STORAGE and restarting
+    #[command(after_help = CONFIG_HELP)]
+    Migrate {
+        /// The target store: `local` (DATA_DIR/blobs) or s3://BUCKET/PREFIX (with the S3 keys)
+        #[arg(long, value_name = "URL")]
+        to: String,
+        #[command(flatten)]
+        settings: Settings,
+    },
 }
 
 #[derive(Subcommand)]
@@ -269,6 +289,34 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
             };
             check_config(&config, &described).await
         }
+        Command::Storage {
+            action: StorageAction::Migrate { to, settings },
+        } => {
+            let Ok(config) = load(settings, &conf, KeyFiles::Create) else {
+                return ExitCode::from(2);
+            };
+            init_logging(config.debug);
+            match storage_migrate(&config, &to).await {
+                Ok(r) if r.failed == 0 => {
+                    println!(
+                        "migrated: {} copied ({} bytes), {} already there",
+                        r.copied, r.bytes, r.skipped
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(r) => {
+                    eprintln!(
+                        "ods: {} blob(s) could not be copied ({} copied, {} already there); run it again",
+                        r.failed, r.copied, r.skipped
+                    );
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("ods: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::User {
             action: UserAction::SetPassword { name, settings },
         } => {
@@ -404,6 +452,12 @@ async fn check_config(config: &Config, described: &[String]) -> ExitCode {
             }
         },
     }
+    if let ods::config::Storage::S3(opts) = &config.storage.store
+        && let Err(e) = ods::storage::s3::S3Store::open(opts.clone()).await
+    {
+        eprintln!("ods: the configuration has 1 problem(s):\n  - {e:#}");
+        return ExitCode::from(2);
+    }
     println!(
         "configuration OK: listen {}, data {}, database {}",
         config.listen,
@@ -417,6 +471,29 @@ async fn check_config(config: &Config, described: &[String]) -> ExitCode {
         println!("first start: {p}");
     }
     ExitCode::SUCCESS
+}
+
+/// `ods storage migrate --to URL`.
+async fn storage_migrate(
+    config: &Config,
+    to: &str,
+) -> anyhow::Result<ods::storage::migrate::Report> {
+    let target = config
+        .storage
+        .parse(to)
+        .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    let from = ods::app::open_store(config, &config.storage.store).await?;
+    let into = ods::app::open_store(config, &target).await?;
+    if from.describe() == into.describe() {
+        anyhow::bail!("--to names the store in use ({})", from.describe());
+    }
+    println!(
+        "copying blobs from {} to {}",
+        from.describe(),
+        into.describe()
+    );
+    let say = |line: String| println!("{line}");
+    Ok(ods::storage::migrate::migrate(from.as_ref(), into.as_ref(), &say).await?)
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<Vec<i64>> {

@@ -16,15 +16,12 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::db::{self, Db, Dialect};
-use crate::storage::BlobStore;
-use crate::storage::local::LocalStore;
 use blobs::{Blob, Placed};
 
 pub const MANIFEST: &str = "manifest.json";
@@ -76,14 +73,6 @@ pub struct StoragePart {
     pub count: u64,
     pub bytes: u64,
     pub blobs: Vec<Blob>,
-}
-
-/// The store the server uses, opened on `config` as `App::open` opens it.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
-    Ok(Arc::new(LocalStore::open(
-        config.data_dir.join("blobs"),
-        config.staging_dir.clone(),
-    )?))
 }
 
 fn engine_name(d: Dialect) -> &'static str {
@@ -169,7 +158,7 @@ pub async fn backup(config: &Config, dir: &Path) -> anyhow::Result<Manifest> {
     let server = db::server::get(&db)
         .await
         .context("the database holds no ODS server (nothing to back up)")?;
-    let store = open_store(config)?;
+    let store = crate::app::open_store(config, &config.storage.store).await?;
     let into = dir.join(BLOBS_DIR);
     let copied = store.local_path(&"0".repeat(64)).is_some();
     let (mut have, mut placed) = (Vec::new(), Placed::default());
@@ -381,7 +370,7 @@ pub async fn restore(
             tokio::task::spawn_blocking(move || native::my_restore(&url, &source)).await??
         }
     }
-    let store = open_store(config)?;
+    let store = crate::app::open_store(config, &config.storage.store).await?;
     let (placed, missing) = blobs::restore(
         store.as_ref(),
         &dir.join(BLOBS_DIR),

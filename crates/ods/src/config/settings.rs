@@ -56,6 +56,56 @@ pub struct Settings {
     /// Directory for uploads in progress; must be on the blob store's filesystem [default: DATA_DIR/blobs/.staging]
     #[arg(long, env = "UPLOAD_STAGING_DIRECTORY", value_name = "DIR")]
     pub upload_staging_directory: Option<PathBuf>,
+    /// Where blobs live: `local` (DATA_DIR/blobs) or `s3://BUCKET/PREFIX` (an S3-compatible bucket; see the other S3 keys)
+    #[arg(
+        long,
+        env = "ODS_STORAGE",
+        value_name = "local|s3://BUCKET/PREFIX",
+        default_value = "local"
+    )]
+    pub storage: String,
+    /// S3 endpoint URL for S3-compatible servers; plain http only on loopback [default: AWS]
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region [default: us-east-1]
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Path-style S3 requests (ENDPOINT/BUCKET/KEY) instead of virtual-hosted ones (BUCKET.ENDPOINT/KEY) [default: path-style with s3_endpoint, virtual-hosted on AWS]
+    #[arg(long, env = "ODS_S3_PATH_STYLE", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub s3_path_style: Option<bool>,
+    /// S3 access key id [default: the AWS credential chain: web identity, ECS, instance metadata]
+    #[arg(
+        long,
+        env = "AWS_ACCESS_KEY_ID",
+        value_name = "ID",
+        hide_env_values = true
+    )]
+    pub aws_access_key_id: Option<Secret<String>>,
+    /// S3 secret access key (with AWS_ACCESS_KEY_ID). Prefer the environment or ODS_CONF
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub aws_secret_access_key: Option<Secret<String>>,
+    /// S3 session token of temporary credentials
+    #[arg(
+        long,
+        env = "AWS_SESSION_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub aws_session_token: Option<Secret<String>>,
+    /// Largest blob the S3 backend copies with one CopyObject when an upload commits (AWS allows 5 GiB); larger ones are copied server-side in parts of this size (UploadPartCopy, at least 5 MiB)
+    #[arg(long, env = "ODS_S3_MAX_COPY_BYTES", value_name = "BYTES", default_value_t = 5 * 1024 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(5 * 1024 * 1024..=5 * 1024 * 1024 * 1024))]
+    pub s3_max_copy_bytes: u64,
+    /// With S3 storage: answer a package download with a redirect (307) to a presigned URL of the bucket instead of streaming it through ODS (preconditions are still checked here)
+    #[arg(long, env = "ODS_DOWNLOAD_REDIRECT", value_name = "BOOL", default_value_t = false, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub download_redirect: bool,
+    /// Seconds a download redirect's presigned URL stays valid
+    #[arg(long, env = "ODS_DOWNLOAD_REDIRECT_SECS", value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub download_redirect_secs: u64,
     /// Log at debug level (ODS_LOG, an env-filter, overrides it)
     #[arg(
         long,

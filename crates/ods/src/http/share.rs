@@ -2,7 +2,9 @@
 //! layout `/<context>/Packages/<filename>`. Only Public packages; single and multiple
 //! byte ranges, conditional requests, strong ETag (the sha256), `Repr-Digest`, never
 //! compressed. Download auth is `none`, `basic` (any ODS user) or `jwt` (a Jamf Pro
-//! download token in `?token=`, see `auth::jwt`).
+//! download token in `?token=`, see `auth::jwt`). With S3 storage and
+//! `download_redirect`, a GET that passes the preconditions is answered 307 to a
+//! presigned URL of the blob (the bucket then applies Range).
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -298,6 +300,21 @@ async fn serve(app: &App, p: &HotPackage, method: &Method, h: &HeaderMap) -> Api
             }
         };
     let head = method == Method::HEAD;
+    // S3 with download_redirect: the bucket sends the bytes (and applies Range), unless
+    // If-Range said the client's copy is stale (then the whole file comes from here).
+    if !head
+        && (range_applies || !h.contains_key(header::RANGE))
+        && let Some(url) = app.store.download_url(&p.row.sha256).await?
+    {
+        return Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header(header::LOCATION, url)
+            .header(header::ETAG, p.etag.clone())
+            .header(header::LAST_MODIFIED, p.last_modified.clone())
+            .header(header::CACHE_CONTROL, "private, no-store")
+            .body(Body::empty())
+            .map_err(|e| ApiError::internal("building the download redirect", e));
+    }
     // The bytes of one range: small ones read whole (one piece hyper sends with the
     // head), larger ones streamed.
     let stream = |offset: u64, n: u64| async move {

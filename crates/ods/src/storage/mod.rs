@@ -1,11 +1,14 @@
 //! Blob storage: content addressed by sha256, behind one trait so the rest of the
-//! server never assumes a local path; `local.rs` keeps blobs on disk and is the only backend so far. The jobs that
-//! keep the store tidy live here too (`gc`, `sweep`, `discard`), runnable in any
+//! server never assumes a local path: `local.rs` keeps blobs on disk, `s3/` in an
+//! S3-compatible bucket, `migrate` copies every blob from one to the other. The jobs
+//! that keep the store tidy live here too (`gc`, `sweep`, `discard`), runnable in any
 //! context that offers a database and a store.
 
 pub mod discard;
 pub mod gc;
 pub mod local;
+pub mod migrate;
+pub mod s3;
 pub mod sweep;
 
 /// What the storage jobs need from the context they run in.
@@ -87,6 +90,12 @@ pub trait BlobStore: Send + Sync + 'static {
     /// whose blobs a backup only lists.
     fn local_path(&self, _sha256: &str) -> Option<std::path::PathBuf> {
         None
+    }
+
+    /// A short-lived URL a client may download the blob from directly (S3 with
+    /// `download_redirect`), or `None` when downloads go through ODS.
+    async fn download_url(&self, _sha256: &str) -> io::Result<Option<String>> {
+        Ok(None)
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod python;
+pub mod s3;
 
 /// The admin every test server starts with: `Server::command` sets this password
 /// with `ODS_INITIAL_ADMIN_PASSWORD`, so it need not be changed. This is the one place
