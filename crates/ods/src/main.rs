@@ -163,6 +163,10 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if let Err(e) = ods::join_site(&opened.app).await {
+                eprintln!("ods: {e:#}");
+                return ExitCode::from(2);
+            }
             let addr = listener
                 .local_addr()
                 .map(|a| a.to_string())
@@ -206,17 +210,22 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                 return ExitCode::from(2);
             };
             init_logging(config.debug);
-            match ods::App::open(config).await {
-                Ok(o) => match ods::launch(o.app, None, shutdown_signal()).await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("ods: {e:#}");
-                        ExitCode::FAILURE
-                    }
-                },
+            let o = match ods::App::open(config).await {
+                Ok(o) => o,
                 Err(e) => {
                     eprintln!("ods: {e:#}");
-                    ExitCode::from(2)
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = ods::join_site(&o.app).await {
+                eprintln!("ods: {e:#}");
+                return ExitCode::from(2);
+            }
+            match ods::launch(o.app, None, shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ods: {e:#}");
+                    ExitCode::FAILURE
                 }
             }
         }
