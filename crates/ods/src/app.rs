@@ -45,7 +45,8 @@ pub struct AppInner {
     /// Settings read on every download (`download_auth`), briefly cached.
     hot_settings: Recent<String>,
     /// Package rows by filename for downloads, briefly cached.
-    hot_packages: Recent<Option<Arc<HotPackage>>>,
+    /// Misses are not kept (a package made Public by another node is served at once).
+    hot_packages: Recent<Arc<HotPackage>>,
 }
 
 #[derive(Clone)]
@@ -58,16 +59,19 @@ impl Deref for App {
     }
 }
 
-/// Opens the blob store `storage` names (local: under the data directory); an S3
+/// Opens the blob store `storage` names (local: `blob_dir`; staging files tagged with
+/// `node_id`); an S3
 /// bucket that cannot be reached fails here.
 pub async fn open_store(
     config: &Config,
     storage: &crate::config::Storage,
+    node_id: &str,
 ) -> anyhow::Result<Arc<dyn BlobStore>> {
     Ok(match storage {
         crate::config::Storage::Local => Arc::new(LocalStore::open(
-            config.data_dir.join("blobs"),
+            config.blob_dir.clone(),
             config.staging_dir.clone(),
+            node_id.to_string(),
         )?),
         crate::config::Storage::S3(opts) => {
             Arc::new(crate::storage::s3::S3Store::open(opts.clone()).await?)
@@ -117,7 +121,8 @@ impl App {
         } else {
             false
         };
-        let store = open_store(&config, &config.storage.store).await?;
+        let worker_id = crate::node::new_id(&config.node_name);
+        let store = open_store(&config, &config.storage.store, &worker_id).await?;
         crate::datadir::make_private(&config.data_dir, config.sqlite_file())?;
         let inner = AppInner {
             db,
@@ -142,13 +147,8 @@ impl App {
             notify_wake: Notify::new(),
             notify_inflight: Default::default(),
             started: Instant::now(),
-            // Unique even for containers sharing a hostname and pid; fits the column.
-            worker_id: format!(
-                "{}-{}-{}",
-                worker_host(),
-                std::process::id(),
-                &crate::secrets::random_id()[..8]
-            ),
+            // Also this node's id in the `nodes` table (see `node`); fits both columns.
+            worker_id,
             sync: MeshState::new(
                 &server.iss,
                 config.max_transfers,
@@ -171,7 +171,9 @@ impl App {
 }
 
 /// How long the download path trusts what it read: a change made through this process
-/// applies at once; one made by another process sharing the database, within this time.
+/// applies at once; one made by another process sharing the database (another node of
+/// the site) to a package already Public here, or to `download_auth`, within this
+/// time. A package that was not Public is looked up afresh on every request.
 const HOT_TTL: Duration = Duration::from_secs(1);
 
 impl App {
@@ -187,7 +189,7 @@ impl App {
     /// The Public package named `filename`, if any, read at most once per `HOT_TTL`.
     pub async fn public_package(&self, filename: &str) -> sqlx::Result<Option<Arc<HotPackage>>> {
         self.hot_packages
-            .get_or_load(filename, || async {
+            .get_or_load_found(filename, || async {
                 // NFC first, then the exact name (see `filenames` for the rule).
                 for form in crate::filenames::lookup_forms(filename) {
                     let p =
@@ -267,54 +269,10 @@ impl crate::storage::Context for App {
     fn store(&self) -> &dyn BlobStore {
         self.store.as_ref()
     }
-}
-
-/// The host part of this process's worker id (worker ids are `host-pid-random`).
-pub fn worker_host() -> String {
-    hostname().chars().take(32).collect()
-}
-
-/// Whether the worker with this id ran on this host in a process that is gone. Call
-/// before this process claims anything: a worker id with our own pid is then a
-/// predecessor's (pids are reused, in containers especially).
-pub fn worker_is_dead(worker: &str) -> bool {
-    let mut parts = worker.rsplitn(3, '-');
-    let (_random, pid, host) = (parts.next(), parts.next(), parts.next());
-    let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else {
-        return false;
-    };
-    host == Some(worker_host().as_str())
-        && (pid == std::process::id() || !crate::storage::local::pid_alive(pid))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "ods".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dead_workers_are_told_apart() {
-        let host = worker_host();
-        assert!(
-            worker_is_dead(&format!("{host}-{}-0badcafe", std::process::id())),
-            "a predecessor with our pid"
-        );
-        assert!(
-            worker_is_dead(&format!("{host}-4294967294-0badcafe")),
-            "a pid that does not run"
-        );
-        assert!(!worker_is_dead(&format!("{host}-1-0badcafe")), "pid 1 runs");
-        assert!(
-            !worker_is_dead("elsewhere-4294967294-0badcafe"),
-            "another host's worker is not ours to judge"
-        );
-        assert!(!worker_is_dead("garbage"));
+    fn node_name(&self) -> &str {
+        &self.config.node_name
+    }
+    fn node_timeout(&self) -> Duration {
+        self.config.node_timeout
     }
 }

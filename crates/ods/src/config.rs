@@ -46,6 +46,12 @@ pub struct Config {
     pub staging_dir: Option<PathBuf>,
     /// Where blobs live (`storage` and the S3 keys).
     pub storage: StorageConfig,
+    /// The local blob store (`blob_dir`, default `DATA_DIR/blobs`).
+    pub blob_dir: PathBuf,
+    /// This node's name in a site of several nodes (`node_name`, default the host name).
+    pub node_name: String,
+    /// Silence after which other nodes count this one as gone (`node_timeout_secs`).
+    pub node_timeout: std::time::Duration,
     pub debug: bool,
     pub share_context: String,
     /// Cache-Control of package downloads without Authorization.
@@ -80,6 +86,8 @@ pub struct Config {
     /// Who may read `/metrics` (off when both are unset).
     pub metrics_token: Option<Secret<String>>,
     pub metrics_networks: Vec<ipnet::IpNet>,
+    /// The listener serving only `/metrics` (`metrics_listen`).
+    pub metrics_listen: Option<SocketAddr>,
     /// Connection limits of the HTTP listener.
     pub limits: Limits,
     /// What `ods serve` will create on first start (`check-config` only; empty after
@@ -338,6 +346,38 @@ impl Config {
             problems.push(format!("UPLOAD_STAGING_DIRECTORY {}: {e}", dir.display()));
         }
 
+        let metrics_listen = match &raw.metrics_listen {
+            None => None,
+            Some(_)
+                if raw.metrics_token.as_ref().is_none_or(|t| t.0.is_empty())
+                    && raw.metrics_networks.is_empty() =>
+            {
+                problems.push("metrics_listen needs ODS_METRICS_TOKEN or ODS_METRICS_NETWORKS (who may read /metrics)".into());
+                None
+            }
+            Some(text) => match text.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    problems.push(format!(
+                        "metrics_listen {text:?} is not ADDRESS:PORT (for example 127.0.0.1:9187)"
+                    ));
+                    None
+                }
+            },
+        };
+        let blob_dir = raw.blob_dir.unwrap_or_else(|| data_dir.join("blobs"));
+        let node_name = raw.node_name.unwrap_or_else(default_node_name);
+        if node_name.is_empty()
+            || node_name.len() > 32
+            || !node_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            problems.push(format!(
+                "ODS_NODE_NAME {node_name:?} must be 1 to 32 letters, digits, '-', '_' or '.'"
+            ));
+        }
+
         if let Some(p) = &raw.initial_admin_password
             && let Err(e) = crate::auth::password::check_new(&p.0)
         {
@@ -355,6 +395,9 @@ impl Config {
             database_key: Secret(database_key.unwrap_or_default()),
             staging_dir: raw.upload_staging_directory,
             storage,
+            blob_dir,
+            node_name,
+            node_timeout: std::time::Duration::from_secs(raw.node_timeout_secs.max(2)),
             debug: raw.debug,
             share_context,
             download_cache_control,
@@ -386,6 +429,7 @@ impl Config {
             initial_admin_password: raw.initial_admin_password,
             metrics_token: raw.metrics_token.filter(|t| !t.0.is_empty()),
             metrics_networks: raw.metrics_networks,
+            metrics_listen,
             limits: Limits {
                 header_timeout: std::time::Duration::from_secs(raw.header_timeout_secs),
                 body_idle_timeout: std::time::Duration::from_secs(raw.body_idle_timeout_secs),
@@ -412,6 +456,18 @@ impl Config {
     pub fn database_url_redacted(&self) -> String {
         redact_url(&self.database_url.0)
     }
+}
+
+/// The host name, cut and cleaned to what a node name may hold.
+fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let name: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .take(32)
+        .collect();
+    if name.is_empty() { "ods".into() } else { name }
 }
 
 fn url_escape(s: &str) -> String {

@@ -152,7 +152,8 @@ mod tests {
     #[tokio::test]
     async fn hashes_match_one_shot_and_commit_is_atomic() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path().join("blobs"), None).unwrap();
+        let store =
+            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into()).unwrap();
         let data: Vec<u8> = (0..(CHUNK_SIZE * 2 + 12345))
             .map(|i| (i * 31 % 251) as u8)
             .collect();
@@ -180,13 +181,14 @@ mod tests {
             store.size(&d.sha256).await.unwrap(),
             Some(data.len() as u64)
         );
-        assert_eq!(store.sweep_staging().await.unwrap(), 0);
+        assert_eq!(store.sweep_staging(&Default::default()).await.unwrap(), 0);
     }
 
     #[tokio::test]
     async fn dropped_upload_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path().join("blobs"), None).unwrap();
+        let store =
+            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into()).unwrap();
         let mut ing = Ingest::start(&store).await.unwrap();
         ing.feed(Bytes::from_static(b"partial")).await.unwrap();
         let rec = ing.finish().await.unwrap();

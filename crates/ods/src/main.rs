@@ -207,6 +207,10 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            if let Err(e) = ods::join_site(&opened.app).await {
+                eprintln!("ods: {e:#}");
+                return ExitCode::from(2);
+            }
             let addr = listener
                 .local_addr()
                 .map(|a| a.to_string())
@@ -250,17 +254,22 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
                 return ExitCode::from(2);
             };
             init_logging(config.debug);
-            match ods::App::open(config).await {
-                Ok(o) => match ods::launch(o.app, None, shutdown_signal()).await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("ods: {e:#}");
-                        ExitCode::FAILURE
-                    }
-                },
+            let o = match ods::App::open(config).await {
+                Ok(o) => o,
                 Err(e) => {
                     eprintln!("ods: {e:#}");
-                    ExitCode::from(2)
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = ods::join_site(&o.app).await {
+                eprintln!("ods: {e:#}");
+                return ExitCode::from(2);
+            }
+            match ods::launch(o.app, None, shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ods: {e:#}");
+                    ExitCode::FAILURE
                 }
             }
         }
@@ -482,8 +491,8 @@ async fn storage_migrate(
         .storage
         .parse(to)
         .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
-    let from = ods::app::open_store(config, &config.storage.store).await?;
-    let into = ods::app::open_store(config, &target).await?;
+    let from = ods::app::open_store(config, &config.storage.store, &ods::node::new_id(&config.node_name)).await?;
+    let into = ods::app::open_store(config, &target, &ods::node::new_id(&config.node_name)).await?;
     if from.describe() == into.describe() {
         anyhow::bail!("--to names the store in use ({})", from.describe());
     }

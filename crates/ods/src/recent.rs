@@ -48,6 +48,29 @@ impl<V: Clone + Send + Sync + 'static> Recent<V> {
         Ok(value)
     }
 
+    /// Like `get_or_load` for a value that may not exist: a miss is never stored, so
+    /// what another process sharing the database just created is found at once.
+    pub async fn get_or_load_found<E, F, Fut>(&self, key: &str, load: F) -> Result<Option<V>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<V>, E>>,
+    {
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some((g, v)) = self.entries.get(key)
+            && g == generation
+        {
+            return Ok(Some(v));
+        }
+        let value = load().await?;
+        if let Some(v) = &value
+            && self.generation.load(Ordering::Acquire) == generation
+        {
+            self.entries
+                .insert(key.to_string(), (generation, v.clone()));
+        }
+        Ok(value)
+    }
+
     /// Forgets everything (call after changing what the values are read from).
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);

@@ -17,7 +17,7 @@ pub async fn check_password(
     user: &str,
     pass: &str,
 ) -> Result<UserRow, ApiError> {
-    if let Some(wait) = app.limiter.blocked(addr, user) {
+    if let Some(wait) = app.limiter.blocked(&app.db, addr, user).await? {
         return Err(ApiError::too_many_requests(wait));
     }
     let key = BasicCache::key(&app.config.secret_key.0, user, pass);
@@ -37,12 +37,12 @@ pub async fn check_password(
     let ok = password::verify_async(pass.to_string(), stored).await;
     match (ok, found) {
         (true, Some(u)) => {
-            app.limiter.record_success(addr, user);
+            app.limiter.record_success(&app.db, addr, user).await?;
             app.basic_cache.put(key, u.id, &u.password_hash);
             Ok(u)
         }
         _ => {
-            app.limiter.record_failure(addr, user);
+            app.limiter.record_failure(&app.db, addr, user).await?;
             tracing::warn!(user, addr, "failed login");
             Err(ApiError::unauthorized("wrong username or password"))
         }
@@ -58,12 +58,14 @@ pub async fn check_download_password(
     user: &str,
     pass: &str,
 ) -> Result<(), ApiError> {
-    if let Some(wait) = app.limiter.blocked(addr, user) {
-        return Err(ApiError::too_many_requests(wait));
-    }
+    // Fresh credentials first: the limiter is in the database (site-wide), and these
+    // passed it less than `DOWNLOAD_RECHECK` ago.
     let key = BasicCache::key(&app.config.secret_key.0, user, pass);
     if app.basic_cache.is_fresh(&key) {
         return Ok(());
+    }
+    if let Some(wait) = app.limiter.blocked(&app.db, addr, user).await? {
+        return Err(ApiError::too_many_requests(wait));
     }
     let generation = app.basic_cache.generation();
     require_settled(&check_password(app, addr, user, pass).await?)?;
@@ -73,7 +75,7 @@ pub async fn check_download_password(
 
 /// The user an API token from `addr` belongs to (with the per-address limiter).
 pub async fn check_token(app: &App, addr: &str, token: &str) -> Result<UserRow, ApiError> {
-    if let Some(wait) = app.limiter.blocked_addr(addr) {
+    if let Some(wait) = app.limiter.blocked_addr(&app.db, addr).await? {
         return Err(ApiError::too_many_requests(wait));
     }
     match db::users::user_by_token(&app.db, &token_digest(token.trim())).await? {
@@ -84,7 +86,7 @@ pub async fn check_token(app: &App, addr: &str, token: &str) -> Result<UserRow, 
             Ok(u)
         }
         None => {
-            app.limiter.record_failure_addr(addr);
+            app.limiter.record_failure_addr(&app.db, addr).await?;
             Err(ApiError::unauthorized(
                 "the API token is not valid (revoked or mistyped)",
             ))

@@ -1,5 +1,5 @@
-//! Credentials, apart from any request or database: Argon2id password hashing and the
-//! rules for new passwords, the failed-login limiter, the short-lived cache of verified
+//! Credentials, apart from any request: Argon2id password hashing and the
+//! rules for new passwords, the failed-login limiter (counted in the database), the short-lived cache of verified
 //! Basic credentials, and the account created on first start. The `users` service puts
 //! these together; `http::auth` reads credentials from a request.
 

@@ -106,6 +106,20 @@ pub struct Settings {
     /// Seconds a download redirect's presigned URL stays valid
     #[arg(long, env = "ODS_DOWNLOAD_REDIRECT_SECS", value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub download_redirect_secs: u64,
+    /// Directory of the local blob store; several nodes of one site point it at one shared filesystem, each keeping its own data directory [default: DATA_DIR/blobs]
+    #[arg(long, env = "ODS_BLOB_DIR", value_name = "DIR")]
+    pub blob_dir: Option<PathBuf>,
+    /// This node's name within a site of several nodes (letters, digits, '.', '-', '_'; at most 32) [default: the host name]
+    #[arg(long, env = "ODS_NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Seconds without a heartbeat after which another node counts this one as gone and sweeps its staging files; at least 2
+    #[arg(
+        long,
+        env = "ODS_NODE_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value_t = 60
+    )]
+    pub node_timeout_secs: u64,
     /// Log at debug level (ODS_LOG, an env-filter, overrides it)
     #[arg(
         long,
@@ -348,6 +362,9 @@ pub struct Settings {
         value_delimiter = ','
     )]
     pub metrics_networks: Vec<ipnet::IpNet>,
+    /// A second listener serving only /metrics (same token and networks), e.g. for `ods worker`, which has no other
+    #[arg(long, env = "ODS_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
     /// Cache-Control of package downloads. The default lets a site's caching proxy (nginx proxy_cache) keep packages and revalidate them by ETag after a minute; nginx stores nothing marked no-cache or max-age=0. A download request carrying Authorization is always answered `private, no-cache`
     #[arg(
         long,

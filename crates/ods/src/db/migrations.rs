@@ -66,6 +66,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "jobs_dedup_slot",
         steps: jobs_dedup_slot,
     },
+    Migration {
+        version: 8,
+        name: "nodes_and_login_limits",
+        steps: nodes_and_login_limits,
+    },
 ];
 
 /// Migration 7: `jobs.dedup_slot` holds a job's dedup key while the key is taken
@@ -328,6 +333,34 @@ fn peer_nonces() -> Vec<Step> {
         ),
         index("peer_nonces", "peer_nonces_nonce", &["nonce"], true),
         index("peer_nonces", "peer_nonces_expires", &["expires"], false),
+    ]
+}
+
+/// Migration 8: the processes sharing this database (one row per running `ods serve`
+/// or `ods worker`, with its heartbeat), and the failed-login counters, so that every
+/// node of a site sees one limiter.
+fn nodes_and_login_limits() -> Vec<Step> {
+    vec![
+        Step::table(
+            table("nodes")
+                .col(ColumnDef::new("id").string_len(64).not_null().primary_key())
+                .col(text("name", 32))
+                .col(text("secret_check", 64))
+                .col(int("started"))
+                .col(int("last_seen"))
+                .take(),
+        ),
+        // `k` is the SHA-256 of what is counted (an address or an account), `win` the
+        // window's number (0 for the record of a successful login).
+        Step::table(
+            table("login_limits")
+                .col(text("k", 64))
+                .col(int("win"))
+                .col(int("n"))
+                .primary_key(Index::create().col("k").col("win"))
+                .take(),
+        ),
+        index("login_limits", "login_limits_win", &["win"], false),
     ]
 }
 

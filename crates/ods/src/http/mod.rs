@@ -69,6 +69,12 @@ pub fn router(app: App) -> Router {
     layered(routes, app)
 }
 
+/// The listener of `metrics_listen`: only `/metrics`, with the same access rules.
+pub fn metrics_router(app: App) -> Router {
+    crate::stats::install();
+    layered(prom::routes(), app)
+}
+
 /// The plain-http listener kept beside TLS (`plain_listen`): only Jamf's
 /// `/<context>/Packages/<name>` downloads, nothing that takes credentials for the API.
 pub fn jamf_router(app: App) -> Router {

@@ -2,6 +2,7 @@
 //! staging file on the same filesystem, fsynced, then renamed into place, so a reader
 //! never sees a partial blob and a crash leaves at most a staging file to sweep.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,8 @@ pub struct LocalStore {
     root: PathBuf,
     staging: PathBuf,
     partials: PathBuf,
+    /// The node id staging files are tagged with: `<owner>.<random>.part`.
+    owner: String,
 }
 
 /// Staging files older than this are swept even if their process still runs.
@@ -26,7 +29,11 @@ const READ_AHEAD: usize = 2;
 impl LocalStore {
     /// Fails at start when the staging directory is on another filesystem than the
     /// blobs (the commit would not be a rename).
-    pub fn open(root: PathBuf, staging: Option<PathBuf>) -> anyhow::Result<LocalStore> {
+    pub fn open(
+        root: PathBuf,
+        staging: Option<PathBuf>,
+        owner: String,
+    ) -> anyhow::Result<LocalStore> {
         let staging = staging.unwrap_or_else(|| root.join(".staging"));
         fs::create_dir_all(&root)?;
         fs::create_dir_all(&staging)?;
@@ -48,6 +55,7 @@ impl LocalStore {
             root,
             staging,
             partials,
+            owner,
         })
     }
 
@@ -193,23 +201,12 @@ fn refresh_existing(dest: &Path) -> io::Result<bool> {
     }
 }
 
-/// Whether process `pid` still runs on this machine (true where that cannot be told).
-pub fn pid_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true // elsewhere rely on age alone
-    }
-}
+use crate::node::pid_alive;
 
 #[async_trait::async_trait]
 impl BlobStore for LocalStore {
     async fn begin(&self) -> io::Result<Box<dyn BlobWriter>> {
-        let name = format!(
-            "{}-{}.part",
-            std::process::id(),
-            crate::secrets::random_id()
-        );
+        let name = format!("{}.{}.part", self.owner, crate::secrets::random_id());
         let path = self.staging.join(name);
         let file = tokio::task::spawn_blocking({
             let path = path.clone();
@@ -363,8 +360,9 @@ impl BlobStore for LocalStore {
         .await?
     }
 
-    async fn sweep_staging(&self) -> io::Result<usize> {
+    async fn sweep_staging(&self, live_owners: &HashSet<String>) -> io::Result<usize> {
         let staging = self.staging.clone();
+        let live = live_owners.clone();
         tokio::task::spawn_blocking(move || {
             let mut removed = 0;
             for f in fs::read_dir(&staging)? {
@@ -373,12 +371,16 @@ impl BlobStore for LocalStore {
                 let Some(stem) = name.strip_suffix(".part") else {
                     continue;
                 };
-                let pid = stem.split('-').next().and_then(|p| p.parse::<u32>().ok());
                 let age = f.metadata()?.modified()?.elapsed().unwrap_or_default();
-                let orphan = match pid {
-                    Some(pid) if pid == std::process::id() => age > STALE_STAGING,
-                    Some(pid) => !pid_alive(pid) || age > STALE_STAGING,
-                    None => true,
+                let orphan = match stem.rsplit_once('.') {
+                    // `<node id>.<random>`: a node of the site that is no longer live.
+                    Some((owner, _)) => !live.contains(owner) || age > STALE_STAGING,
+                    // `<pid>-<random>`, as written by an older ODS on this host.
+                    None => match stem.split('-').next().and_then(|p| p.parse::<u32>().ok()) {
+                        Some(pid) if pid == std::process::id() => age > STALE_STAGING,
+                        Some(pid) => !pid_alive(pid) || age > STALE_STAGING,
+                        None => true,
+                    },
                 };
                 if orphan {
                     fs::remove_file(f.path())?;
@@ -490,7 +492,8 @@ mod tests {
     #[tokio::test]
     async fn collection_spares_recently_used_content() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path().join("blobs"), None).unwrap();
+        let store =
+            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into()).unwrap();
         let hour = Duration::from_secs(3600);
         let (w, sha) = stage(&store, b"content").await;
         w.commit(&sha).unwrap();
@@ -533,7 +536,8 @@ mod tests {
     #[tokio::test]
     async fn commit_stores_its_own_copy_when_the_stored_one_went_away() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(dir.path().join("blobs"), None).unwrap();
+        let store =
+            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into()).unwrap();
         let (w, sha) = stage(&store, b"bytes").await;
         w.commit(&sha).unwrap();
         let path = store.path(&sha).unwrap();

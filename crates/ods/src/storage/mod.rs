@@ -1,6 +1,7 @@
 //! Blob storage: content addressed by sha256, behind one trait so the rest of the
-//! server never assumes a local path: `local.rs` keeps blobs on disk, `s3/` in an
-//! S3-compatible bucket, `migrate` copies every blob from one to the other. The jobs
+//! server never assumes a local path: `local.rs` keeps blobs on disk (one directory,
+//! which several nodes of a site may share), `s3/` in an S3-compatible bucket,
+//! `migrate` copies every blob from one to the other. The jobs
 //! that keep the store tidy live here too (`gc`, `sweep`, `discard`), runnable in any
 //! context that offers a database and a store.
 
@@ -14,8 +15,13 @@ pub mod sweep;
 /// What the storage jobs need from the context they run in.
 pub trait Context: crate::jobs::Context {
     fn store(&self) -> &dyn BlobStore;
+    /// This node's name (`node_name`): processes of this name run on this host.
+    fn node_name(&self) -> &str;
+    /// Heartbeat silence after which a node counts as gone (`node_timeout_secs`).
+    fn node_timeout(&self) -> Duration;
 }
 
+use std::collections::HashSet;
 use std::io;
 use std::pin::Pin;
 use std::time::Duration;
@@ -79,7 +85,9 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Every stored blob with its age in seconds (for garbage collection).
     async fn list(&self) -> io::Result<Vec<(String, u64)>>;
     /// Removes staging files left by crashed or aborted uploads; returns how many.
-    async fn sweep_staging(&self) -> io::Result<usize>;
+    /// A file whose owner (a node id, see `node`) is in `live_owners` is kept: on a
+    /// store shared by several nodes it is another node's upload in flight.
+    async fn sweep_staging(&self, live_owners: &HashSet<String>) -> io::Result<usize>;
     /// Opens (or creates, `size` bytes long) the partial file of transfer `key`.
     async fn partial(&self, key: &str, size: u64) -> io::Result<std::sync::Arc<dyn PartialBlob>>;
     async fn discard_partial(&self, key: &str) -> io::Result<()>;

@@ -1,6 +1,8 @@
-//! Periodic housekeeping: staging files of crashed uploads, blobs no package uses,
+//! Periodic housekeeping: staging files of crashed uploads (of this or any node of
+//! the site whose heartbeat stopped; see `live_owners`), blobs no package uses,
 //! and old finished jobs. It re-queues itself, so exactly one is always pending.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,20 @@ use crate::model::now_millis;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Sweep;
+
+/// The node ids whose staging files and jobs must be left alone: this process, and
+/// every node with a recent heartbeat except processes of our node name that are gone.
+pub async fn live_owners<C: Context>(ctx: &C) -> sqlx::Result<HashSet<String>> {
+    let timeout = ctx.node_timeout().as_millis() as i64;
+    let mut live: HashSet<String> = db::nodes::live(ctx.db(), timeout)
+        .await?
+        .into_iter()
+        .map(|n| n.id)
+        .filter(|id| !crate::node::gone_here(id, ctx.node_name()))
+        .collect();
+    live.insert(ctx.worker_id().to_string());
+    Ok(live)
+}
 
 pub const EVERY: Duration = Duration::from_secs(3600);
 /// A blob younger than this may belong to an upload about to commit its row.
@@ -27,7 +43,7 @@ impl Job for Sweep {
 impl<C: Context> Run<C> for Sweep {
     async fn run(self, ctx: C) -> anyhow::Result<()> {
         let store = ctx.store();
-        let staged = store.sweep_staging().await?;
+        let staged = store.sweep_staging(&live_owners(&ctx).await?).await?;
         let known: std::collections::HashSet<String> = db::packages::all_blob_hashes(ctx.db())
             .await?
             .into_iter()

@@ -142,6 +142,15 @@ impl TestDb {
             Engine::Sqlite => {}
         }
     }
+
+    /// Another server's database, used but not dropped (a second node of one site).
+    pub fn shared(url: String) -> TestDb {
+        TestDb {
+            url: Some(url),
+            name: String::new(),
+            engine: Engine::Sqlite,
+        }
+    }
 }
 
 impl Drop for TestDb {
@@ -239,6 +248,44 @@ impl Server {
         };
         s.spawn().await;
         s
+    }
+
+    /// Another node of this server's site: its own data directory and process, on the
+    /// same database. What else the nodes share (the blob store, `SECRET_KEY` and
+    /// `DATABASE_KEY`) is in `opts.env`, given to every node alike.
+    pub async fn start_node(&self, opts: Opts) -> Server {
+        let mut s = self.next_node(opts);
+        s.spawn().await;
+        s
+    }
+
+    /// A node like `start_node`'s, not started yet (`command` runs it).
+    pub fn next_node(&self, opts: Opts) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("ods-test-")
+            .tempdir()
+            .unwrap();
+        let http = client_for(&opts);
+        Server {
+            child: None,
+            url: String::new(),
+            data_dir: dir.path().join("data"),
+            _dir: dir,
+            db: TestDb::shared(self.database_url()),
+            opts,
+            http,
+            stdout_lines: Vec::new(),
+        }
+    }
+
+    /// The URL of this server's database (its SQLite file on SQLite).
+    pub fn database_url(&self) -> String {
+        self.db.url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("ods.sqlite3").display()
+            )
+        })
     }
 
     /// The command that would start this server (for `ods user ...` and friends).

@@ -19,6 +19,7 @@ mod copy;
 mod partial;
 mod writer;
 
+use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -440,8 +441,9 @@ impl BlobStore for S3Store {
 
     /// Aborts the multipart uploads of dead processes on this host, and of any node
     /// after a day (another node may be mid-upload on the same bucket); removes their
-    /// staging objects, and the collectors' intents left by a crash.
-    async fn sweep_staging(&self) -> io::Result<usize> {
+    /// staging objects, and the collectors' intents left by a crash. Uploads are
+    /// recorded by host and pid, not node id, so `_live_owners` is not consulted yet.
+    async fn sweep_staging(&self, _live_owners: &HashSet<String>) -> io::Result<usize> {
         let i = &self.inner;
         let now = SystemTime::now();
         let here = host();
@@ -461,7 +463,7 @@ impl BlobStore for S3Store {
             let same_host = parts.next() == Some(here.as_str());
             let dead = match pid {
                 Some(p) if same_host && p == std::process::id() => false,
-                Some(p) if same_host => !super::local::pid_alive(p),
+                Some(p) if same_host => !crate::node::pid_alive(p),
                 _ => false,
             };
             if !(dead || age > STALE_UPLOAD) {
