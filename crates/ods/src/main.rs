@@ -491,7 +491,12 @@ async fn storage_migrate(
         .storage
         .parse(to)
         .map_err(|e| anyhow::anyhow!("--to: {e}"))?;
-    let from = ods::app::open_store(config, &config.storage.store, &ods::node::new_id(&config.node_name)).await?;
+    let from = ods::app::open_store(
+        config,
+        &config.storage.store,
+        &ods::node::new_id(&config.node_name),
+    )
+    .await?;
     let into = ods::app::open_store(config, &target, &ods::node::new_id(&config.node_name)).await?;
     if from.describe() == into.describe() {
         anyhow::bail!("--to names the store in use ({})", from.describe());

@@ -158,7 +158,12 @@ pub async fn backup(config: &Config, dir: &Path) -> anyhow::Result<Manifest> {
     let server = db::server::get(&db)
         .await
         .context("the database holds no ODS server (nothing to back up)")?;
-    let store = crate::app::open_store(config, &config.storage.store, &crate::node::new_id(&config.node_name)).await?;
+    let store = crate::app::open_store(
+        config,
+        &config.storage.store,
+        &crate::node::new_id(&config.node_name),
+    )
+    .await?;
     let into = dir.join(BLOBS_DIR);
     let copied = store.local_path(&"0".repeat(64)).is_some();
     let (mut have, mut placed) = (Vec::new(), Placed::default());
@@ -370,7 +375,12 @@ pub async fn restore(
             tokio::task::spawn_blocking(move || native::my_restore(&url, &source)).await??
         }
     }
-    let store = crate::app::open_store(config, &config.storage.store, &crate::node::new_id(&config.node_name)).await?;
+    let store = crate::app::open_store(
+        config,
+        &config.storage.store,
+        &crate::node::new_id(&config.node_name),
+    )
+    .await?;
     let (placed, missing) = blobs::restore(
         store.as_ref(),
         &dir.join(BLOBS_DIR),
