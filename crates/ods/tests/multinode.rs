@@ -8,8 +8,9 @@
 //! each sent exactly once. On SQLite a second node is refused with a clear message:
 //! every test asserts that in the SQLite round.
 //!
-//! The blob store is a parameter (`Blobs`): today one directory shared by the nodes,
-//! as on a shared filesystem; an S3 bucket is the next variant.
+//! The blob store is a parameter (`Blobs`): one directory shared by the nodes, as on a
+//! shared filesystem, or one S3 bucket (moto_server); the upload and peer-sync cases
+//! run on both.
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,7 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use common::s3::{Kind, S3Server};
 use common::{Engine, Opts, Server, bytes, engine, python, sha256_hex};
 
 /// Keys every node of the test site shares (as the README asks of a site).
@@ -35,6 +37,8 @@ const NODE_TIMEOUT: u64 = 10;
 enum Blobs {
     /// One directory every node uses (`ODS_BLOB_DIR`), as on NFS or a cluster FS.
     SharedDir(tempfile::TempDir),
+    /// One S3 bucket every node uses (`ODS_STORAGE=s3://…`), on a real moto_server.
+    Bucket(S3Server),
 }
 
 impl Blobs {
@@ -47,9 +51,14 @@ impl Blobs {
         )
     }
 
+    fn bucket() -> Blobs {
+        Blobs::Bucket(S3Server::start(Kind::Moto))
+    }
+
     fn env(&self) -> Vec<(String, String)> {
         match self {
             Blobs::SharedDir(d) => vec![("ODS_BLOB_DIR".into(), d.path().display().to_string())],
+            Blobs::Bucket(s3) => s3.env(BUCKET_PREFIX),
         }
     }
 
@@ -57,6 +66,11 @@ impl Blobs {
     fn staging(&self) -> Vec<String> {
         match self {
             Blobs::SharedDir(d) => names(&d.path().join(".staging")),
+            Blobs::Bucket(s3) => ["staging", "uploads"]
+                .iter()
+                .flat_map(|k| s3.keys(&format!("{BUCKET_PREFIX}/{k}/")))
+                .map(|(k, _)| k)
+                .collect(),
         }
     }
 
@@ -68,9 +82,13 @@ impl Blobs {
                 .filter(|n| n.len() == 2)
                 .map(|n| names(&d.path().join(n)).len())
                 .sum(),
+            Blobs::Bucket(s3) => s3.keys(&format!("{BUCKET_PREFIX}/blobs/")).len(),
         }
     }
 }
+
+/// Where the site's objects live in the bucket.
+const BUCKET_PREFIX: &str = "site";
 
 fn names(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -309,8 +327,17 @@ async fn get_bytes(http: &reqwest::Client, url: &str) -> (u16, Bytes) {
 
 #[tokio::test]
 async fn an_upload_on_one_node_is_served_by_every_node_at_once() {
+    upload_served_by_every_node(Blobs::shared_dir()).await;
+}
+
+#[tokio::test]
+async fn on_one_bucket_an_upload_on_one_node_is_served_by_every_node_at_once() {
+    upload_served_by_every_node(Blobs::bucket()).await;
+}
+
+async fn upload_served_by_every_node(blobs: Blobs) {
     let extra = [("ODS_LOGIN_MAX_FAILURES_PER_ACCOUNT", "3")];
-    let Some(site) = site(3, Blobs::shared_dir(), &extra).await else {
+    let Some(site) = site(3, blobs, &extra).await else {
         return;
     };
     let [n1, n2, n3] = &site.nodes[..] else {
@@ -377,7 +404,16 @@ async fn an_upload_on_one_node_is_served_by_every_node_at_once() {
 
 #[tokio::test]
 async fn a_peer_site_syncs_a_package_once_whichever_node_fetches() {
-    let Some(site) = site(3, Blobs::shared_dir(), &[]).await else {
+    peer_syncs_once(Blobs::shared_dir()).await;
+}
+
+#[tokio::test]
+async fn on_one_bucket_a_peer_site_syncs_a_package_once_whichever_node_fetches() {
+    peer_syncs_once(Blobs::bucket()).await;
+}
+
+async fn peer_syncs_once(blobs: Blobs) {
+    let Some(site) = site(3, blobs, &[]).await else {
         return;
     };
     let peer = Server::start_with(Opts {
