@@ -16,7 +16,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -245,48 +245,7 @@ impl Nginx {
         let conf = conf.replace(&servers.join("\n"), &ours.join("\n"));
         assert_eq!(conf.matches("listen 80;").count(), 1);
         let conf = conf.replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
-        std::fs::write(d.join("ods-site.conf"), conf).unwrap();
-        let p = |n: &str| d.join(n).display().to_string();
-        std::fs::write(
-            d.join("nginx.conf"),
-            format!(
-                "daemon off;\nworker_processes 1;\npid {pid};\nerror_log {err} info;\n\
-                 events {{ worker_connections 1024; }}\n\
-                 http {{\n  access_log {acc};\n  client_body_temp_path {b};\n  proxy_temp_path {pr};\n\
-                   fastcgi_temp_path {f};\n  uwsgi_temp_path {u};\n  scgi_temp_path {s};\n  include {conf};\n}}\n",
-                pid = p("nginx.pid"),
-                err = p("error.log"),
-                acc = p("access.log"),
-                b = p("body"),
-                pr = p("proxy"),
-                f = p("fastcgi"),
-                u = p("uwsgi"),
-                s = p("scgi"),
-                conf = p("ods-site.conf"),
-            ),
-        )
-        .unwrap();
-        let child = Command::new("/usr/sbin/nginx")
-            .arg("-c")
-            .arg(d.join("nginx.conf"))
-            .arg("-p")
-            .arg(d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting nginx");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start:\n{}",
-                std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let child = common::nginx::start(d, "ods-site.conf", &conf, port).await;
         Nginx {
             child,
             url: format!("http://127.0.0.1:{port}"),

@@ -7,8 +7,8 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 use common::{Opts, Server};
 use sha2::Digest;
@@ -68,49 +68,8 @@ impl Nginx {
             &format!("server {upstream};"),
         );
         let conf = replace_once(&conf, "listen 80;", &format!("listen 127.0.0.1:{port};"));
-        std::fs::write(d.join("ods.conf"), conf).unwrap();
-        let p = |n: &str| d.join(n).display().to_string();
-        std::fs::write(
-            d.join("nginx.conf"),
-            format!(
-                "daemon off;\nworker_processes 1;\npid {pid};\nerror_log {err} info;\n\
-                 events {{ worker_connections 512; }}\n\
-                 http {{\n  access_log {acc};\n  client_body_temp_path {b};\n  proxy_temp_path {pr};\n\
-                   fastcgi_temp_path {f};\n  uwsgi_temp_path {u};\n  scgi_temp_path {s};\n  include {conf};\n}}\n",
-                pid = p("nginx.pid"),
-                err = p("error.log"),
-                acc = p("access.log"),
-                b = p("body"),
-                pr = p("proxy"),
-                f = p("fastcgi"),
-                u = p("uwsgi"),
-                s = p("scgi"),
-                conf = p("ods.conf"),
-            ),
-        )
-        .unwrap();
-        let child = Command::new("/usr/sbin/nginx")
-            .arg("-c")
-            .arg(d.join("nginx.conf"))
-            .arg("-p")
-            .arg(d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting nginx");
+        let child = common::nginx::start(d, "ods.conf", &conf, port).await;
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start:\n{}",
-                std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         Nginx { child, url, dir }
     }
 
