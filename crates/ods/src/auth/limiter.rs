@@ -1,21 +1,22 @@
 //! Failed-login limiter: after too many failures from one address (or against one
-//! account) within a window, further attempts get 429 until the window passes. The
-//! counts live in the database (`db::logins`, one atomic upsert per failure), so every
-//! node of a site sharing the database enforces one limit, not one per node. Windows
-//! are fixed: window `w` covers the seconds `[(w-1)*len, w*len)`.
+//! account) within the last window, further attempts get 429 until enough of those
+//! failures are older than the window. The failures live in the database
+//! (`db::logins`: each is an atomic upsert keyed by its millisecond), so every node of
+//! a site sharing the database enforces one limit, not one per node. The window
+//! slides: failures on either side of a clock boundary count together.
 
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::db::{Db, logins};
-use crate::model::now_unix;
+use crate::model::{now_millis, now_unix};
 
 /// How long a successful login exempts its address from that account's lock.
 const TRUST: Duration = Duration::from_secs(24 * 3600);
 
 pub struct LoginLimiter {
-    window: Duration,
+    window_ms: i64,
     per_addr: u32,
     per_user: u32,
 }
@@ -24,22 +25,23 @@ fn digest(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
+/// Whether `failures` (count, oldest time in ms) reach `limit`; then the seconds
+/// until the oldest of them leaves a window of `window_ms`.
+fn wait(failures: (i64, Option<i64>), limit: u32, window_ms: i64, now: i64) -> Option<u64> {
+    let (n, oldest) = failures;
+    (n >= limit as i64).then(|| {
+        let left_ms = oldest.map_or(window_ms, |t| t + window_ms - now);
+        (left_ms.max(1) as u64).div_ceil(1000)
+    })
+}
+
 impl LoginLimiter {
     pub fn new(window: Duration, per_addr: u32, per_user: u32) -> Self {
         LoginLimiter {
-            window: window.max(Duration::from_secs(1)),
+            window_ms: window.max(Duration::from_secs(1)).as_millis() as i64,
             per_addr,
             per_user,
         }
-    }
-
-    /// The current window's number (never 0, which marks trust records) and the
-    /// seconds until it ends.
-    fn window_now(&self) -> (i64, u64) {
-        let len = self.window.as_secs() as i64;
-        let now = now_unix();
-        let w = now / len + 1;
-        (w, (w * len - now).max(1) as u64)
     }
 
     fn addr_key(addr: &str) -> String {
@@ -56,37 +58,38 @@ impl LoginLimiter {
     /// The account lock does not apply to an address that logged in as that account
     /// recently: guessing from elsewhere cannot lock its owner out.
     pub async fn blocked(&self, db: &Db, addr: &str, user: &str) -> sqlx::Result<Option<u64>> {
-        let (w, left) = self.window_now();
-        let (a, u, t) = (
-            Self::addr_key(addr),
-            Self::user_key(user),
-            Self::trust_key(addr, user),
-        );
-        let trusted_since = logins::counts(db, &[&t], 0).await?[0];
-        let trusted = trusted_since > 0 && now_unix() - trusted_since < TRUST.as_secs() as i64;
-        let n = logins::counts(db, &[&a, &u], w).await?;
-        let locked = n[0] >= self.per_addr as i64 || (!trusted && n[1] >= self.per_user as i64);
-        Ok(locked.then_some(left))
+        let now = now_millis();
+        let since = now - self.window_ms;
+        let by_addr = logins::recent(db, &Self::addr_key(addr), since).await?;
+        if let Some(w) = wait(by_addr, self.per_addr, self.window_ms, now) {
+            return Ok(Some(w));
+        }
+        let trusted_since = logins::trusted_since(db, &Self::trust_key(addr, user)).await?;
+        let trusted = trusted_since.is_some_and(|t| now_unix() - t < TRUST.as_secs() as i64);
+        if trusted {
+            return Ok(None);
+        }
+        let by_user = logins::recent(db, &Self::user_key(user), since).await?;
+        Ok(wait(by_user, self.per_user, self.window_ms, now))
     }
 
     pub async fn record_failure(&self, db: &Db, addr: &str, user: &str) -> sqlx::Result<()> {
-        let (w, _) = self.window_now();
-        logins::increment(db, &Self::addr_key(addr), w).await?;
-        logins::increment(db, &Self::user_key(user), w).await?;
+        let now = now_millis();
+        logins::increment(db, &Self::addr_key(addr), now).await?;
+        logins::increment(db, &Self::user_key(user), now).await?;
         Ok(())
     }
 
     /// Seconds to wait when this address is locked out (API tokens: there is no
     /// account to lock, and a token is too long to guess).
     pub async fn blocked_addr(&self, db: &Db, addr: &str) -> sqlx::Result<Option<u64>> {
-        let (w, left) = self.window_now();
-        let n = logins::counts(db, &[&Self::addr_key(addr)], w).await?;
-        Ok((n[0] >= self.per_addr as i64).then_some(left))
+        let now = now_millis();
+        let by_addr = logins::recent(db, &Self::addr_key(addr), now - self.window_ms).await?;
+        Ok(wait(by_addr, self.per_addr, self.window_ms, now))
     }
 
     pub async fn record_failure_addr(&self, db: &Db, addr: &str) -> sqlx::Result<()> {
-        let (w, _) = self.window_now();
-        logins::increment(db, &Self::addr_key(addr), w).await?;
+        logins::increment(db, &Self::addr_key(addr), now_millis()).await?;
         Ok(())
     }
 
@@ -95,10 +98,10 @@ impl LoginLimiter {
         logins::set(db, &Self::trust_key(addr, user), 0, now_unix()).await
     }
 
-    /// Drops counters of windows that ended and trust older than `TRUST`.
+    /// Drops failures older than the window and trust older than `TRUST`.
     pub async fn prune(&self, db: &Db) -> sqlx::Result<u64> {
-        let (w, _) = self.window_now();
-        logins::prune(db, w, now_unix() - TRUST.as_secs() as i64).await
+        let oldest = now_millis() - self.window_ms;
+        logins::prune(db, oldest, now_unix() - TRUST.as_secs() as i64).await
     }
 }
 
@@ -118,15 +121,12 @@ mod tests {
     async fn locks_after_limit_then_window_passes() {
         let (_d, db) = db().await;
         let l = LoginLimiter::new(Duration::from_secs(2), 3, 100);
-        // Start early in a window (2 s left), so the three failures share one.
-        while l.window_now().1 < 2 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         for _ in 0..3 {
             assert!(l.blocked(&db, "1.2.3.4", "admin").await.unwrap().is_none());
             l.record_failure(&db, "1.2.3.4", "admin").await.unwrap();
         }
-        assert!(l.blocked(&db, "1.2.3.4", "admin").await.unwrap().is_some());
+        let w = l.blocked(&db, "1.2.3.4", "admin").await.unwrap();
+        assert!(w.is_some_and(|s| (1..=2).contains(&s)), "{w:?}");
         assert!(
             l.blocked(&db, "5.6.7.8", "admin").await.unwrap().is_none(),
             "another address is not locked"

@@ -351,7 +351,7 @@ fn nodes_and_login_limits() -> Vec<Step> {
                 .take(),
         ),
         // `k` is the SHA-256 of what is counted (an address or an account), `win` the
-        // window's number (0 for the record of a successful login).
+        // millisecond its failures happened in (0 for the record of a successful login).
         Step::table(
             table("login_limits")
                 .col(text("k", 64))
