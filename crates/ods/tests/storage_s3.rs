@@ -196,11 +196,14 @@ async fn aborted_and_crashed_uploads_leave_nothing(kind: Kind) {
     )
     .await;
 
-    // A node killed mid-upload: its restart sweeps what it left.
+    // A node killed mid-upload: its restart sweeps what it left. (Killed between
+    // creating the multipart upload and recording it, a node would leave an upload the
+    // sweep cannot see: object_store cannot list multipart uploads, so the README asks
+    // for the bucket's AbortIncompleteMultipartUpload rule. Here the kill comes after.)
     let h = half_upload(&s, "crashed.pkg", 24 * 1024 * 1024).await;
-    s.eventually(30, "a multipart upload to start", || {
-        let n = s3.open_uploads();
-        async move { n == 1 }
+    s.eventually(30, "a multipart upload to start and be recorded", || {
+        let n = (s3.open_uploads(), s3.keys("site/uploads/").len());
+        async move { n == (1, 1) }
     })
     .await;
     s.kill9();
