@@ -202,3 +202,95 @@ async fn jobs_queued_before_the_dedup_slot_get_one_slot_per_key() {
     assert_eq!(race(&db, "fetch", "fetch:c", 3).await.len(), 1);
     db.close().await;
 }
+
+/// Batches (`Job::BATCH`): two workers on two handles claiming one kind in batches at
+/// the same time take each due job exactly once, an exclusive kind's jobs keep their
+/// keys while they run, and a batch completes in one statement.
+#[tokio::test]
+async fn batches_are_claimed_once_each_and_completed_together() {
+    let tdb = common::TestDb::create();
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&tdb, dir.path()).await;
+    let other = open(&tdb, dir.path()).await;
+    const N: usize = 150;
+    for i in 0..N {
+        assert_eq!(
+            race(&db, "fetch_small", &format!("fetch:{i}"), 1)
+                .await
+                .len(),
+            1
+        );
+    }
+    // Another kind's due job is never part of a batch.
+    assert_eq!(race(&db, "fetch", "fetch:big", 1).await.len(), 1);
+
+    let worker = |db: Db, name: &'static str| {
+        tokio::spawn(async move {
+            let mut batches: Vec<Vec<i64>> = Vec::new();
+            loop {
+                let Some(first) =
+                    db::jobs::claim(&db, name, 60_000, &["fetch_small"], &["fetch_small"])
+                        .await
+                        .unwrap()
+                else {
+                    return batches;
+                };
+                let more =
+                    db::jobs::claim_more(&db, name, 60_000, "fetch_small", &["fetch_small"], 31)
+                        .await
+                        .unwrap();
+                assert!(
+                    more.iter()
+                        .all(|j| j.kind == "fetch_small" && j.state == "running")
+                );
+                assert!(more.iter().all(|j| j.locked_by.as_deref() == Some(name)));
+                let mut ids = vec![first.id];
+                ids.extend(more.iter().map(|j| j.id));
+                batches.push(ids);
+            }
+        })
+    };
+    let (w1, w2) = (worker(db.clone(), "w1"), worker(other.clone(), "w2"));
+    let (b1, b2) = (w1.await.unwrap(), w2.await.unwrap());
+    let mut all: Vec<i64> = b1.iter().chain(&b2).flatten().copied().collect();
+    let claimed = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!((claimed, all.len()), (N, N), "each job claimed once");
+    assert!(b1.iter().chain(&b2).all(|b| b.len() <= 32));
+    assert!(
+        b1.len() + b2.len() < N / 4,
+        "claimed in batches: {} and {}",
+        b1.len(),
+        b2.len()
+    );
+    // Running exclusive jobs hold their keys.
+    assert!(race(&other, "fetch_small", "fetch:7", 3).await.is_empty());
+    // One batch completes in one statement; only the worker holding it can.
+    let batch = &b1[0];
+    db::jobs::complete_many(&db, batch, "w2").await.unwrap();
+    db::jobs::complete_many(&db, batch, "w1").await.unwrap();
+    let marks = vec!["?"; batch.len()].join(", ");
+    let mut q = db.q(&format!(
+        "SELECT COUNT(*) FROM jobs WHERE state = 'done' AND dedup_slot IS NULL AND id IN ({marks})"
+    ));
+    for id in batch {
+        q = q.bind(*id);
+    }
+    let done: i64 = {
+        use sqlx::Row;
+        q.fetch_one(db.reader()).await.unwrap().get(0)
+    };
+    assert_eq!(done as usize, batch.len());
+    let still: i64 = {
+        use sqlx::Row;
+        db.q("SELECT COUNT(*) FROM jobs WHERE state = 'running' AND kind = 'fetch_small'")
+            .fetch_one(db.reader())
+            .await
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(still as usize, N - batch.len());
+    db.close().await;
+    other.close().await;
+}

@@ -98,45 +98,113 @@ pub async fn claim(
     if kinds.is_empty() {
         return Ok(None);
     }
-    let now = now_millis();
-    let due = "((state = 'queued' AND run_at <= ?) OR (state = 'running' AND lease_until < ?))";
-    let marks = vec!["?"; kinds.len()].join(", ");
-    let mut q = db
-        .q(&format!(
-            "SELECT id FROM jobs WHERE {due} AND kind IN ({marks}) ORDER BY run_at, id LIMIT 8"
-        ))
-        .bind(now)
-        .bind(now);
-    for k in kinds {
-        q = q.bind(k.to_string());
-    }
-    let candidates = q.fetch_all(db.reader()).await?;
-    let keep_slot = if exclusive.is_empty() {
-        "NULL".to_string()
-    } else {
-        let marks = vec!["?"; exclusive.len()].join(", ");
-        format!("CASE WHEN kind IN ({marks}) THEN dedup_slot ELSE NULL END")
-    };
-    let sql = format!(
-        "UPDATE jobs SET state = 'running', locked_by = ?, lease_until = ?, attempts = attempts + 1, updated = ?, \
-         dedup_slot = {keep_slot} WHERE id = ? AND {due}"
-    );
-    for c in candidates {
-        let id: i64 = c.try_get(0)?;
-        let mut q = db
-            .q(&sql)
-            .bind(worker.to_string())
-            .bind(now + lease_ms)
-            .bind(now_millis());
-        for k in exclusive {
-            q = q.bind(k.to_string());
-        }
-        let res = q.bind(id).bind(now).bind(now).execute(db.writer()).await?;
-        if res.rows_affected() == 1 {
+    let claim = Claim::new(worker, lease_ms, exclusive);
+    for id in claim.candidates(db, kinds, 8).await? {
+        if claim.take(db, db.writer(), id).await? {
             return get(db, id).await;
         }
     }
     Ok(None)
+}
+
+/// Claims up to `limit` more due jobs of `kind` for `worker`, in one transaction: the
+/// rest of a batch whose first job `claim` took (`Job::BATCH`).
+pub async fn claim_more(
+    db: &Db,
+    worker: &str,
+    lease_ms: i64,
+    kind: &str,
+    exclusive: &[&str],
+    limit: usize,
+) -> sqlx::Result<Vec<JobRow>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let claim = Claim::new(worker, lease_ms, exclusive);
+    let candidates = claim.candidates(db, &[kind], limit).await?;
+    let mut taken = Vec::new();
+    let mut tx = db.begin().await?;
+    for id in candidates {
+        if claim.take(db, &mut *tx, id).await? {
+            taken.push(id);
+        }
+    }
+    tx.commit().await?;
+    let mut rows = Vec::with_capacity(taken.len());
+    for id in taken {
+        rows.extend(get(db, id).await?);
+    }
+    Ok(rows)
+}
+
+/// One claim: the due-job condition and the conditional UPDATE that takes a job.
+struct Claim<'a> {
+    worker: &'a str,
+    lease_ms: i64,
+    exclusive: &'a [&'a str],
+    now: i64,
+}
+
+const DUE: &str = "((state = 'queued' AND run_at <= ?) OR (state = 'running' AND lease_until < ?))";
+
+impl<'a> Claim<'a> {
+    fn new(worker: &'a str, lease_ms: i64, exclusive: &'a [&'a str]) -> Self {
+        Claim {
+            worker,
+            lease_ms,
+            exclusive,
+            now: now_millis(),
+        }
+    }
+
+    /// Ids of due jobs of `kinds`, oldest first.
+    async fn candidates(&self, db: &Db, kinds: &[&str], limit: usize) -> sqlx::Result<Vec<i64>> {
+        let marks = vec!["?"; kinds.len()].join(", ");
+        let sql = format!(
+            "SELECT id FROM jobs WHERE {DUE} AND kind IN ({marks}) ORDER BY run_at, id LIMIT {limit}"
+        );
+        let mut q = db.q(&sql).bind(self.now).bind(self.now);
+        for k in kinds {
+            q = q.bind(k.to_string());
+        }
+        q.fetch_all(db.reader())
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect()
+    }
+
+    /// Takes job `id` if it is still due; false when another worker got it first.
+    async fn take<'c, E>(&self, db: &Db, conn: E, id: i64) -> sqlx::Result<bool>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        let keep_slot = if self.exclusive.is_empty() {
+            "NULL".to_string()
+        } else {
+            let marks = vec!["?"; self.exclusive.len()].join(", ");
+            format!("CASE WHEN kind IN ({marks}) THEN dedup_slot ELSE NULL END")
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', locked_by = ?, lease_until = ?, attempts = attempts + 1, updated = ?, \
+             dedup_slot = {keep_slot} WHERE id = ? AND {DUE}"
+        );
+        let mut q = db
+            .q(&sql)
+            .bind(self.worker.to_string())
+            .bind(self.now + self.lease_ms)
+            .bind(now_millis());
+        for k in self.exclusive {
+            q = q.bind(k.to_string());
+        }
+        let res = q
+            .bind(id)
+            .bind(self.now)
+            .bind(self.now)
+            .execute(conn)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
 }
 
 pub async fn get(db: &Db, id: i64) -> sqlx::Result<Option<JobRow>> {
@@ -162,14 +230,28 @@ pub async fn heartbeat(db: &Db, id: i64, worker: &str, lease_ms: i64) -> sqlx::R
     Ok(r.rows_affected() == 1)
 }
 
+/// Marks job `id` (held by `worker`) done.
 pub async fn complete(db: &Db, id: i64, worker: &str) -> sqlx::Result<()> {
-    db.q("UPDATE jobs SET state = 'done', dedup_slot = NULL, lease_until = NULL, last_error = NULL, updated = ? \
-         WHERE id = ? AND locked_by = ?")
+    complete_many(db, &[id], worker).await
+}
+
+/// Marks jobs `ids` (held by `worker`) done, in one statement.
+pub async fn complete_many(db: &Db, ids: &[i64], worker: &str) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    let mut q = db
+        .q(&format!(
+            "UPDATE jobs SET state = 'done', dedup_slot = NULL, lease_until = NULL, last_error = NULL, updated = ? \
+             WHERE locked_by = ? AND id IN ({marks})"
+        ))
         .bind(now_millis())
-        .bind(id)
-        .bind(worker.to_string())
-        .execute(db.writer())
-        .await?;
+        .bind(worker.to_string());
+    for id in ids {
+        q = q.bind(*id);
+    }
+    q.execute(db.writer()).await?;
     Ok(())
 }
 

@@ -31,6 +31,10 @@ pub trait Job: Serialize + DeserializeOwned + Send + 'static {
     /// Not even queued while one with the same key runs (work that must not run twice
     /// at once, whichever worker process claims it).
     const EXCLUSIVE: bool = false;
+    /// Up to this many due jobs of the kind are claimed together and handed to one
+    /// `Run::run_batch` (1: each runs alone). For work whose fixed cost per job (a
+    /// round trip, an fsync, a transaction) can be shared.
+    const BATCH: usize = 1;
     /// Jobs with the same key are not queued twice.
     fn dedup_key(&self) -> Option<String> {
         None
@@ -43,6 +47,20 @@ pub trait Run<Ctx>: Job {
     /// Called once when the last attempt failed.
     fn gave_up(self, _ctx: Ctx, _error: String) -> impl Future<Output = anyhow::Result<()>> + Send {
         async { Ok(()) }
+    }
+    /// Runs jobs of this kind claimed together (`Job::BATCH`): one result per job, in
+    /// their order. By default each runs alone, one after the other.
+    fn run_batch(jobs: Vec<Self>, ctx: Ctx) -> impl Future<Output = Vec<anyhow::Result<()>>> + Send
+    where
+        Ctx: Clone + Send + 'static,
+    {
+        async move {
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                results.push(job.run(ctx.clone()).await);
+            }
+            results
+        }
     }
 }
 

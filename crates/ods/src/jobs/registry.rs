@@ -10,9 +10,12 @@ use futures_util::future::BoxFuture;
 use super::Run;
 
 type RunFn<Ctx> = fn(Ctx, String, Option<String>) -> BoxFuture<'static, anyhow::Result<()>>;
+type BatchFn<Ctx> = fn(Ctx, Vec<String>) -> BoxFuture<'static, Vec<anyhow::Result<()>>>;
 
 pub struct Registry<Ctx> {
     kinds: HashMap<&'static str, RunFn<Ctx>>,
+    /// The kinds whose `Job::BATCH` is above 1: their batch size and batch runner.
+    batches: HashMap<&'static str, (usize, BatchFn<Ctx>)>,
     /// The kinds whose `Job::EXCLUSIVE` is set.
     exclusive: Vec<&'static str>,
 }
@@ -21,9 +24,14 @@ impl<Ctx> Default for Registry<Ctx> {
     fn default() -> Self {
         Registry {
             kinds: HashMap::new(),
+            batches: HashMap::new(),
             exclusive: Vec::new(),
         }
     }
+}
+
+fn not_parsed(e: serde_json::Error) -> anyhow::Error {
+    anyhow::anyhow!("job payload does not parse: {e}")
 }
 
 fn run_one<Ctx, J: Run<Ctx>>(
@@ -35,8 +43,7 @@ where
     Ctx: Send + 'static,
 {
     Box::pin(async move {
-        let job: J = serde_json::from_str(&payload)
-            .map_err(|e| anyhow::anyhow!("job payload does not parse: {e}"))?;
+        let job: J = serde_json::from_str(&payload).map_err(not_parsed)?;
         match gave_up {
             None => job.run(ctx).await,
             Some(error) => job.gave_up(ctx, error).await,
@@ -44,7 +51,49 @@ where
     })
 }
 
-impl<Ctx: Send + 'static> Registry<Ctx> {
+/// Runs the jobs of a batch that parse together; one that does not fails alone.
+fn run_many<Ctx, J: Run<Ctx>>(
+    ctx: Ctx,
+    payloads: Vec<String>,
+) -> BoxFuture<'static, Vec<anyhow::Result<()>>>
+where
+    Ctx: Clone + Send + 'static,
+{
+    Box::pin(async move {
+        let mut results: Vec<Option<anyhow::Result<()>>> = Vec::with_capacity(payloads.len());
+        let mut jobs = Vec::new();
+        for p in &payloads {
+            match serde_json::from_str::<J>(p) {
+                Ok(job) => {
+                    jobs.push(job);
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(not_parsed(e)))),
+            }
+        }
+        let expected = jobs.len();
+        let mut ran = J::run_batch(jobs, ctx).await.into_iter();
+        if ran.len() != expected {
+            tracing::error!(
+                kind = J::KIND,
+                expected,
+                got = ran.len(),
+                "a batch runner answered for the wrong number of jobs"
+            );
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    ran.next()
+                        .unwrap_or_else(|| Err(anyhow::anyhow!("the batch runner gave no result")))
+                })
+            })
+            .collect()
+    })
+}
+
+impl<Ctx: Clone + Send + 'static> Registry<Ctx> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -53,6 +102,9 @@ impl<Ctx: Send + 'static> Registry<Ctx> {
     pub fn register<J: Run<Ctx>>(&mut self) -> &mut Self {
         let before = self.kinds.insert(J::KIND, run_one::<Ctx, J>);
         assert!(before.is_none(), "job kind {:?} registered twice", J::KIND);
+        if J::BATCH > 1 {
+            self.batches.insert(J::KIND, (J::BATCH, run_many::<Ctx, J>));
+        }
         if J::EXCLUSIVE {
             self.exclusive.push(J::KIND);
         }
@@ -67,6 +119,31 @@ impl<Ctx: Send + 'static> Registry<Ctx> {
     /// The registered kind names.
     pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.kinds.keys().copied()
+    }
+
+    /// How many jobs of `kind` may be claimed and run together (1 for most kinds).
+    pub fn batch_size(&self, kind: &str) -> usize {
+        self.batches.get(kind).map_or(1, |(n, _)| *n)
+    }
+
+    /// Runs several claimed jobs of one batchable kind together: one result per
+    /// payload, in order. A kind without batching runs each alone.
+    pub async fn dispatch_batch(
+        &self,
+        ctx: Ctx,
+        kind: &str,
+        payloads: Vec<String>,
+    ) -> Vec<anyhow::Result<()>> {
+        match self.batches.get(kind) {
+            Some((_, run)) => run(ctx, payloads).await,
+            None => {
+                let mut results = Vec::with_capacity(payloads.len());
+                for p in payloads {
+                    results.push(self.dispatch(ctx.clone(), kind, p, None).await);
+                }
+                results
+            }
+        }
     }
 
     /// Runs a claimed job; `gave_up` carries the final error instead when the job has

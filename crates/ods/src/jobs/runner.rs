@@ -51,10 +51,28 @@ pub async fn run<Ctx: Context>(
         let exclusive = registry.exclusive_kinds();
         match db::jobs::claim(ctx.db(), ctx.worker_id(), LEASE_MS, &kinds, exclusive).await {
             Ok(Some(job)) => {
+                let mut batch = vec![job];
+                let more = registry.batch_size(&batch[0].kind).saturating_sub(1);
+                if more > 0 {
+                    let kind = batch[0].kind.clone();
+                    match db::jobs::claim_more(
+                        ctx.db(),
+                        ctx.worker_id(),
+                        LEASE_MS,
+                        &kind,
+                        exclusive,
+                        more,
+                    )
+                    .await
+                    {
+                        Ok(rows) => batch.extend(rows),
+                        Err(e) => tracing::warn!(%e, "claiming the rest of a batch failed"),
+                    }
+                }
                 let ctx = ctx.clone();
                 let registry = registry.clone();
                 tokio::spawn(async move {
-                    execute(ctx, &registry, job).await;
+                    execute(ctx, &registry, batch).await;
                     drop(permit);
                 });
                 continue;
@@ -77,41 +95,81 @@ pub async fn run<Ctx: Context>(
     tracing::info!("job worker stopped");
 }
 
-async fn execute<Ctx: Context>(ctx: Ctx, registry: &Registry<Ctx>, job: db::jobs::JobRow) {
+/// Runs claimed jobs (one, or a batch of one kind) and records each one's outcome,
+/// keeping their leases alive meanwhile.
+async fn execute<Ctx: Context>(ctx: Ctx, registry: &Registry<Ctx>, jobs: Vec<db::jobs::JobRow>) {
     let heartbeat = {
         let ctx = ctx.clone();
-        let id = job.id;
+        let mut ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
         tokio::spawn(async move {
-            loop {
+            while !ids.is_empty() {
                 tokio::time::sleep(Duration::from_millis(LEASE_MS as u64 / 3)).await;
-                match db::jobs::heartbeat(ctx.db(), id, ctx.worker_id(), LEASE_MS).await {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => tracing::warn!(%e, job = id, "heartbeat failed"),
+                let mut kept = Vec::with_capacity(ids.len());
+                for id in ids {
+                    match db::jobs::heartbeat(ctx.db(), id, ctx.worker_id(), LEASE_MS).await {
+                        Ok(true) => kept.push(id),
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::warn!(%e, job = id, "heartbeat failed");
+                            kept.push(id);
+                        }
+                    }
                 }
+                ids = kept;
             }
         })
     };
     // A job that panics is a failed attempt like any other (and lets go of its lease).
-    let run = std::panic::AssertUnwindSafe(registry.dispatch(
-        ctx.clone(),
-        &job.kind,
-        job.payload.clone(),
-        None,
-    ));
-    let result = futures_util::FutureExt::catch_unwind(run)
-        .await
-        .unwrap_or_else(|_| {
-            Err(anyhow::anyhow!(
-                "the job panicked (a bug: please report it)"
-            ))
-        });
-    heartbeat.abort();
-    let recorded = match result {
-        Ok(()) => {
-            tracing::debug!(job = job.id, kind = %job.kind, "job done");
-            db::jobs::complete(ctx.db(), job.id, ctx.worker_id()).await
+    let panicked = || anyhow::anyhow!("the job panicked (a bug: please report it)");
+    let results: Vec<anyhow::Result<()>> = if let [job] = jobs.as_slice() {
+        let run = std::panic::AssertUnwindSafe(registry.dispatch(
+            ctx.clone(),
+            &job.kind,
+            job.payload.clone(),
+            None,
+        ));
+        vec![
+            futures_util::FutureExt::catch_unwind(run)
+                .await
+                .unwrap_or_else(|_| Err(panicked())),
+        ]
+    } else {
+        let payloads = jobs.iter().map(|j| j.payload.clone()).collect();
+        let run = std::panic::AssertUnwindSafe(registry.dispatch_batch(
+            ctx.clone(),
+            &jobs[0].kind,
+            payloads,
+        ));
+        match futures_util::FutureExt::catch_unwind(run).await {
+            Ok(r) => r,
+            Err(_) => jobs.iter().map(|_| Err(panicked())).collect(),
         }
+    };
+    heartbeat.abort();
+    // The jobs that succeeded are recorded in one statement (a batch's group commit).
+    let mut done = Vec::new();
+    for (job, result) in jobs.iter().zip(results) {
+        match result {
+            Ok(()) => done.push(job.id),
+            Err(e) => record(&ctx, registry, job, Err(e)).await,
+        }
+    }
+    tracing::debug!(jobs = ?done, kind = %jobs[0].kind, "jobs done");
+    if let Err(e) = db::jobs::complete_many(ctx.db(), &done, ctx.worker_id()).await {
+        tracing::error!(%e, jobs = ?done, "could not record that jobs are done; their leases will expire and they rerun");
+    }
+}
+
+/// Records a failed attempt: a retry time, or after the last attempt dead, once its
+/// kind's `gave_up` ran.
+async fn record<Ctx: Context>(
+    ctx: &Ctx,
+    registry: &Registry<Ctx>,
+    job: &db::jobs::JobRow,
+    result: anyhow::Result<()>,
+) {
+    let recorded = match result {
+        Ok(()) => db::jobs::complete_many(ctx.db(), &[job.id], ctx.worker_id()).await,
         Err(e) => {
             let msg = format!("{e:#}");
             metrics::counter!("ods_job_failures_total", "kind" => job.kind.clone()).increment(1);
