@@ -158,6 +158,7 @@ pub fn job_registry() -> jobs::Registry<App> {
         .register::<storage::discard::DiscardPartial>()
         .register::<packages::digests::Digests>()
         .register::<catalog::fetch::Fetch>()
+        .register::<catalog::fetch::FetchSmall>()
         .register::<catalog::reevaluate::Reevaluate>()
         .register::<peers::notify::NotifyPeer>()
         .register::<peers::offer::Offer>()
@@ -283,6 +284,7 @@ mod tests {
                 "digests",
                 "discard_partial",
                 "fetch",
+                "fetch_small",
                 "jamf_reconcile",
                 "jamf_upsert",
                 "notify_peer",

@@ -1,6 +1,7 @@
 //! Holds a package this server should have (DESIGN.md §4.5): its bytes come from the
-//! peers (`peers::transfer`); once they are in place and verified, the package turns
-//! Public here, and the change is recorded and announced.
+//! peers (`peers::transfer`; many small ones at once, `peers::bundle`); once they are
+//! in place and verified, the package turns Public here, and the change is recorded
+//! and announced. Packages that arrived together turn Public in one transaction.
 
 use std::time::Duration;
 
@@ -25,8 +26,29 @@ impl Job for Fetch {
     // Two processes must not fetch the same package at once.
     const EXCLUSIVE: bool = true;
     fn dedup_key(&self) -> Option<String> {
-        Some(format!("fetch:{}", self.uuid))
+        Some(dedup_key(&self.uuid))
     }
+}
+
+/// Queues the job that holds package `uuid` of `size` bytes (`FetchSmall` for one chunk
+/// or less, `Fetch` otherwise), on `conn` (pass the transaction that made the change).
+pub async fn queue(
+    db: &crate::db::Db,
+    conn: &mut sqlx::AnyConnection,
+    uuid: &str,
+    size: i64,
+) -> sqlx::Result<Option<i64>> {
+    let uuid = uuid.to_string();
+    if (0..=crate::ingest::CHUNK_SIZE as i64).contains(&size) {
+        jobs::enqueue(db, conn, &FetchSmall { uuid }, Duration::ZERO).await
+    } else {
+        jobs::enqueue(db, conn, &Fetch { uuid }, Duration::ZERO).await
+    }
+}
+
+/// The dedup key of both fetch kinds for `uuid`.
+pub fn dedup_key(uuid: &str) -> String {
+    format!("fetch:{uuid}")
 }
 
 impl Run<App> for Fetch {
@@ -36,61 +58,155 @@ impl Run<App> for Fetch {
             return Ok(());
         };
         let _permit = app.sync.transfers.acquire().await?;
-        match transfer::bring(&app, &self.uuid).await? {
-            Some(arrived) => finish(&app, arrived).await,
-            None => Ok(()),
-        }
+        hold(&app, &self.uuid).await
     }
     async fn gave_up(self, app: App, error: String) -> anyhow::Result<()> {
         super::transfer_failed(&app, &self.uuid, &error).await
     }
 }
 
-/// The bytes are in place and verified: record the content and turn the package Public.
-async fn finish(app: &App, arrived: Arrived) -> anyhow::Result<()> {
-    let Arrived {
-        record: rec,
-        chunks,
-        started,
-    } = arrived;
+/// Brings one package's bytes the general way and turns it Public. The caller holds
+/// its claim and a transfer permit.
+async fn hold(app: &App, uuid: &str) -> anyhow::Result<()> {
+    match transfer::bring(app, uuid).await? {
+        Some(arrived) => finish(app, vec![arrived]).await,
+        None => Ok(()),
+    }
+}
+
+/// `Fetch` for a package of one chunk or less, queued instead of it (same dedup key,
+/// so only one of the two is ever queued for a package). Up to `BATCH` are claimed
+/// together: their bytes come in bundles (`peers::bundle`, one request for many
+/// packages), and they turn Public in one transaction. What a bundle did not bring
+/// takes the general way, one by one.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FetchSmall {
+    pub uuid: String,
+}
+
+impl Job for FetchSmall {
+    const KIND: &'static str = "fetch_small";
+    const MAX_ATTEMPTS: i64 = Fetch::MAX_ATTEMPTS;
+    const EXCLUSIVE: bool = true;
+    const BATCH: usize = crate::peers::bundle::MAX_COUNT;
+    fn dedup_key(&self) -> Option<String> {
+        Some(dedup_key(&self.uuid))
+    }
+}
+
+impl Run<App> for FetchSmall {
+    async fn run(self, app: App) -> anyhow::Result<()> {
+        Fetch { uuid: self.uuid }.run(app).await
+    }
+    async fn gave_up(self, app: App, error: String) -> anyhow::Result<()> {
+        super::transfer_failed(&app, &self.uuid, &error).await
+    }
+    async fn run_batch(jobs: Vec<Self>, app: App) -> Vec<anyhow::Result<()>> {
+        let _permit = match app.sync.transfers.acquire().await {
+            Ok(p) => p,
+            Err(e) => {
+                let why = e.to_string();
+                return jobs.iter().map(|_| Err(anyhow::anyhow!("{why}"))).collect();
+            }
+        };
+        // One transfer per package in this process: one already running is done here.
+        let claims: Vec<_> = jobs
+            .iter()
+            .map(|j| app.sync.in_flight.take(&j.uuid))
+            .collect();
+        let claimed: Vec<&str> = jobs
+            .iter()
+            .zip(&claims)
+            .filter(|(_, c)| c.is_some())
+            .map(|(j, _)| j.uuid.as_str())
+            .collect();
+        let mut arrived = match transfer::bring_small(&app, &claimed).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "bundle transfer failed; one by one instead");
+                Default::default()
+            }
+        };
+        let batch: Vec<Arrived> = claimed.iter().filter_map(|u| arrived.remove(*u)).collect();
+        let together: Vec<String> = batch.iter().map(|a| a.record.uuid.clone()).collect();
+        let finished = if batch.is_empty() {
+            Ok(())
+        } else {
+            finish(&app, batch).await
+        };
+        let mut results = Vec::with_capacity(jobs.len());
+        for (job, claim) in jobs.iter().zip(&claims) {
+            results.push(if claim.is_none() {
+                Ok(())
+            } else if together.contains(&job.uuid) {
+                finished
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| anyhow::anyhow!("{e:#}"))
+            } else {
+                hold(&app, &job.uuid).await
+            });
+        }
+        results
+    }
+}
+
+/// The bytes are in place and verified: record the content and turn the packages
+/// Public, all in one transaction.
+async fn finish(app: &App, arrived: Vec<Arrived>) -> anyhow::Result<()> {
     let db = &app.db;
-    let uuid = rec.uuid.as_str();
     let mut tx = db.begin().await?;
     catalog::lock(db, &mut tx).await?;
-    if packages::by_uuid(db, &mut tx, uuid).await?.is_none() {
-        // Deleted or withdrawn while arriving: leave the blob to the collector.
-        tx.rollback().await?;
-        let mut conn = db.writer().acquire().await?;
-        let gc = BlobGc {
-            sha256: rec.sha256.clone(),
-        };
-        jobs::enqueue(db, &mut conn, &gc, Duration::ZERO).await?;
+    let mut seq = 0;
+    let mut public = Vec::new();
+    for a in &arrived {
+        let Arrived {
+            record: rec,
+            chunks,
+            started,
+        } = a;
+        let uuid = rec.uuid.as_str();
+        if packages::by_uuid(db, &mut tx, uuid).await?.is_none() {
+            // Deleted or withdrawn while arriving: leave the blob to the collector.
+            let gc = BlobGc {
+                sha256: rec.sha256.clone(),
+            };
+            jobs::enqueue(db, &mut tx, &gc, Duration::ZERO).await?;
+            continue;
+        }
+        packages::insert_blob(db, &mut tx, &rec.sha256, rec.file_size, &rec.sha1, chunks).await?;
+        packages::set_status(db, &mut tx, uuid, Status::Public, None).await?;
+        transfers::forget_on(db, &mut tx, uuid).await?;
+        seq = seq.max(catalog::touch(db, &mut tx, uuid).await?);
+        events::record(
+            db,
+            &mut tx,
+            NewEvent {
+                kind: "package.public",
+                package_uuid: Some(uuid),
+                filename: Some(&rec.filename),
+                peer_iss: None,
+                message: format!(
+                    "{} is Public here (synced in {:.1} s)",
+                    rec.filename,
+                    started.elapsed().as_secs_f64()
+                ),
+            },
+        )
+        .await?;
+        super::rollout::check(app, &mut tx, uuid).await?;
+        public.push(a);
+    }
+    if !public.is_empty() {
+        super::announce(db, &mut tx, None).await?;
+    }
+    tx.commit().await?;
+    if public.is_empty() {
         return Ok(());
     }
-    packages::insert_blob(db, &mut tx, &rec.sha256, rec.file_size, &rec.sha1, &chunks).await?;
-    packages::set_status(db, &mut tx, uuid, Status::Public, None).await?;
-    transfers::forget_on(db, &mut tx, uuid).await?;
-    let seq = catalog::touch(db, &mut tx, uuid).await?;
-    events::record(
-        db,
-        &mut tx,
-        NewEvent {
-            kind: "package.public",
-            package_uuid: Some(uuid),
-            filename: Some(&rec.filename),
-            peer_iss: None,
-            message: format!(
-                "{} is Public here (synced in {:.1} s)",
-                rec.filename,
-                started.elapsed().as_secs_f64()
-            ),
-        },
-    )
-    .await?;
-    super::rollout::check(app, &mut tx, uuid).await?;
-    super::announce(db, &mut tx, None).await?;
-    tx.commit().await?;
     super::changed(app, seq);
-    tracing::info!(filename = %rec.filename, secs = started.elapsed().as_secs_f64(), "transfer complete");
+    for a in public {
+        tracing::info!(filename = %a.record.filename, secs = a.started.elapsed().as_secs_f64(), "transfer complete");
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! allows (and what was uploaded to it), two live packages with one filename resolve
 //! to the later upload everywhere, and every change is announced to the peers. Each
 //! change is written with its follow-up jobs, events and announcements in one
-//! transaction. Its jobs: `fetch` (hold a package's bytes) and `reevaluate`.
+//! transaction. Its jobs: `fetch` and `fetch_small` (hold a package's bytes) and `reevaluate`.
 
 pub mod fetch;
 pub mod reevaluate;
@@ -21,11 +21,10 @@ use crate::db::events::{self, NewEvent};
 use crate::db::packages::{self, NewPackage, PackageRow};
 use crate::db::peers::PeerRow;
 use crate::db::{Db, server, transfers};
-use crate::jobs::{self, Job};
+use crate::jobs;
 use crate::model::{Stage, Status, now_unix};
 use crate::peers::notify::NotifyPeer;
 use crate::storage::{discard::DiscardPartial, gc::BlobGc};
-use fetch::Fetch;
 
 /// Queues a notification of a catalog change to every peer that can be called.
 /// Call inside the transaction that made the change.
@@ -71,13 +70,8 @@ pub async fn hurry(app: &App, uuid: &str) -> anyhow::Result<()> {
     if p.status == Status::Public {
         return Ok(());
     }
-    let fetch = Fetch {
-        uuid: uuid.to_string(),
-    };
-    if let Some(key) = fetch.dedup_key() {
-        crate::db::jobs::run_now(&app.db, &mut conn, &key).await?;
-    }
-    jobs::enqueue(&app.db, &mut conn, &fetch, Duration::ZERO).await?;
+    crate::db::jobs::run_now(&app.db, &mut conn, &fetch::dedup_key(uuid)).await?;
+    fetch::queue(&app.db, &mut conn, uuid, p.file_size).await?;
     app.jobs_wake.notify_one();
     Ok(())
 }
@@ -282,15 +276,7 @@ async fn begin_holding(app: &App, conn: &mut AnyConnection, r: &Record) -> sqlx:
         },
     )
     .await?;
-    jobs::enqueue(
-        &app.db,
-        conn,
-        &Fetch {
-            uuid: r.uuid.clone(),
-        },
-        Duration::ZERO,
-    )
-    .await?;
+    fetch::queue(&app.db, conn, &r.uuid, r.file_size).await?;
     Ok(())
 }
 
@@ -407,59 +393,96 @@ fn invalid(r: &Record) -> Option<String> {
     None
 }
 
-/// Applies a record heard from `from`. Returns true when it changed anything here.
-/// A record that cannot be applied is logged and skipped, so it cannot stall the
-/// stream of records behind it.
-pub async fn remote(app: &App, incoming: &Record, from: &PeerRow) -> anyhow::Result<bool> {
-    if let Some(why) = invalid(incoming) {
-        tracing::warn!(peer = %from.name, uuid = %incoming.uuid, why, "skipping a record from a peer");
-        return Ok(false);
-    }
-    // A peer's filename is held to the same rule as an upload's: stored in NFC.
-    let normalized;
-    let incoming = match crate::filenames::accept(&incoming.filename) {
-        Ok(nfc) if nfc != incoming.filename => {
-            normalized = Record {
+/// Records applied per transaction by `remote_many`.
+const GROUP: usize = 100;
+
+/// Applies records heard from `from` (a page of its catalog, or a push); returns how
+/// many changed the catalog here. The records of a group are written in one
+/// transaction (a group commit: a new server pulling thousands of records pays one
+/// commit per `GROUP`, and the fetches they queue can be claimed together). A record
+/// that cannot be applied is logged and skipped, so it cannot stall the stream of
+/// records behind it.
+pub async fn remote_many(app: &App, incoming: &[Record], from: &PeerRow) -> anyhow::Result<usize> {
+    let mut valid = Vec::with_capacity(incoming.len());
+    for r in incoming {
+        if let Some(why) = invalid(r) {
+            tracing::warn!(peer = %from.name, uuid = %r.uuid, why, "skipping a record from a peer");
+            continue;
+        }
+        // A peer's filename is held to the same rule as an upload's: stored in NFC.
+        let r = match crate::filenames::accept(&r.filename) {
+            Ok(nfc) if nfc != r.filename => Record {
                 filename: nfc,
-                ..incoming.clone()
-            };
-            &normalized
-        }
-        _ => incoming,
-    };
-    app.sync.hlc.observe(&incoming.version);
-    rollout::heard(app, incoming, &from.iss).await?;
+                ..r.clone()
+            },
+            _ => r.clone(),
+        };
+        app.sync.hlc.observe(&r.version);
+        valid.push(r);
+    }
+    let mut applied = 0;
+    for group in valid.chunks(GROUP) {
+        applied += apply_group(app, group, from).await?;
+    }
+    Ok(applied)
+}
+
+/// Whether `incoming` is newer than what is known of its package.
+fn newer(known: &Option<Record>, incoming: &Record) -> bool {
+    known.as_ref().is_none_or(|l| l.version < incoming.version)
+}
+
+async fn apply_group(app: &App, group: &[Record], from: &PeerRow) -> anyhow::Result<usize> {
     let db = &app.db;
-    let newer =
-        |local: &Option<Record>| local.as_ref().is_none_or(|l| l.version < incoming.version);
-    // Cheap check first: most records heard are ones we have.
-    let known = {
+    // Cheap checks first, without the lock: most records heard are ones we have.
+    let mut todo = Vec::new();
+    let mut waiting = Vec::new();
+    {
         let mut conn = db.reader().acquire().await?;
-        catalog::get(db, &mut conn, &incoming.uuid).await?
-    };
-    if !newer(&known) {
-        if incoming.available {
-            // Nothing new, but a source appeared: a waiting transfer can go now.
-            hurry(app, &incoming.uuid).await?;
+        for r in group {
+            let is_newer = newer(&catalog::get(db, &mut conn, &r.uuid).await?, r);
+            let holding = rollout::holding_change(app, &mut conn, r, &from.iss).await?;
+            if !is_newer && r.available {
+                // Nothing new, but a source appeared: a waiting transfer can go now.
+                waiting.push(r.uuid.as_str());
+            }
+            if is_newer || holding.is_some() {
+                todo.push((r, is_newer, holding));
+            }
         }
-        return Ok(false);
+    }
+    for uuid in waiting {
+        hurry(app, uuid).await?;
+    }
+    if todo.is_empty() {
+        return Ok(0);
     }
     let mut tx = db.begin().await?;
     catalog::lock(db, &mut tx).await?;
-    // Decide again under the lock: another writer may have got there first.
-    if !newer(&catalog::get(db, &mut tx, &incoming.uuid).await?) {
-        tx.rollback().await?;
-        return Ok(false);
-    }
     let own_stage = server::get_on(db, &mut tx).await?.stage;
-    let mut r = incoming.clone();
-    r.available = false;
-    let seq = catalog::put(db, &mut tx, &r).await?;
-    reconcile(app, &mut tx, &r, own_stage, Some(&from.iss)).await?;
-    announce(db, &mut tx, Some(&from.iss)).await?;
+    let (mut applied, mut seq) = (0, 0);
+    for (incoming, is_newer, holding) in todo {
+        if let Some(holds) = holding {
+            rollout::set_holding(app, &mut tx, &incoming.uuid, &from.iss, holds).await?;
+        }
+        // Decide again under the lock: another writer may have got there first.
+        if !is_newer || !newer(&catalog::get(db, &mut tx, &incoming.uuid).await?, incoming) {
+            continue;
+        }
+        let mut r = incoming.clone();
+        r.available = false;
+        seq = seq.max(catalog::put(db, &mut tx, &r).await?);
+        reconcile(app, &mut tx, &r, own_stage, Some(&from.iss)).await?;
+        applied += 1;
+    }
+    if applied > 0 {
+        announce(db, &mut tx, Some(&from.iss)).await?;
+    }
     tx.commit().await?;
-    changed(app, seq);
-    Ok(true)
+    if applied > 0 {
+        changed(app, seq);
+    }
+    Ok(applied)
 }
 
 /// After this server's own stage changed: hold what now qualifies, drop what does not.

@@ -17,25 +17,34 @@ use crate::db::events::{self, NewEvent};
 use crate::db::{packages, peers, rollouts, server};
 use crate::model::{Stage, Status};
 
-/// Remembers whether peer `iss` holds `r` Public, then checks the rollout.
-/// Writes only when that changed (a full anti-entropy pull hears every record).
-pub async fn heard(app: &App, r: &Record, iss: &str) -> anyhow::Result<()> {
+/// Whether what this server knows of peer `iss` holding `r` Public must change: the new
+/// value, or `None` when it is known already (a full anti-entropy pull hears every
+/// record, and writes nothing for those).
+pub async fn holding_change(
+    app: &App,
+    conn: &mut AnyConnection,
+    r: &Record,
+    iss: &str,
+) -> anyhow::Result<Option<bool>> {
     let holds = r.available && !r.deleted;
-    let known = {
-        let mut conn = app.db.reader().acquire().await?;
-        rollouts::holders(&app.db, &mut conn, &r.uuid)
-            .await?
-            .iter()
-            .any(|h| h == iss)
-    };
-    if known == holds {
-        return Ok(());
-    }
-    let mut tx = app.db.begin().await?;
-    rollouts::set_holding(&app.db, &mut tx, iss, &r.uuid, holds).await?;
-    check(app, &mut tx, &r.uuid).await?;
-    tx.commit().await?;
-    Ok(())
+    let known = rollouts::holders(&app.db, conn, &r.uuid)
+        .await?
+        .iter()
+        .any(|h| h == iss);
+    Ok((known != holds).then_some(holds))
+}
+
+/// Remembers whether peer `iss` holds `uuid` Public, then checks the rollout, inside
+/// the caller's transaction.
+pub async fn set_holding(
+    app: &App,
+    conn: &mut AnyConnection,
+    uuid: &str,
+    iss: &str,
+    holds: bool,
+) -> anyhow::Result<()> {
+    rollouts::set_holding(&app.db, conn, iss, uuid, holds).await?;
+    check(app, conn, uuid).await
 }
 
 /// Raises `package.rollout_complete` for `uuid` if it is now Public everywhere it

@@ -27,6 +27,8 @@ use crate::model::{Identity, Status, now_unix};
 use crate::peers::{Manifest, own_identity as own_hello};
 use crate::sync::register::{Welcome, new_pair_secret};
 
+mod bundle;
+
 /// The peer router (to nest under `/api/ods`), every route documented.
 pub fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new()
@@ -37,6 +39,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(events))
         .routes(routes!(manifest))
         .routes(routes!(chunk, receive_chunk))
+        .routes(routes!(bundle::bundle))
         .routes(routes!(offer))
         .routes(routes!(push))
         .routes(routes!(wants))
@@ -472,12 +475,7 @@ async fn push(State(app): State<App>, parts: Parts, body: Bytes) -> ApiResult<ax
         ));
     }
     crate::peers::refresh_identity(&app, &peer, &page.identity).await?;
-    let mut applied = 0;
-    for r in &page.entries {
-        if crate::catalog::remote(&app, r, &peer).await? {
-            applied += 1;
-        }
-    }
+    let applied = crate::catalog::remote_many(&app, &page.entries, &peer).await?;
     crate::peers::contact(&app, &peer, None).await;
     Ok(axum::Json(Applied { applied }))
 }

@@ -2,8 +2,9 @@
 //! without touching the catalog's rules. Signed outgoing calls (`client`), link health
 //! and peer events, the messages both sides exchange (`CatalogPage`, `Manifest`), the
 //! jobs that push to a peer (`notify`, `offer`), and moving a package's bytes from
-//! peers into place (`transfer`). The catalog decides what to hold; this moves it.
+//! peers into place (`transfer`, and many small ones at once: `bundle`). The catalog decides what to hold; this moves it.
 
+pub mod bundle;
 pub mod client;
 mod inorder;
 pub mod notify;

@@ -56,6 +56,43 @@ async fn set_reason(app: &App, uuid: &str, reason: Option<&str>) -> anyhow::Resu
     Ok(())
 }
 
+/// Brings the bytes of those of `uuids` that are plain small transfers (held here as
+/// Downloading, one chunk or less, content not here under another name) in bundles
+/// from the callable peers; what arrived, by uuid. The rest is left to `bring`. The
+/// caller holds the packages' claims and a transfer permit.
+pub async fn bring_small(
+    app: &App,
+    uuids: &[&str],
+) -> anyhow::Result<std::collections::HashMap<String, Arrived>> {
+    let db = &app.db;
+    let mut recs = Vec::new();
+    {
+        let mut conn = db.reader().acquire().await?;
+        for uuid in uuids {
+            let pkg = packages::by_uuid(db, &mut conn, uuid).await?;
+            let rec = catalog::get(db, &mut conn, uuid).await?;
+            if let (Some(pkg), Some(rec)) = (pkg, rec)
+                && pkg.status != Status::Public
+                && !rec.deleted
+                && chunk_count(rec.file_size) <= 1
+                && !packages::has_blob(db, &mut conn, &rec.sha256).await?
+            {
+                recs.push(rec);
+            }
+        }
+    }
+    if recs.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut links = Vec::new();
+    for p in db::peers::list(db).await? {
+        if let Some(l) = Link::of(app, &p)? {
+            links.push(l);
+        }
+    }
+    Ok(super::bundle::bring(app, &recs, &links).await)
+}
+
 /// Brings the bytes of `uuid` from the peers that have them; `None` when there is
 /// nothing to bring (the package is gone, deleted or Public already). The caller holds
 /// the package's claim (`app.sync.in_flight`) and a transfer permit.

@@ -75,9 +75,7 @@ async fn pull(app: &App, peer: &db::peers::PeerRow, link: &Link, full: bool) -> 
             );
         }
         refresh_identity(app, peer, &page.identity).await?;
-        for r in &page.entries {
-            crate::catalog::remote(app, r, peer).await?;
-        }
+        crate::catalog::remote_many(app, &page.entries, peer).await?;
         cursor = cursor.max(page.cursor);
         if cursor > peer.pulled || full {
             db::peers::set_pulled(&app.db, peer.id, cursor.max(peer.pulled)).await?;

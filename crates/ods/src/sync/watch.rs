@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::pull::PullPeer;
 use crate::app::App;
-use crate::catalog::fetch::Fetch;
 use crate::db;
 use crate::jobs;
 use crate::peers::client::{self, Link};
@@ -41,15 +40,7 @@ pub async fn reconcile_round(app: &App, full: bool) -> anyhow::Result<()> {
         }
     }
     for p in db::packages::incomplete(&app.db).await? {
-        jobs::enqueue(
-            &app.db,
-            &mut conn,
-            &Fetch {
-                uuid: p.uuid.clone(),
-            },
-            Duration::ZERO,
-        )
-        .await?;
+        crate::catalog::fetch::queue(&app.db, &mut conn, &p.uuid, p.file_size).await?;
     }
     app.jobs_wake.notify_one();
     Ok(())
