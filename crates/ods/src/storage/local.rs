@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -18,7 +19,16 @@ pub struct LocalStore {
     partials: PathBuf,
     /// The node id staging files are tagged with: `<owner>.<random>.part`.
     owner: String,
+    /// Blobs opened for small reads, kept open while they are read often: a busy
+    /// server's small downloads then cost one `pread` each, not an open, a path walk
+    /// and a close. A blob's content never changes under its name, so a descriptor
+    /// is never stale; one whose file was deleted keeps its space until it is idle.
+    open_files: moka::sync::Cache<String, Arc<File>>,
 }
+
+/// Descriptors kept by `open_files`, and how long an unused one stays open.
+const OPEN_FILES: u64 = 256;
+const OPEN_FILE_IDLE: Duration = Duration::from_secs(2);
 
 /// Staging files older than this are swept even if their process still runs.
 const STALE_STAGING: Duration = Duration::from_secs(24 * 3600);
@@ -56,6 +66,10 @@ impl LocalStore {
             staging,
             partials,
             owner,
+            open_files: moka::sync::Cache::builder()
+                .max_capacity(OPEN_FILES)
+                .time_to_idle(OPEN_FILE_IDLE)
+                .build(),
         })
     }
 
@@ -278,10 +292,16 @@ impl BlobStore for LocalStore {
                 "read_small takes at most SMALL_READ bytes",
             ));
         }
-        pread_whole(&self.path(sha256)?, offset, len as usize)
+        let path = self.path(sha256)?;
+        let file = self
+            .open_files
+            .try_get_with_by_ref(sha256, || File::open(&path).map(Arc::new))
+            .map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+        pread_whole(&file, offset, len as usize)
     }
 
     async fn delete(&self, sha256: &str) -> io::Result<()> {
+        self.open_files.invalidate(sha256);
         match tokio::fs::remove_file(self.path(sha256)?).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -298,6 +318,7 @@ impl BlobStore for LocalStore {
 
     async fn delete_if_idle(&self, sha256: &str, idle: Duration) -> io::Result<Removal> {
         let path = self.path(sha256)?;
+        self.open_files.invalidate(sha256);
         // Named like a staging file, so a crash right here leaves something the
         // start-up sweep removes.
         let aside = self.staging.join(format!(
@@ -447,12 +468,11 @@ fn read_block(file: &mut File, n: usize) -> io::Result<Bytes> {
 
 /// Opens the blob and reads `n` bytes at `offset` with one `pread` into a new buffer
 /// (more only if the kernel returns a short read; no zero-filling first).
-fn pread_whole(path: &Path, offset: u64, n: usize) -> io::Result<Bytes> {
-    let file = File::open(path)?;
+fn pread_whole(file: &File, offset: u64, n: usize) -> io::Result<Bytes> {
     let mut buf = Vec::with_capacity(n);
     while buf.len() < n {
         let at = offset + buf.len() as u64;
-        let got = rustix::io::pread(&file, rustix::buffer::spare_capacity(&mut buf), at)?;
+        let got = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at)?;
         if got == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
