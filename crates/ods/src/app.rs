@@ -91,12 +91,14 @@ impl App {
     /// Connects, migrates, and makes sure this server has an identity and an admin.
     /// Fails here, at start, on any bad configuration.
     pub async fn open(config: Config) -> anyhow::Result<Opened> {
-        let db = Db::connect(&config.database_url.0).await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the database {}: {e}",
-                config.database_url_redacted()
-            )
-        })?;
+        let db = Db::connect_sized(&config.database_url.0, config.db_pool_size)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the database {}: {e}",
+                    config.database_url_redacted()
+                )
+            })?;
         db::migrations::run(&db).await?;
         let sealer = Sealer::new(&config.database_key.0);
         let created = db::server::ensure(&db, &sealer).await?;

@@ -450,7 +450,8 @@ async fn check_config(config: &Config, described: &[String]) -> ExitCode {
             "the SQLite database {} does not exist yet: ods serve creates it",
             file.display()
         )),
-        None => match ods::db::Db::connect(&config.database_url.0).await {
+        None => match ods::db::Db::connect_sized(&config.database_url.0, config.db_pool_size).await
+        {
             Ok(db) => db.close().await,
             Err(e) => {
                 eprintln!(
@@ -511,7 +512,7 @@ async fn storage_migrate(
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<Vec<i64>> {
-    let db = ods::db::Db::connect(&config.database_url.0).await?;
+    let db = ods::db::Db::connect_sized(&config.database_url.0, config.db_pool_size).await?;
     let v = ods::db::migrations::run(&db).await?;
     db.close().await;
     Ok(v)
