@@ -61,13 +61,14 @@ impl Deref for App {
 
 /// Opens the blob store `storage` names (local: `blob_dir`; staging files tagged with
 /// `node_id`); an S3
-/// bucket that cannot be reached fails here.
+/// bucket that cannot be reached fails here. Every failed operation of the store is
+/// counted in `ods_storage_errors_total` (`storage::counted`).
 pub async fn open_store(
     config: &Config,
     storage: &crate::config::Storage,
     node_id: &str,
 ) -> anyhow::Result<Arc<dyn BlobStore>> {
-    Ok(match storage {
+    let store: Arc<dyn BlobStore> = match storage {
         crate::config::Storage::Local => Arc::new(LocalStore::open(
             config.blob_dir.clone(),
             config.staging_dir.clone(),
@@ -76,7 +77,8 @@ pub async fn open_store(
         crate::config::Storage::S3(opts) => {
             Arc::new(crate::storage::s3::S3Store::open(opts.clone()).await?)
         }
-    })
+    };
+    Ok(crate::storage::counted::counted(store))
 }
 
 /// What `App::open` found on the way up, for the start-up banner.
@@ -89,12 +91,14 @@ impl App {
     /// Connects, migrates, and makes sure this server has an identity and an admin.
     /// Fails here, at start, on any bad configuration.
     pub async fn open(config: Config) -> anyhow::Result<Opened> {
-        let db = Db::connect(&config.database_url.0).await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot open the database {}: {e}",
-                config.database_url_redacted()
-            )
-        })?;
+        let db = Db::connect_sized(&config.database_url.0, config.db_pool_size)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the database {}: {e}",
+                    config.database_url_redacted()
+                )
+            })?;
         db::migrations::run(&db).await?;
         let sealer = Sealer::new(&config.database_key.0);
         let created = db::server::ensure(&db, &sealer).await?;

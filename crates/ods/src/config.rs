@@ -41,6 +41,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: Secret<String>,
+    /// Connections of this process's database pool (`db_pool_size`, 1 to 1000).
+    pub db_pool_size: u32,
     pub secret_key: Secret<Vec<u8>>,
     pub database_key: Secret<[u8; 32]>,
     pub staging_dir: Option<PathBuf>,
@@ -391,6 +393,7 @@ impl Config {
             listen,
             data_dir,
             database_url: Secret(database_url),
+            db_pool_size: raw.db_pool_size,
             secret_key: Secret(secret_key.unwrap_or_default()),
             database_key: Secret(database_key.unwrap_or_default()),
             staging_dir: raw.upload_staging_directory,

@@ -125,9 +125,10 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+/// Blob store failures are counted where they happen (`storage::counted`), not here:
+/// not every I/O error is the store's.
 impl From<std::io::Error> for ApiError {
     fn from(err: std::io::Error) -> Self {
-        metrics::counter!("ods_storage_errors_total").increment(1);
         ApiError::internal("a storage operation", err)
     }
 }

@@ -77,8 +77,12 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff) of ods
-    Man,
+    /// Print the manual page (roff) of ods, or write the pages of ods and of every subcommand into a directory
+    Man {
+        /// Write ods.1 and one page per subcommand (ods-serve.1, ods-user-set-password.1, ...) into DIR (created if missing) instead of printing ods.1
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+    },
     /// Manage the blob store
     Storage {
         #[command(subcommand)]
@@ -429,11 +433,21 @@ async fn run(cli: Cli, conf: ConfFile, described: Vec<String>) -> ExitCode {
             clap_complete::generate(shell, &mut cmd, "ods", &mut std::io::stdout());
             ExitCode::SUCCESS
         }
-        Command::Man => {
-            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Command::Man { out_dir } => {
+            let written = match &out_dir {
+                None => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()),
+                Some(dir) => std::fs::create_dir_all(dir)
+                    .and_then(|()| clap_mangen::generate_to(Cli::command(), dir)),
+            };
+            match written {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("ods: {e}");
+                    match &out_dir {
+                        Some(dir) => {
+                            eprintln!("ods: writing the manual pages into {}: {e}", dir.display())
+                        }
+                        None => eprintln!("ods: {e}"),
+                    }
                     ExitCode::FAILURE
                 }
             }
@@ -450,7 +464,8 @@ async fn check_config(config: &Config, described: &[String]) -> ExitCode {
             "the SQLite database {} does not exist yet: ods serve creates it",
             file.display()
         )),
-        None => match ods::db::Db::connect(&config.database_url.0).await {
+        None => match ods::db::Db::connect_sized(&config.database_url.0, config.db_pool_size).await
+        {
             Ok(db) => db.close().await,
             Err(e) => {
                 eprintln!(
@@ -511,7 +526,7 @@ async fn storage_migrate(
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<Vec<i64>> {
-    let db = ods::db::Db::connect(&config.database_url.0).await?;
+    let db = ods::db::Db::connect_sized(&config.database_url.0, config.db_pool_size).await?;
     let v = ods::db::migrations::run(&db).await?;
     db.close().await;
     Ok(v)

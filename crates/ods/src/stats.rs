@@ -125,7 +125,7 @@ fn describe() {
     );
     describe_counter!(
         STORAGE_ERRORS,
-        "Blob store operations that failed while answering a request"
+        "Blob store operations that failed, by operation (requests, jobs and transfers alike)"
     );
 }
 

@@ -1,6 +1,7 @@
 //! The `ods` command line beside a running server: `check-config` reports every
-//! problem at once without printing secrets, `migrate` is idempotent, and
-//! `user set-password` takes effect over HTTP at once.
+//! problem at once without printing secrets, `migrate` is idempotent,
+//! `user set-password` takes effect over HTTP at once, and `man --out-dir` writes a
+//! manual page for every subcommand, each naming its own flags.
 mod admin_support;
 mod common;
 
@@ -255,5 +256,74 @@ async fn migrate_check_config_and_set_password_beside_a_live_server() {
             .iter()
             .any(|u| u["username"] == "ops" && u["role"] == "admin"),
         "{users}"
+    );
+}
+
+#[test]
+fn man_writes_a_page_for_every_subcommand_with_its_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("man1");
+    let out = bare(&["man", "--out-dir", out_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // Every page, and what each must mention (roff escapes '-' as '\-').
+    let settings = ["--listen", "--data-dir", "--database-url", "--db-pool-size"];
+    let want: &[(&str, &[&str])] = &[
+        ("ods.1", &["serve", "worker", "check-config", "storage"]),
+        ("ods-serve.1", &settings),
+        ("ods-worker.1", &settings),
+        ("ods-migrate.1", &settings),
+        ("ods-check-config.1", &settings),
+        ("ods-user.1", &["set-password"]),
+        ("ods-user-set-password.1", &["<NAME>", "--database-url"]),
+        ("ods-backup.1", &["<DIR>", "--data-dir"]),
+        ("ods-restore.1", &["<DIR>", "--data-dir"]),
+        ("ods-completions.1", &["bash", "zsh", "fish"]),
+        ("ods-man.1", &["--out-dir"]),
+        ("ods-storage.1", &["migrate"]),
+        ("ods-storage-migrate.1", &["--to", "--storage"]),
+    ];
+    let mut written: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    let mut expected: Vec<String> = want.iter().map(|(f, _)| f.to_string()).collect();
+    expected.sort();
+    assert_eq!(written, expected, "one page per command, no more");
+    for (file, words) in want {
+        let page = std::fs::read_to_string(out_dir.join(file))
+            .unwrap()
+            .replace("\\-", "-");
+        let name = file.trim_end_matches(".1");
+        assert!(
+            page.starts_with(".ie ") || page.contains(".TH"),
+            "{file} is not roff: {page}"
+        );
+        assert!(page.contains(&format!(".TH {name} 1")), "{file}: {page}");
+        for w in *words {
+            assert!(page.contains(w), "{file} does not mention {w}: {page}");
+        }
+    }
+
+    // Without --out-dir the top-level page goes to standard output, as before.
+    let out = bare(&["man"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH ods 1"), "{page}");
+
+    // A directory that cannot be made is an error naming it.
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"").unwrap();
+    let bad = blocker.join("man1");
+    let out = bare(&["man", "--out-dir", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(bad.to_str().unwrap()),
+        "{}",
+        text(&out)
     );
 }

@@ -1,7 +1,8 @@
 //! Configuration as the operator meets it: each layer (default < ODS_CONF file <
 //! environment < flag) overrides the one below it key by key, `check-config` before the
 //! first start reports the keys `ods serve` will generate as such (and creates nothing),
-//! and the failed-login limits are configuration that a live server obeys.
+//! the failed-login limits are configuration that a live server obeys, and so is the
+//! database pool size (0 refused at start; a small pool is all a server uses).
 mod admin_support;
 mod common;
 
@@ -289,4 +290,95 @@ async fn login_limits_are_configuration_a_live_server_obeys() {
     )
     .await;
     assert_eq!(get(&here, &admin).await.unwrap().status(), 200);
+}
+
+/// Connections open to the database at `url`, other than the one asking (PostgreSQL and
+/// MariaDB; `None` on SQLite, which has no server to ask).
+async fn connections_to(url: &str) -> Option<i64> {
+    use sqlx::{Connection, Row};
+    let sql = if url.starts_with("postgres") {
+        "SELECT COUNT(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    } else if url.starts_with("mysql") {
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+         WHERE DB = DATABASE() AND ID <> CONNECTION_ID()"
+    } else {
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let n: i64 = sqlx::query(sql).fetch_one(&mut conn).await.unwrap().get(0);
+    let _ = conn.close().await;
+    Some(n)
+}
+
+#[tokio::test]
+async fn the_database_pool_size_is_configuration_and_zero_is_refused() {
+    // Zero is refused at start, by name, with the allowed range, from a flag and from
+    // the environment alike; nothing is served.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (flags, env) in [
+        (vec!["--db-pool-size", "0"], None),
+        (vec![], Some(("ODS_DB_POOL_SIZE", "0"))),
+        (vec![], Some(("ODS_DB_POOL_SIZE", "1001"))),
+    ] {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--data-dir"];
+        args.push(data.to_str().unwrap());
+        args.extend_from_slice(&flags);
+        let mut cmd = ods(&args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{all}");
+        assert!(
+            all.contains("--db-pool-size") && all.contains("1..=1000"),
+            "{all}"
+        );
+        assert!(!all.contains("listening"), "{all}");
+    }
+
+    // A small pool serves concurrent requests, and on PostgreSQL and MariaDB the server
+    // keeps no more connections than it was given.
+    let s = Server::start_with(Opts {
+        env: vec![("ODS_DB_POOL_SIZE".into(), "2".into())],
+        ..Opts::default()
+    })
+    .await;
+    let r = s
+        .upload("pool.pkg", common::bytes(300_000, 3), "Prod")
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let answers = futures_util::future::join_all((0..40).map(|i| {
+        let path = if i % 2 == 0 {
+            "/api/admin/packages".to_string()
+        } else {
+            "/share/pool.pkg".to_string()
+        };
+        let req = if i % 2 == 0 {
+            s.admin(reqwest::Method::GET, &path)
+        } else {
+            s.http.get(s.at(&path))
+        };
+        async move { req.send().await.map(|r| r.status().as_u16()) }
+    }))
+    .await;
+    for a in &answers {
+        assert_eq!(a.as_ref().ok(), Some(&200), "{answers:?}\n{}", s.log());
+    }
+    if let Some(n) = connections_to(&s.database_url()).await {
+        assert!((1..=2).contains(&n), "{n} connections with a pool of 2");
+    }
+    let out = s
+        .command(&["check-config"])
+        .env("ODS_DB_POOL_SIZE", "2")
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(
+        line(&String::from_utf8_lossy(&out.stdout), "db_pool_size").contains("= 2"),
+        "{all}"
+    );
 }

@@ -121,6 +121,8 @@ async fn deb_installs_serves_as_its_user_and_purges() {
     assert_eq!((conf.uid(), mode("/etc/ods/ods.toml")), (0, 0o640));
     for f in [
         "/usr/share/man/man1/ods.1.gz",
+        "/usr/share/man/man1/ods-serve.1.gz",
+        "/usr/share/man/man1/ods-user-set-password.1.gz",
         "/usr/share/bash-completion/completions/ods",
         "/usr/share/zsh/vendor-completions/_ods",
         "/usr/share/fish/vendor_completions.d/ods.fish",

@@ -2,7 +2,8 @@
 //! without the token or from an address outside `metrics_networks` (the real client
 //! address, through a trusted proxy's X-Forwarded-For), and, once allowed, the series
 //! for requests, bytes, uploads, packages and peers are there with plausible
-//! values, no filename appears in them, and `promtool check metrics` accepts the text.
+//! values (a storage failure in a background job counts too), no filename appears in
+//! them, and `promtool check metrics` accepts the text.
 mod common;
 
 use std::collections::BTreeMap;
@@ -477,6 +478,30 @@ async fn metrics_report_peers_and_failed_jobs() {
         Some(size)
     );
     assert_eq!(value(&m, "ods_peer_up", &[("peer", b_iss)]), Some(1.0));
+
+    // B's partial-transfer directory becomes a plain file: B's next transfer job fails
+    // on the store (ENOTDIR, even for root), and that counts as a storage error.
+    let m = parse(&scrape(&b).await);
+    assert_eq!(value(&m, "ods_storage_errors_total", &[]), None, "{m:?}");
+    let partials = b.data_dir.join("blobs/.partial");
+    std::fs::remove_dir_all(&partials).unwrap();
+    std::fs::write(&partials, b"not a directory").unwrap();
+    let data = common::bytes(2_500_000, 10);
+    let r = a.upload("secret-name-second.pkg", data, "Prod").await;
+    assert!(r.status().is_success(), "{}", r.status());
+    // (`until` also checks that no filename is in a label.)
+    let m = until(&b, "B's failed transfer counted as a storage error", |m| {
+        value(m, "ods_storage_errors_total", &[("op", "partial_open")]).is_some_and(|n| n >= 1.0)
+    })
+    .await;
+    assert!(
+        value(&m, "ods_job_failures_total", &[]).is_some_and(|n| n >= 1.0),
+        "{m:?}"
+    );
+    if promtool_available() {
+        let (ok, said) = promtool_check(&scrape(&b).await);
+        assert!(ok, "promtool check metrics:\n{said}");
+    }
 
     // B goes away: A's link to it goes down and A's jobs calling it fail.
     b.stop();

@@ -152,7 +152,7 @@ pub async fn backup(config: &Config, dir: &Path) -> anyhow::Result<Manifest> {
         bail!("there is no database at {}", file.display());
     }
     make_private_dir(dir)?;
-    let db = Db::connect(&config.database_url.0)
+    let db = Db::connect_sized(&config.database_url.0, config.db_pool_size)
         .await
         .with_context(|| format!("cannot open the database {}", shown(config)))?;
     let server = db::server::get(&db)
@@ -331,7 +331,7 @@ pub async fn restore(
             }
         }
         None => {
-            let db = Db::connect(&config.database_url.0)
+            let db = Db::connect_sized(&config.database_url.0, config.db_pool_size)
                 .await
                 .with_context(|| format!("cannot open the database {}", shown(config)))?;
             let tables = db::backup::table_count(&db).await?;
@@ -390,7 +390,7 @@ pub async fn restore(
     .await?;
     crate::datadir::make_private(data_dir, config.sqlite_file())?;
     // Every package the restored catalog serves must have its content.
-    let db = Db::connect(&config.database_url.0).await?;
+    let db = Db::connect_sized(&config.database_url.0, config.db_pool_size).await?;
     let packages = db::packages::list(&db).await;
     db.close().await;
     let mut without_content = Vec::new();

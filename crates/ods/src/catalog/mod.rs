@@ -82,8 +82,11 @@ pub fn wants(own_stage: Stage, own_iss: &str, r: &Record) -> bool {
 }
 
 /// `a` beats `b` for the same filename: the later upload wins (ISS breaks ties).
+/// Whether `a` was uploaded after `b`: by creation version, then by uuid, so that
+/// every server picks the same winner whichever record it hears first (two nodes of
+/// one site share an ISS and may mint equal versions).
 fn later_upload(a: &Record, b: &Record) -> bool {
-    a.created_version > b.created_version
+    (&a.created_version, &a.uuid) > (&b.created_version, &b.uuid)
 }
 
 async fn event(
@@ -108,18 +111,26 @@ async fn event(
     .await
 }
 
-/// A record for a package just uploaded here.
-pub fn new_upload(
+/// A record for a package just uploaded here, versioned after every record that has
+/// carried its filename (a deleted or replaced one, perhaps stamped by another node of
+/// this site whose clock runs ahead): the later upload must win a filename conflict
+/// wherever it is decided. Call it in the transaction holding `catalog::lock`.
+#[allow(clippy::too_many_arguments)]
+pub async fn new_upload(
     app: &App,
+    conn: &mut AnyConnection,
     uuid: &str,
     filename: &str,
     size: i64,
     sha1: &str,
     sha256: &str,
     stage: Stage,
-) -> Record {
-    let v = app.sync.hlc.now();
-    Record {
+) -> sqlx::Result<Record> {
+    let v = match catalog::newest_version_named(&app.db, conn, filename).await? {
+        Some(newest) => app.sync.hlc.after(&newest),
+        None => app.sync.hlc.now(),
+    };
+    Ok(Record {
         uuid: uuid.to_string(),
         filename: filename.to_string(),
         file_size: size,
@@ -133,7 +144,7 @@ pub fn new_upload(
         deleted: false,
         seq: 0,
         available: true,
-    }
+    })
 }
 
 /// Records a local upload (its package row is already written in `conn`).
@@ -523,4 +534,37 @@ pub async fn transfer_failed(app: &App, uuid: &str, reason: &str) -> anyhow::Res
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(uuid: &str, created_version: &str) -> Record {
+        Record {
+            uuid: uuid.repeat(32),
+            filename: "same.pkg".into(),
+            file_size: 1,
+            sha1: "0".repeat(40),
+            sha256: "0".repeat(64),
+            stage: Stage::Prod,
+            version: created_version.into(),
+            created_version: created_version.into(),
+            origin_iss: "f".repeat(32),
+            created: 0,
+            deleted: false,
+            seq: 0,
+            available: true,
+        }
+    }
+
+    #[test]
+    fn a_filename_conflict_has_one_winner_whichever_record_arrives_first() {
+        // Two nodes of one site (one ISS) minted the same version in one millisecond.
+        let v = format!("1700000000000.000000.{}", "f".repeat(32));
+        let (a, b) = (upload("a", &v), upload("b", &v));
+        assert_ne!(later_upload(&a, &b), later_upload(&b, &a));
+        let newer = upload("0", &format!("1700000000000.000001.{}", "f".repeat(32)));
+        assert!(later_upload(&newer, &a) && later_upload(&newer, &b));
+    }
 }

@@ -39,6 +39,9 @@ pub struct Settings {
     /// sqlite://, postgres:// or mysql:// URL [default: the SQLite file in the data directory]
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<Secret<String>>,
+    /// Database connections this process keeps at most (PostgreSQL/MariaDB; on SQLite one writer and up to 8 readers, fewer when this is smaller). Every node of a site has its own pool: the server's max_connections must exceed this times the number of nodes (plus `ods` commands and other clients)
+    #[arg(long, env = "ODS_DB_POOL_SIZE", value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
     /// Server secret, at least 16 characters; it keys the cache of verified Basic credentials [default: generated once into DATA_DIR/secret.key]. Prefer the environment or ODS_CONF: other local users can read a command line
     #[arg(long, env = "SECRET_KEY", value_name = "KEY", hide_env_values = true)]
     pub secret_key: Option<Secret<String>>,

@@ -109,6 +109,19 @@ pub async fn get(db: &Db, conn: &mut AnyConnection, uuid: &str) -> sqlx::Result<
         .transpose()
 }
 
+/// The newest version of any record, live or deleted, that has carried `filename`.
+pub async fn newest_version_named(
+    db: &Db,
+    conn: &mut AnyConnection,
+    filename: &str,
+) -> sqlx::Result<Option<String>> {
+    db.q("SELECT MAX(version) FROM catalog WHERE filename = ?")
+        .bind(filename.to_string())
+        .fetch_one(conn)
+        .await?
+        .try_get(0)
+}
+
 /// Live records with this filename.
 pub async fn live_by_filename(
     db: &Db,

@@ -3,7 +3,7 @@
 //! migration set (built per dialect by sea-query), and SQL written once with `?`
 //! placeholders that are rewritten for PostgreSQL. Rows map with `#[derive(FromRow)]`.
 //! SQLite gets one writer connection and a pool of readers so concurrent requests
-//! queue instead of failing with `SQLITE_BUSY`. Depends only on `model` and `secrets`.
+//! queue instead of failing with `SQLITE_BUSY`. The pool size is `db_pool_size`. Depends only on `model` and `secrets`.
 
 pub mod backup;
 pub mod catalog;
@@ -50,8 +50,21 @@ pub struct Db {
 pub type Tx = sqlx::Transaction<'static, Any>;
 pub type Q = Query<'static, Any, AnyArguments>;
 
+/// Connections of a pool when the configuration does not say (`db_pool_size`).
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+/// Most SQLite reader connections: more than the cores only adds memory.
+const SQLITE_READERS: u32 = 8;
+
 impl Db {
+    /// Connects with the default pool size (commands and tests).
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        Self::connect_sized(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// Connects with at most `pool_size` connections (PostgreSQL, MariaDB); SQLite gets
+    /// one writer and up to `SQLITE_READERS` readers, fewer when `pool_size` is smaller.
+    pub async fn connect_sized(url: &str, pool_size: u32) -> anyhow::Result<Db> {
+        let pool_size = pool_size.max(1);
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -81,10 +94,11 @@ impl Db {
                     .acquire_timeout(Duration::from_secs(60))
                     .connect(&url)
                     .await?;
-                let read = pragmas(AnyPoolOptions::new().max_connections(8))
-                    .acquire_timeout(Duration::from_secs(60))
-                    .connect(&url)
-                    .await?;
+                let read =
+                    pragmas(AnyPoolOptions::new().max_connections(pool_size.min(SQLITE_READERS)))
+                        .acquire_timeout(Duration::from_secs(60))
+                        .connect(&url)
+                        .await?;
                 Db {
                     dialect,
                     write,
@@ -93,7 +107,7 @@ impl Db {
             }
             _ => {
                 let pool = AnyPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(pool_size)
                     .acquire_timeout(Duration::from_secs(30))
                     .connect(&url)
                     .await?;

@@ -4,6 +4,21 @@
 //! breaks ties. Versions from peers are checked: malformed ones, or ones further ahead
 //! of our clock than `MAX_AHEAD_MS`, are refused so one bad clock cannot poison the
 //! network.
+//!
+//! The nodes of one site share its ISS, each with its own clock, so two nodes can
+//! mint the same version in one millisecond. That cannot make two sites disagree:
+//! - every change of an existing record (stage, delete, a conflict's loser; in
+//!   `catalog`) runs in a transaction that first takes `catalog::lock` (a row lock
+//!   on PostgreSQL and MariaDB, the one writer connection on SQLite), reads the record
+//!   there and stamps it `after(its version)`. One record's versions therefore rise
+//!   strictly, whichever node makes the change, and last-writer-wins per uuid never
+//!   sees a tie: equal versions only ever belong to different records;
+//! - different records are compared in one place, a filename conflict
+//!   (`catalog::later_upload`, by `created_version`): there the uuid breaks a tie, so
+//!   every server picks the same winner whichever record it hears first, and a new
+//!   upload is stamped after every record that carried its filename (read under the
+//!   lock), so it is later than the package it replaces even when the node that
+//!   stamped that one has a clock running ahead.
 
 use std::sync::Mutex;
 

@@ -103,13 +103,15 @@ async fn record_upload(
     let uuid = random_id();
     let record = catalog::new_upload(
         app,
+        &mut tx,
         &uuid,
         filename,
         d.size as i64,
         &d.sha1,
         &d.sha256,
         stage,
-    );
+    )
+    .await?;
     let inserted = db::packages::insert(
         db,
         &mut tx,

@@ -1,10 +1,12 @@
 //! Blob storage: content addressed by sha256, behind one trait so the rest of the
 //! server never assumes a local path: `local.rs` keeps blobs on disk (one directory,
 //! which several nodes of a site may share), `s3/` in an S3-compatible bucket,
-//! `migrate` copies every blob from one to the other. The jobs
+//! `migrate` copies every blob from one to the other, `counted` counts every failed
+//! operation of either. The jobs
 //! that keep the store tidy live here too (`gc`, `sweep`, `discard`), runnable in any
 //! context that offers a database and a store.
 
+pub mod counted;
 pub mod discard;
 pub mod gc;
 pub mod local;

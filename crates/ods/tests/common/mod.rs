@@ -185,8 +185,14 @@ pub fn hex_id() -> String {
     )
 }
 
+/// The `ods` under test: the one cargo built beside the tests, or `ODS_TEST_BIN` (for a
+/// target directory shared by several checkouts, whose `debug/ods` is whichever
+/// checkout built last).
 pub fn ods_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ods"))
+    std::env::var_os("ODS_TEST_BIN")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ods")))
 }
 
 /// Options for starting a server.
