@@ -179,7 +179,7 @@ async fn from_link(
             match store(app, &r, b).await {
                 Ok(()) => Some(r),
                 Err(e) => {
-                    metrics::counter!(crate::stats::STORAGE_ERRORS).increment(1);
+                    // (counted in ods_storage_errors_total by the store itself)
                     tracing::warn!(uuid = %r.uuid, error = %e, "storing a package from a bundle failed");
                     None
                 }
