@@ -185,8 +185,13 @@ pub fn hex_id() -> String {
     )
 }
 
+/// The `ods` binary the tests start: cargo's, or `ODS_TEST_BIN` when set (a copy of
+/// it, for a target directory that other worktrees build into as well: cargo's path
+/// is then whichever worktree built last).
 pub fn ods_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ods"))
+    std::env::var_os("ODS_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ods")))
 }
 
 /// Options for starting a server.
