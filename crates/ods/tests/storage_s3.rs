@@ -554,10 +554,6 @@ async fn transfer_into_s3_resumes(kind: Kind) {
     about_node(&b, "B").await;
     let size = 24 * 1024 * 1024;
     let data = bytes(size, 5);
-    assert_eq!(
-        a.upload("big.pkg", data.clone(), "Prod").await.status(),
-        201
-    );
     common::register(&b, &a).await;
     let peers = b.get_json("/api/admin/registered_ods").await;
     let peer_id = peers["items"][0]["id"].as_i64().unwrap();
@@ -571,6 +567,11 @@ async fn transfer_into_s3_resumes(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // Uploaded once the link is slowed (not before: the sync could finish unslowed).
+    assert_eq!(
+        a.upload("big.pkg", data.clone(), "Prod").await.status(),
+        201
+    );
     b.eventually(60, "chunks of the transfer in the bucket", || {
         let n = s3.keys("b/partial/").len();
         async move { n >= 8 }
