@@ -59,10 +59,9 @@ impl Deref for App {
     }
 }
 
-/// Opens the blob store `storage` names (local: `blob_dir`; staging files tagged with
-/// `node_id`); an S3
-/// bucket that cannot be reached fails here. Every failed operation of the store is
-/// counted in `ods_storage_errors_total` (`storage::counted`).
+/// Opens the blob store `storage` names (local: `blob_dir`); uploads in progress are
+/// tagged with `node_id`. An S3 bucket that cannot be reached fails here. Every failed
+/// operation of the store is counted in `ods_storage_errors_total` (`storage::counted`).
 pub async fn open_store(
     config: &Config,
     storage: &crate::config::Storage,
@@ -75,7 +74,7 @@ pub async fn open_store(
             node_id.to_string(),
         )?),
         crate::config::Storage::S3(opts) => {
-            Arc::new(crate::storage::s3::S3Store::open(opts.clone()).await?)
+            Arc::new(crate::storage::s3::S3Store::open(opts.clone(), node_id.to_string()).await?)
         }
     };
     Ok(crate::storage::counted::counted(store))

@@ -477,7 +477,9 @@ async fn check_config(config: &Config, described: &[String]) -> ExitCode {
         },
     }
     if let ods::config::Storage::S3(opts) = &config.storage.store
-        && let Err(e) = ods::storage::s3::S3Store::open(opts.clone()).await
+        && let Err(e) =
+            ods::storage::s3::S3Store::open(opts.clone(), ods::node::new_id(&config.node_name))
+                .await
     {
         eprintln!("ods: the configuration has 1 problem(s):\n  - {e:#}");
         return ExitCode::from(2);

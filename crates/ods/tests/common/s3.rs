@@ -133,6 +133,24 @@ impl S3Server {
             .collect()
     }
 
+    /// Keys of the multipart uploads open under `prefix` (ListMultipartUploads, which
+    /// moto answers and s3s-fs does not: use `open_uploads` there).
+    pub fn open_upload_keys(&self, prefix: &str) -> Vec<String> {
+        assert_eq!(
+            self.kind,
+            Kind::Moto,
+            "s3s-fs cannot list multipart uploads"
+        );
+        self.boto(&format!(
+            "r = s3.list_multipart_uploads(Bucket={:?}, Prefix={prefix:?})\n\
+             for u in r.get('Uploads', []): print(u['Key'])",
+            self.bucket
+        ))
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+
     /// Multipart uploads still open in the bucket.
     pub fn open_uploads(&self) -> usize {
         match self.kind {

@@ -3,20 +3,23 @@
 //! rustls and aws-lc-rs with the rest of ODS (the SDK brings its own HTTP and runtime
 //! stack, several minutes more of a 2-core build), and it has everything needed here:
 //! multipart uploads with the upload id in hand, ranged GETs, listing, copy and
-//! presigned URLs. What it lacks, a ranged UploadPartCopy, is one presigned request
-//! (`copy.rs`), so commits of any size stay server-side copies on real AWS too.
+//! presigned URLs. What it lacks, a ranged UploadPartCopy and ListMultipartUploads,
+//! is one presigned request each (`copy.rs`, `sweep.rs`), so commits of any size stay
+//! server-side copies on real AWS too.
 //!
 //! Layout under the prefix: `blobs/<sha256>` the content; `touch/<sha256>` written when
 //! a commit finds (or stores) that content, so its age counts from the last use;
 //! `gc/<sha256>` a collector's intent to delete; `staging/<name>` uploads in progress
 //! (an open multipart upload, then the completed object until it is copied into
-//! place) with `uploads/<name>` naming the multipart upload id and its process, so a
-//! sweep can abort what a crashed node left; `partial/<key>/<index>` the 1 MiB chunks
+//! place) with `uploads/<name>` naming the multipart upload id (written empty before
+//! the upload is created), `<name>` being `<node id>.<random>`, so a sweep can abort
+//! what a node that died left (`sweep.rs`); `partial/<key>/<index>` the 1 MiB chunks
 //! of a peer transfer (`partial.rs`). The GC protocol is described at
 //! [`S3Store::settle`] and [`BlobStore::delete_if_idle`].
 
 mod copy;
 mod partial;
+mod sweep;
 mod writer;
 
 use std::collections::HashSet;
@@ -84,8 +87,6 @@ const READ_SEGMENT: u64 = 16 * 1024 * 1024;
 /// A collector's intent marker older than this belongs to a collector that died; a
 /// collector that took longer than half of it gives up instead of deleting.
 const INTENT_TTL: Duration = Duration::from_secs(120);
-/// Uploads of another host (whose process cannot be checked) are aborted this old.
-const STALE_UPLOAD: Duration = Duration::from_secs(24 * 3600);
 
 pub struct S3Store {
     inner: Arc<Inner>,
@@ -94,9 +95,11 @@ pub struct S3Store {
 pub(crate) struct Inner {
     s3: AmazonS3,
     opts: S3Options,
-    /// Sends the presigned UploadPartCopy requests.
+    /// Sends the presigned UploadPartCopy and ListMultipartUploads requests.
     http: reqwest::Client,
     rt: tokio::runtime::Handle,
+    /// This node's id, which names its uploads (`<node id>.<random>`).
+    owner: String,
 }
 
 /// An object_store error as an io::Error (NotFound kept), naming the operation.
@@ -115,7 +118,8 @@ fn not_sha() -> io::Error {
 
 impl S3Store {
     /// Builds the client and checks, within 15 seconds, that the bucket answers.
-    pub async fn open(opts: S3Options) -> anyhow::Result<S3Store> {
+    /// `owner` is this node's id (`node::new_id`): its uploads are named after it.
+    pub async fn open(opts: S3Options, owner: String) -> anyhow::Result<S3Store> {
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(&opts.bucket)
             .with_region(&opts.region)
@@ -159,6 +163,7 @@ impl S3Store {
                 opts,
                 http,
                 rt: tokio::runtime::Handle::current(),
+                owner,
             }),
         };
         store.check().await?;
@@ -289,33 +294,12 @@ pub(crate) enum Own<'a> {
     Chunks(&'a partial::S3Partial),
 }
 
-/// Names of staging objects: host and pid (so a sweep on the same host can tell a
-/// dead process) and a random part.
-fn staging_name() -> String {
-    format!(
-        "{}-{}-{}",
-        &crate::secrets::random_id()[..12],
-        std::process::id(),
-        host()
-    )
-}
-
-fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
-        .collect()
-}
-
 #[async_trait::async_trait]
 impl BlobStore for S3Store {
     async fn begin(&self) -> io::Result<Box<dyn BlobWriter>> {
-        Ok(Box::new(writer::S3Writer::new(
-            self.inner.clone(),
-            staging_name(),
-        )))
+        // Named like a local staging file: `<node id>.<random>` (see `sweep.rs`).
+        let name = format!("{}.{}", self.inner.owner, crate::secrets::random_id());
+        Ok(Box::new(writer::S3Writer::new(self.inner.clone(), name)))
     }
 
     async fn size(&self, sha256: &str) -> io::Result<Option<u64>> {
@@ -439,72 +423,11 @@ impl BlobStore for S3Store {
             .collect())
     }
 
-    /// Aborts the multipart uploads of dead processes on this host, and of any node
-    /// after a day (another node may be mid-upload on the same bucket); removes their
-    /// staging objects, and the collectors' intents left by a crash. Uploads are
-    /// recorded by host and pid, not node id, so `_live_owners` is not consulted yet.
-    async fn sweep_staging(&self, _live_owners: &HashSet<String>) -> io::Result<usize> {
-        let i = &self.inner;
-        let now = SystemTime::now();
-        let here = host();
-        let uploads: Vec<_> =
-            i.s3.list(Some(&i.key("uploads", "")))
-                .try_collect()
-                .await
-                .map_err(|e| io_err("LIST", e))?;
-        let mut removed = 0;
-        for m in uploads {
-            let name = m.location.filename().unwrap_or_default().to_string();
-            let age = now
-                .duration_since(m.last_modified.into())
-                .unwrap_or_default();
-            let mut parts = name.splitn(3, '-').skip(1);
-            let pid = parts.next().and_then(|p| p.parse::<u32>().ok());
-            let same_host = parts.next() == Some(here.as_str());
-            let dead = match pid {
-                Some(p) if same_host && p == std::process::id() => false,
-                Some(p) if same_host => !crate::node::pid_alive(p),
-                _ => false,
-            };
-            if !(dead || age > STALE_UPLOAD) {
-                continue;
-            }
-            let staged = i.key("staging", &name);
-            if let Ok(got) = i.s3.get(&m.location).await
-                && let Ok(id) = got.bytes().await
-            {
-                let id = String::from_utf8_lossy(&id).to_string();
-                use object_store::multipart::MultipartStore;
-                if let Err(e) = i.s3.abort_multipart(&staged, &id).await {
-                    tracing::debug!(%name, "aborting a stale multipart upload: {e}");
-                }
-            }
-            // One that cannot be removed now is tried again by the next sweep.
-            let gone = async {
-                i.delete(&staged).await?;
-                i.delete(&m.location).await
-            };
-            match gone.await {
-                Ok(()) => removed += 1,
-                Err(e) => tracing::warn!(%name, "removing a stale upload: {e}"),
-            }
-        }
-        let intents: Vec<_> =
-            i.s3.list(Some(&i.key("gc", "")))
-                .try_collect()
-                .await
-                .map_err(|e| io_err("LIST", e))?;
-        for m in intents {
-            if now
-                .duration_since(m.last_modified.into())
-                .unwrap_or_default()
-                > 2 * INTENT_TTL
-                && let Err(e) = i.delete(&m.location).await
-            {
-                tracing::warn!("removing a dead collector's intent: {e}");
-            }
-        }
-        Ok(removed)
+    /// Aborts the multipart uploads of nodes that are not in `live_owners` (and of any
+    /// node after a day), removes their staging objects and markers, and the
+    /// collectors' intents left by a crash (`sweep.rs`).
+    async fn sweep_staging(&self, live_owners: &HashSet<String>) -> io::Result<usize> {
+        sweep::sweep(&self.inner, live_owners).await
     }
 
     async fn partial(&self, key: &str, size: u64) -> io::Result<Arc<dyn PartialBlob>> {

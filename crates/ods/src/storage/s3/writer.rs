@@ -1,9 +1,11 @@
 //! One upload into the bucket (the `BlobWriter` of S3). Bytes gather into 8 MiB parts;
 //! the multipart upload of `staging/<name>` starts with the first full part (a file
-//! smaller than one part is one PUT at commit), at most two parts are in flight, so
-//! memory stays at about 24 MiB whatever the size. Commit completes the upload and
-//! settles the content (copy into `blobs/<sha256>` unless stored already); dropping
-//! the writer aborts the multipart upload.
+//! smaller than one part is one PUT at commit) and is recorded in `uploads/<name>` for
+//! the sweep (that marker is written empty before the upload is created, then given
+//! its id). At most two parts are in flight, so memory stays at about 24 MiB whatever
+//! the size. Commit completes the upload and settles the content (copy into
+//! `blobs/<sha256>` unless stored already); dropping the writer aborts the multipart
+//! upload.
 
 use std::collections::VecDeque;
 use std::io;
@@ -47,7 +49,9 @@ impl S3Writer {
         self.inner.key("staging", &self.name)
     }
 
-    /// Starts the multipart upload and records its id for the sweep.
+    /// Starts the multipart upload and records its id for the sweep. The marker is
+    /// written first (empty): a process killed before it records the id leaves a
+    /// marker the sweep finds, and the sweep looks the upload up by its key.
     fn start(&mut self) -> io::Result<String> {
         if let Some(id) = &self.upload {
             return Ok(id.clone());
@@ -55,12 +59,18 @@ impl S3Writer {
         let (inner, staged) = (self.inner.clone(), self.staged());
         let marker = inner.key("uploads", &self.name);
         let id = inner.rt.block_on(async {
-            let id = inner
-                .s3
-                .create_multipart(&staged)
-                .await
-                .map_err(|e| io_err("CreateMultipartUpload", e))?;
-            inner.put(&marker, Bytes::from(id.clone())).await?;
+            inner.put(&marker, Bytes::new()).await?;
+            let id = match inner.s3.create_multipart(&staged).await {
+                Ok(id) => id,
+                Err(e) => {
+                    let _ = inner.delete(&marker).await;
+                    return Err(io_err("CreateMultipartUpload", e));
+                }
+            };
+            if let Err(e) = inner.put(&marker, Bytes::from(id.clone())).await {
+                let _ = inner.s3.abort_multipart(&staged, &id).await;
+                return Err(e);
+            }
             Ok::<_, io::Error>(id)
         })?;
         self.upload = Some(id.clone());
