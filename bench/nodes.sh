@@ -227,7 +227,8 @@ done
 wrk_run() {
   local out script=()
   [ -n "${3:-}" ] && script=(-s "$3")
-  out=$(wrk -t"$WRK_THREADS" -c"$2" -d"$WRK_DURATION" "${script[@]}" "$1")
+  # (--timeout: one request of the big file may take seconds under load)
+  out=$(wrk -t"$WRK_THREADS" -c"$2" -d"$WRK_DURATION" --timeout 60s "${script[@]}" "$1")
   if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
     printf '%s\n' "$out" >&2
     die "wrk saw errors against $1"
