@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
@@ -123,7 +123,7 @@ async fn from_link(
         uuids: recs.iter().map(|r| r.uuid.clone()).collect(),
     })
     .map_err(|e| PeerError::Protocol(e.to_string()))?;
-    let mut resp = client::call(
+    let resp = client::call(
         app,
         link,
         Method::POST,
@@ -133,18 +133,8 @@ async fn from_link(
     )
     .await?;
     let cap = total.min(MAX_BYTES) as usize + 8 * recs.len();
-    let mut buf = BytesMut::with_capacity(cap);
-    while let Some(piece) = resp
-        .chunk()
-        .await
-        .map_err(|e| PeerError::Unreachable(e.to_string()))?
-    {
-        if buf.len() + piece.len() > cap {
-            return Err(PeerError::Protocol("a bundle longer than asked".into()));
-        }
-        buf.extend_from_slice(&piece);
-    }
-    let parts = split(buf.freeze(), recs.len())
+    let body = super::transfer::read_capped(resp, cap).await?;
+    let parts = split(body, recs.len())
         .ok_or_else(|| PeerError::Protocol("a bundle whose framing is broken".into()))?;
 
     // Check every package sent, then store the good ones with their fsyncs side by side.
@@ -230,6 +220,7 @@ async fn store(app: &App, r: &Record, data: Bytes) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
 
     fn framed(parts: &[Option<&[u8]>]) -> Bytes {
         let mut b = BytesMut::new();

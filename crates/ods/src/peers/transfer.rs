@@ -484,7 +484,10 @@ impl Run<'_> {
 
 /// Reads a body, refusing more than `cap` bytes (a peer cannot make us buffer more
 /// than it should send).
-async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Bytes, PeerError> {
+pub(super) async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<Bytes, PeerError> {
     let mut buf = BytesMut::with_capacity(cap);
     while let Some(piece) = resp
         .chunk()
@@ -493,7 +496,7 @@ async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Bytes, P
     {
         if buf.len() + piece.len() > cap {
             return Err(PeerError::Protocol(format!(
-                "a chunk longer than {cap} bytes"
+                "a body longer than the {cap} bytes asked for"
             )));
         }
         buf.extend_from_slice(&piece);
