@@ -151,7 +151,7 @@ async fn execute<Ctx: Context>(ctx: Ctx, registry: &Registry<Ctx>, jobs: Vec<db:
     for (job, result) in jobs.iter().zip(results) {
         match result {
             Ok(()) => done.push(job.id),
-            Err(e) => record(&ctx, registry, job, Err(e)).await,
+            Err(e) => record_failure(&ctx, registry, job, e).await,
         }
     }
     tracing::debug!(jobs = ?done, kind = %jobs[0].kind, "jobs done");
@@ -162,35 +162,29 @@ async fn execute<Ctx: Context>(ctx: Ctx, registry: &Registry<Ctx>, jobs: Vec<db:
 
 /// Records a failed attempt: a retry time, or after the last attempt dead, once its
 /// kind's `gave_up` ran.
-async fn record<Ctx: Context>(
+async fn record_failure<Ctx: Context>(
     ctx: &Ctx,
     registry: &Registry<Ctx>,
     job: &db::jobs::JobRow,
-    result: anyhow::Result<()>,
+    e: anyhow::Error,
 ) {
-    let recorded = match result {
-        Ok(()) => db::jobs::complete_many(ctx.db(), &[job.id], ctx.worker_id()).await,
-        Err(e) => {
-            let msg = format!("{e:#}");
-            metrics::counter!("ods_job_failures_total", "kind" => job.kind.clone()).increment(1);
-            let retry =
-                (job.attempts < job.max_attempts).then(|| now_millis() + backoff_ms(job.attempts));
-            tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %msg, retry = retry.is_some(), "job failed");
-            if retry.is_none()
-                && let Err(e) = registry
-                    .dispatch(
-                        ctx.clone(),
-                        &job.kind,
-                        job.payload.clone(),
-                        Some(msg.clone()),
-                    )
-                    .await
-            {
-                tracing::error!(job = job.id, error = %e, "recording that a job gave up failed");
-            }
-            db::jobs::fail(ctx.db(), job.id, ctx.worker_id(), &msg, retry).await
-        }
-    };
+    let msg = format!("{e:#}");
+    metrics::counter!("ods_job_failures_total", "kind" => job.kind.clone()).increment(1);
+    let retry = (job.attempts < job.max_attempts).then(|| now_millis() + backoff_ms(job.attempts));
+    tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, error = %msg, retry = retry.is_some(), "job failed");
+    if retry.is_none()
+        && let Err(e) = registry
+            .dispatch(
+                ctx.clone(),
+                &job.kind,
+                job.payload.clone(),
+                Some(msg.clone()),
+            )
+            .await
+    {
+        tracing::error!(job = job.id, error = %e, "recording that a job gave up failed");
+    }
+    let recorded = db::jobs::fail(ctx.db(), job.id, ctx.worker_id(), &msg, retry).await;
     if let Err(e) = recorded {
         tracing::error!(%e, job = job.id, "could not record the job's outcome; its lease will expire and it reruns");
     }

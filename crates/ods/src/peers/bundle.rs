@@ -7,19 +7,16 @@
 //! peer cannot send it (not Public there, too large, or past `MAX_BYTES`).
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::client::{self, Link, PeerError};
-use super::transfer::Arrived;
+use super::transfer::{Arrived, is_whole, rejected, store_whole};
 use crate::app::App;
 use crate::db::catalog::Record;
 use crate::ingest::CHUNK_SIZE;
@@ -146,75 +143,33 @@ async fn from_link(
     let checked = tokio::task::spawn_blocking(move || {
         sent.into_iter()
             .map(|(r, b)| {
-                let ok = b.len() as i64 == r.file_size
-                    && hex::encode(Sha1::digest(&b)) == r.sha1
-                    && hex::encode(Sha256::digest(&b)) == r.sha256;
+                let ok = is_whole(&r, &b);
                 (r, b, ok)
             })
             .collect::<Vec<_>>()
     })
     .await
     .map_err(|e| PeerError::Protocol(e.to_string()))?;
-    let stored = futures_util::stream::iter(checked)
+    Ok(futures_util::stream::iter(checked)
         .map(|(r, b, ok)| async move {
             if !ok {
-                app.sync.stats.transfer_error(&link.iss);
-                app.sync
-                    .stats
-                    .chunks_rejected
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(uuid = %r.uuid, peer = %link.iss, "package failed its size, SHA-1 or SHA-256 check; trying another source");
+                rejected(app, &link.iss, &r.uuid);
                 return None;
             }
-            match store(app, &r, b).await {
-                Ok(()) => Some(r),
+            let uuid = r.uuid.clone();
+            match store_whole(app, &link.iss, r, b, started).await {
+                Ok(a) => Some((uuid, a)),
                 Err(e) => {
                     // (counted in ods_storage_errors_total by the store itself)
-                    tracing::warn!(uuid = %r.uuid, error = %e, "storing a package from a bundle failed");
+                    tracing::warn!(%uuid, error = %e, "storing a package from a bundle failed");
                     None
                 }
             }
         })
         .buffer_unordered(COMMITS_IN_FLIGHT)
-        .filter_map(|r| async move { r })
-        .collect::<Vec<Record>>()
-        .await;
-    Ok(stored
-        .into_iter()
-        .map(|r| {
-            let size = r.file_size.max(0) as u64;
-            if size > 0 {
-                app.sync.stats.fetched(&link.iss, size);
-            }
-            let chunks = if size > 0 {
-                vec![r.sha1.clone()]
-            } else {
-                Vec::new()
-            };
-            (
-                r.uuid.clone(),
-                Arrived {
-                    record: r,
-                    chunks,
-                    started,
-                },
-            )
-        })
-        .collect())
-}
-
-/// Writes one checked package into the store (its own fsyncs, on a blocking thread).
-async fn store(app: &App, r: &Record, data: Bytes) -> std::io::Result<()> {
-    let mut writer = app.store.begin().await?;
-    let sha256 = r.sha256.clone();
-    tokio::task::spawn_blocking(move || {
-        writer.write(&data)?;
-        writer.commit(&sha256)
-    })
-    .await
-    .map_err(std::io::Error::other)??;
-    // Left by an earlier, chunk-wise attempt (a firewalled peer's push), if any.
-    app.store.discard_partial(&r.uuid).await
+        .filter_map(|a| async move { a })
+        .collect()
+        .await)
 }
 
 #[cfg(test)]

@@ -84,12 +84,7 @@ pub async fn bring_small(
     if recs.is_empty() {
         return Ok(Default::default());
     }
-    let mut links = Vec::new();
-    for p in db::peers::list(db).await? {
-        if let Some(l) = Link::of(app, &p)? {
-            links.push(l);
-        }
-    }
+    let links = callable_links(app).await?;
     Ok(super::bundle::bring(app, &recs, &links).await)
 }
 
@@ -126,12 +121,7 @@ pub async fn bring(app: &App, uuid: &str) -> anyhow::Result<Option<Arrived>> {
         }));
     }
 
-    let mut links = Vec::new();
-    for p in db::peers::list(db).await? {
-        if let Some(l) = Link::of(app, &p)? {
-            links.push(l);
-        }
-    }
+    let links = callable_links(app).await?;
     let n = chunk_count(rec.file_size);
     // One chunk or none: the whole package in one request, no manifest needed. When no
     // peer sends it (or a firewalled one pushed it), the general way below applies.
@@ -297,46 +287,83 @@ async fn bring_whole(
                 }
             }
         };
-        let mut writer = app.store.begin().await?;
-        let (sha1, sha256) = (rec.sha1.clone(), rec.sha256.clone());
-        let len = data.len();
-        let stored = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-            if len != size
-                || hex::encode(Sha1::digest(&data)) != sha1
-                || hex::encode(Sha256::digest(&data)) != sha256
-            {
-                return Ok(false);
-            }
-            writer.write(&data)?;
-            writer.commit(&sha256)?;
-            Ok(true)
-        })
-        .await??;
-        if !stored {
-            app.sync.stats.transfer_error(&link.iss);
-            app.sync
-                .stats
-                .chunks_rejected
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(uuid = %rec.uuid, peer = %link.iss, "package failed its SHA-1 or SHA-256 check; trying another source");
+        let ok = {
+            let (r, d) = (rec.clone(), data.clone());
+            tokio::task::spawn_blocking(move || is_whole(&r, &d)).await?
+        };
+        if !ok {
+            rejected(app, &link.iss, &rec.uuid);
             continue;
         }
-        if size > 0 {
-            app.sync.stats.fetched(&link.iss, size as u64);
-        }
-        // Left by an earlier, chunk-wise attempt (a firewalled peer's push), if any.
-        app.store.discard_partial(&rec.uuid).await?;
-        return Ok(Some(Arrived {
-            record: rec.clone(),
-            chunks: if size > 0 {
-                vec![rec.sha1.clone()]
-            } else {
-                Vec::new()
-            },
-            started,
-        }));
+        return Ok(Some(
+            store_whole(app, &link.iss, rec.clone(), data, started).await?,
+        ));
     }
     Ok(None)
+}
+
+/// Every registered peer this server can call.
+async fn callable_links(app: &App) -> anyhow::Result<Vec<Link>> {
+    let mut links = Vec::new();
+    for p in db::peers::list(&app.db).await? {
+        if let Some(l) = Link::of(app, &p)? {
+            links.push(l);
+        }
+    }
+    Ok(links)
+}
+
+/// Whether `data` is the whole package `rec`: its size, SHA-1 and SHA-256 (hashing:
+/// call it off the async threads).
+pub(super) fn is_whole(rec: &catalog::Record, data: &[u8]) -> bool {
+    data.len() as i64 == rec.file_size
+        && hex::encode(Sha1::digest(data)) == rec.sha1
+        && hex::encode(Sha256::digest(data)) == rec.sha256
+}
+
+/// Counts and logs a whole package from `iss` that failed `is_whole`.
+pub(super) fn rejected(app: &App, iss: &str, uuid: &str) {
+    app.sync.stats.transfer_error(iss);
+    app.sync
+        .stats
+        .chunks_rejected
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(%uuid, peer = %iss, "package failed its size, SHA-1 or SHA-256 check; trying another source");
+}
+
+/// Stores a whole package that passed `is_whole`, fetched from `iss`, like an upload,
+/// and drops any partial file an earlier chunk-wise attempt (a firewalled peer's push)
+/// left.
+pub(super) async fn store_whole(
+    app: &App,
+    iss: &str,
+    rec: catalog::Record,
+    data: Bytes,
+    started: Instant,
+) -> std::io::Result<Arrived> {
+    let mut writer = app.store.begin().await?;
+    let sha256 = rec.sha256.clone();
+    let size = data.len() as u64;
+    tokio::task::spawn_blocking(move || {
+        writer.write(&data)?;
+        writer.commit(&sha256)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    app.store.discard_partial(&rec.uuid).await?;
+    if size > 0 {
+        app.sync.stats.fetched(iss, size);
+    }
+    let chunks = if size > 0 {
+        vec![rec.sha1.clone()]
+    } else {
+        Vec::new()
+    };
+    Ok(Arrived {
+        record: rec,
+        chunks,
+        started,
+    })
 }
 
 /// One chunk-wise transfer in progress, shared by every peer's workers.
