@@ -4,18 +4,25 @@
 //! stale value. Other processes sharing the database are seen within the time limit.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use moka::sync::Cache;
+use tokio::sync::OnceCell;
 
 /// A moka cache (time to live, bounded size) whose values carry a generation:
 /// `invalidate` starts a new one, so a load that began before it stores a value no
-/// later read takes. Looking up a key allocates nothing.
+/// later read takes. Concurrent misses of one key share one load (the first caller's;
+/// the others wait for it), so an entry expiring under a busy server costs one query,
+/// not one per waiting request. Looking up a key allocates nothing.
 pub struct Recent<V> {
     generation: AtomicU64,
-    entries: Cache<String, (u64, V)>,
+    entries: Cache<String, (u64, Arc<OnceCell<V>>)>,
 }
+
+/// A load that found nothing (never stored).
+struct Missing;
 
 impl<V: Clone + Send + Sync + 'static> Recent<V> {
     pub fn new(ttl: Duration, max_entries: u64) -> Self {
@@ -28,24 +35,31 @@ impl<V: Clone + Send + Sync + 'static> Recent<V> {
         }
     }
 
+    /// The slot of `key` in the current generation, shared by every caller until it
+    /// expires or is invalidated.
+    fn slot(&self, key: &str) -> Arc<OnceCell<V>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let (g, cell) = self
+            .entries
+            .get_with_by_ref(key, || (generation, Arc::new(OnceCell::new())));
+        if g == generation {
+            return cell;
+        }
+        // Made in an earlier generation by a caller that raced `invalidate`.
+        let fresh = Arc::new(OnceCell::new());
+        self.entries
+            .insert(key.to_string(), (generation, fresh.clone()));
+        fresh
+    }
+
     /// The cached value for `key`, or `load()`'s (stored unless invalidated meanwhile).
     pub async fn get_or_load<E, F, Fut>(&self, key: &str, load: F) -> Result<V, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, E>>,
     {
-        let generation = self.generation.load(Ordering::Acquire);
-        if let Some((g, v)) = self.entries.get(key)
-            && g == generation
-        {
-            return Ok(v);
-        }
-        let value = load().await?;
-        if self.generation.load(Ordering::Acquire) == generation {
-            self.entries
-                .insert(key.to_string(), (generation, value.clone()));
-        }
-        Ok(value)
+        let cell = self.slot(key);
+        cell.get_or_try_init(load).await.cloned()
     }
 
     /// Like `get_or_load` for a value that may not exist: a miss is never stored, so
@@ -55,20 +69,21 @@ impl<V: Clone + Send + Sync + 'static> Recent<V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<V>, E>>,
     {
-        let generation = self.generation.load(Ordering::Acquire);
-        if let Some((g, v)) = self.entries.get(key)
-            && g == generation
-        {
-            return Ok(Some(v));
+        let cell = self.slot(key);
+        let found = cell
+            .get_or_try_init(|| async {
+                match load().await {
+                    Ok(Some(v)) => Ok(v),
+                    Ok(None) => Err(Ok(Missing)),
+                    Err(e) => Err(Err(e)),
+                }
+            })
+            .await;
+        match found {
+            Ok(v) => Ok(Some(v.clone())),
+            Err(Ok(Missing)) => Ok(None),
+            Err(Err(e)) => Err(e),
         }
-        let value = load().await?;
-        if let Some(v) = &value
-            && self.generation.load(Ordering::Acquire) == generation
-        {
-            self.entries
-                .insert(key.to_string(), (generation, v.clone()));
-        }
-        Ok(value)
     }
 
     /// Forgets everything (call after changing what the values are read from).
@@ -105,5 +120,44 @@ mod tests {
         assert_eq!(v, Ok(5));
         let v: Result<u32, ()> = c.get_or_load("x", || async { Ok(6) }).await;
         assert_eq!(v, Ok(6), "the racing value was not stored");
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_load_and_misses_are_not_stored() {
+        let c = Arc::new(Recent::<u32>::new(Duration::from_secs(60), 10));
+        let loads = Arc::new(AtomicU64::new(0));
+        let waiters: Vec<_> = (0..32)
+            .map(|_| {
+                let (c, loads) = (c.clone(), loads.clone());
+                tokio::spawn(async move {
+                    c.get_or_load("k", || async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<u32, ()>(7)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for w in waiters {
+            assert_eq!(w.await.unwrap(), Ok(7));
+        }
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            1,
+            "one load for 32 concurrent misses"
+        );
+
+        let v: Result<Option<u32>, ()> = c.get_or_load_found("gone", || async { Ok(None) }).await;
+        assert_eq!(v, Ok(None));
+        let v: Result<Option<u32>, ()> =
+            c.get_or_load_found("gone", || async { Ok(Some(8)) }).await;
+        assert_eq!(v, Ok(Some(8)), "a miss is not stored");
+        let v: Result<Option<u32>, ()> = c.get_or_load_found("gone", || async { Ok(None) }).await;
+        assert_eq!(v, Ok(Some(8)), "a hit is");
+        let v: Result<u32, &str> = c.get_or_load("err", || async { Err("down") }).await;
+        assert_eq!(v, Err("down"));
+        let v: Result<u32, &str> = c.get_or_load("err", || async { Ok(9) }).await;
+        assert_eq!(v, Ok(9), "an error is not stored");
     }
 }
