@@ -72,6 +72,7 @@ pub async fn open_store(
             config.blob_dir.clone(),
             config.staging_dir.clone(),
             node_id.to_string(),
+            config.direct_io,
         )?),
         crate::config::Storage::S3(opts) => {
             Arc::new(crate::storage::s3::S3Store::open(opts.clone(), node_id.to_string()).await?)

@@ -50,6 +50,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The local blob store (`blob_dir`, default `DATA_DIR/blobs`).
     pub blob_dir: PathBuf,
+    /// Write local blob files with `O_DIRECT` where possible (`direct_io`).
+    pub direct_io: bool,
     /// This node's name in a site of several nodes (`node_name`, default the host name).
     pub node_name: String,
     /// Silence after which other nodes count this one as gone (`node_timeout_secs`).
@@ -399,6 +401,7 @@ impl Config {
             staging_dir: raw.upload_staging_directory,
             storage,
             blob_dir,
+            direct_io: raw.direct_io,
             node_name,
             node_timeout: std::time::Duration::from_secs(raw.node_timeout_secs.max(2)),
             debug: raw.debug,

@@ -153,7 +153,7 @@ mod tests {
     async fn hashes_match_one_shot_and_commit_is_atomic() {
         let dir = tempfile::tempdir().unwrap();
         let store =
-            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into()).unwrap();
+            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into(), true).unwrap();
         let data: Vec<u8> = (0..(CHUNK_SIZE * 2 + 12345))
             .map(|i| (i * 31 % 251) as u8)
             .collect();
@@ -188,7 +188,7 @@ mod tests {
     async fn dropped_upload_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store =
-            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into()).unwrap();
+            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into(), true).unwrap();
         let mut ing = Ingest::start(&store).await.unwrap();
         ing.feed(Bytes::from_static(b"partial")).await.unwrap();
         let rec = ing.finish().await.unwrap();

@@ -112,6 +112,9 @@ pub struct Settings {
     /// Directory of the local blob store; several nodes of one site point it at one shared filesystem, each keeping its own data directory [default: DATA_DIR/blobs]
     #[arg(long, env = "ODS_BLOB_DIR", value_name = "DIR")]
     pub blob_dir: Option<PathBuf>,
+    /// Write local blob files past the page cache (O_DIRECT) where the filesystem takes it: uploads and transfers then cost no page-cache copy and their fsync little; false writes through the page cache
+    #[arg(long, env = "ODS_DIRECT_IO", value_name = "BOOL", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set)]
+    pub direct_io: bool,
     /// This node's name within a site of several nodes (letters, digits, '.', '-', '_'; at most 32) [default: the host name]
     #[arg(long, env = "ODS_NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,

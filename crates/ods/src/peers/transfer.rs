@@ -422,7 +422,8 @@ impl Run<'_> {
             Err(e) => return (0, Some(e.to_string())),
         };
         let mut done = 0;
-        let mut buf = BytesMut::with_capacity(chunk_len(self.size, span.first));
+        // Chunks are gathered where a direct write takes them without a copy.
+        let mut buf = crate::storage::aligned_buffer(chunk_len(self.size, span.first));
         loop {
             let mut piece = match resp.chunk().await {
                 Ok(Some(p)) => p,
@@ -450,7 +451,8 @@ impl Run<'_> {
                 } else {
                     0
                 };
-                let data = std::mem::replace(&mut buf, BytesMut::with_capacity(next)).freeze();
+                let data =
+                    std::mem::replace(&mut buf, crate::storage::aligned_buffer(next)).freeze();
                 match self.store_chunk(idx, data).await {
                     Ok(true) => {
                         app.sync.stats.fetched(&link.iss, want as u64);

@@ -14,6 +14,8 @@ pub mod migrate;
 pub mod s3;
 pub mod sweep;
 
+pub use local::aligned_buffer;
+
 /// What the storage jobs need from the context they run in.
 pub trait Context: crate::jobs::Context {
     fn store(&self) -> &dyn BlobStore;

@@ -1,13 +1,20 @@
 //! Blobs on local disk: `<root>/<first two hex>/<sha256>`. Uploads are written to a
 //! staging file on the same filesystem, fsynced, then renamed into place, so a reader
 //! never sees a partial blob and a crash leaves at most a staging file to sweep.
+//! `write.rs` writes the staging and partial files (`direct.rs`: past the page cache
+//! where the filesystem allows); this file finds, reads, lists and removes blobs.
+
+mod direct;
+mod write;
+
+pub use direct::aligned_buffer;
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -24,11 +31,20 @@ pub struct LocalStore {
     /// and a close. A blob's content never changes under its name, so a descriptor
     /// is never stale; one whose file was deleted keeps its space until it is idle.
     open_files: moka::sync::Cache<String, Arc<File>>,
+    /// The whole content of small blobs read lately (at most `SMALL_READ` each,
+    /// `SMALL_BLOBS_BYTES` in all): a hot small download then costs no system call
+    /// and no copy before the socket. Content never changes under its sha256.
+    small_blobs: moka::sync::Cache<String, Bytes>,
+    /// Write blob files with `O_DIRECT` where the filesystem takes it (`direct`).
+    direct_io: bool,
 }
 
 /// Descriptors kept by `open_files`, and how long an unused one stays open.
 const OPEN_FILES: u64 = 256;
 const OPEN_FILE_IDLE: Duration = Duration::from_secs(2);
+/// Memory `small_blobs` may hold, and how long an unread one stays.
+const SMALL_BLOBS_BYTES: u64 = 64 * 1024 * 1024;
+const SMALL_BLOB_IDLE: Duration = Duration::from_secs(60);
 
 /// Staging files older than this are swept even if their process still runs.
 const STALE_STAGING: Duration = Duration::from_secs(24 * 3600);
@@ -43,6 +59,7 @@ impl LocalStore {
         root: PathBuf,
         staging: Option<PathBuf>,
         owner: String,
+        direct_io: bool,
     ) -> anyhow::Result<LocalStore> {
         let staging = staging.unwrap_or_else(|| root.join(".staging"));
         fs::create_dir_all(&root)?;
@@ -70,6 +87,12 @@ impl LocalStore {
                 .max_capacity(OPEN_FILES)
                 .time_to_idle(OPEN_FILE_IDLE)
                 .build(),
+            small_blobs: moka::sync::Cache::builder()
+                .max_capacity(SMALL_BLOBS_BYTES)
+                .weigher(|_, b: &Bytes| b.len().try_into().unwrap_or(u32::MAX))
+                .time_to_idle(SMALL_BLOB_IDLE)
+                .build(),
+            direct_io,
         })
     }
 
@@ -91,131 +114,8 @@ impl LocalStore {
     }
 }
 
-/// Bytes written between two background flushes of a staging file, so that writeback
-/// overlaps the upload instead of all happening in the commit's fsync.
-const FLUSH_EVERY: u64 = 64 * 1024 * 1024;
-
-struct LocalWriter {
-    file: Option<File>,
-    path: PathBuf,
-    root: PathBuf,
-    /// Bytes written since the last background flush started.
-    unflushed: u64,
-    /// The background flush in progress, if any.
-    flushing: Option<std::thread::JoinHandle<io::Result<()>>>,
-}
-
-impl LocalWriter {
-    /// Waits for the background flush in progress and returns its result.
-    fn flushed(&mut self) -> io::Result<()> {
-        match self.flushing.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the flush thread panicked"))),
-            None => Ok(()),
-        }
-    }
-}
-
-impl BlobWriter for LocalWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
-        let file = self.file.as_mut().expect("writer used after commit");
-        file.write_all(buf)?;
-        self.unflushed += buf.len() as u64;
-        // Start the next flush when the last one is done (never wait for it here).
-        if self.unflushed >= FLUSH_EVERY && self.flushing.as_ref().is_none_or(|t| t.is_finished()) {
-            let copy = file.try_clone()?;
-            self.flushed()?;
-            self.flushing = Some(std::thread::spawn(move || copy.sync_data()));
-            self.unflushed = 0;
-        }
-        Ok(())
-    }
-
-    fn commit(mut self: Box<Self>, sha256: &str) -> io::Result<()> {
-        if !valid_sha256(sha256) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256"));
-        }
-        let file = self.file.take().expect("commit twice");
-        self.flushed()?;
-        file.sync_all()?;
-        drop(file);
-        place(&self.path, &self.root, sha256)
-    }
-}
-
-impl Drop for LocalWriter {
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-struct LocalPartial {
-    file: File,
-    path: PathBuf,
-    root: PathBuf,
-}
-
-impl super::PartialBlob for LocalPartial {
-    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset)
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, offset)
-    }
-    fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
-    }
-    fn commit(&self, sha256: &str) -> io::Result<()> {
-        self.file.sync_all()?;
-        place(&self.path, &self.root, sha256)
-    }
-}
-
-/// Moves a complete, synced file into place as `sha256` (atomic rename, directory
-/// synced). When that content is stored already, keeps the stored copy (its age now
-/// tells the collector it is about to be recorded) and drops this one.
-fn place(staged: &Path, root: &Path, sha256: &str) -> io::Result<()> {
-    if !valid_sha256(sha256) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256"));
-    }
-    let dir = root.join(&sha256[..2]);
-    let dest = dir.join(sha256);
-    if refresh_existing(&dest)? {
-        return fs::remove_file(staged);
-    }
-    // A resumed transfer's file may be old: its age must count from now, or the
-    // collector could take it for abandoned before its package row is written.
-    File::options()
-        .write(true)
-        .open(staged)?
-        .set_modified(SystemTime::now())?;
-    fs::create_dir_all(&dir)?;
-    fs::rename(staged, &dest)?;
-    File::open(&dir)?.sync_all()
-}
-
-/// Marks a stored blob as just used; false when there is none (any more). The check
-/// after the touch matters: a collector may have moved the blob away in between, and
-/// then the caller must store its own copy. (`delete_if_idle` is the other half.)
-fn refresh_existing(dest: &Path) -> io::Result<bool> {
-    let file = match File::options().write(true).open(dest) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    file.set_modified(SystemTime::now())?;
-    drop(file);
-    match fs::symlink_metadata(dest) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 use crate::node::pid_alive;
+use write::{LocalPartial, LocalWriter};
 
 #[async_trait::async_trait]
 impl BlobStore for LocalStore {
@@ -227,13 +127,11 @@ impl BlobStore for LocalStore {
             move || File::options().write(true).create_new(true).open(path)
         })
         .await??;
-        Ok(Box::new(LocalWriter {
-            file: Some(file),
-            path,
-            root: self.root.clone(),
-            unflushed: 0,
-            flushing: None,
-        }))
+        let (root, direct_io) = (self.root.clone(), self.direct_io);
+        let writer =
+            tokio::task::spawn_blocking(move || LocalWriter::new(file, path, root, direct_io))
+                .await??;
+        Ok(Box::new(writer))
     }
 
     async fn size(&self, sha256: &str) -> io::Result<Option<u64>> {
@@ -292,16 +190,29 @@ impl BlobStore for LocalStore {
                 "read_small takes at most SMALL_READ bytes",
             ));
         }
+        if let Some(whole) = self.small_blobs.get(sha256) {
+            return part_of(&whole, offset, len);
+        }
         let path = self.path(sha256)?;
         let file = self
             .open_files
             .try_get_with_by_ref(sha256, || File::open(&path).map(Arc::new))
             .map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+        // A read that may be of a small blob: if it is one, read it whole and keep it.
+        if offset + len <= SMALL_READ {
+            let size = file.metadata()?.len();
+            if size <= SMALL_READ {
+                let whole = pread_whole(&file, 0, size as usize)?;
+                self.small_blobs.insert(sha256.to_string(), whole.clone());
+                return part_of(&whole, offset, len);
+            }
+        }
         pread_whole(&file, offset, len as usize)
     }
 
     async fn delete(&self, sha256: &str) -> io::Result<()> {
         self.open_files.invalidate(sha256);
+        self.small_blobs.invalidate(sha256);
         match tokio::fs::remove_file(self.path(sha256)?).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -319,6 +230,7 @@ impl BlobStore for LocalStore {
     async fn delete_if_idle(&self, sha256: &str, idle: Duration) -> io::Result<Removal> {
         let path = self.path(sha256)?;
         self.open_files.invalidate(sha256);
+        self.small_blobs.invalidate(sha256);
         // Named like a staging file, so a crash right here leaves something the
         // start-up sweep removes.
         let aside = self.staging.join(format!(
@@ -419,7 +331,7 @@ impl BlobStore for LocalStore {
         size: u64,
     ) -> io::Result<std::sync::Arc<dyn super::PartialBlob>> {
         let path = self.partial_path(key)?;
-        let root = self.root.clone();
+        let (root, direct_io) = (self.root.clone(), self.direct_io);
         tokio::task::spawn_blocking(move || {
             let file = File::options()
                 .read(true)
@@ -430,8 +342,10 @@ impl BlobStore for LocalStore {
             if file.metadata()?.len() != size {
                 file.set_len(size)?;
             }
-            Ok(std::sync::Arc::new(LocalPartial { file, path, root })
-                as std::sync::Arc<dyn super::PartialBlob>)
+            Ok(
+                std::sync::Arc::new(LocalPartial::new(file, path, root, direct_io))
+                    as std::sync::Arc<dyn super::PartialBlob>,
+            )
         })
         .await?
     }
@@ -483,6 +397,17 @@ fn pread_whole(file: &File, offset: u64, n: usize) -> io::Result<Bytes> {
     Ok(Bytes::from(buf))
 }
 
+/// `len` bytes at `offset` of a blob held whole.
+fn part_of(whole: &Bytes, offset: u64, len: u64) -> io::Result<Bytes> {
+    match offset.checked_add(len) {
+        Some(end) if end <= whole.len() as u64 => Ok(whole.slice(offset as usize..end as usize)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the blob is shorter than its recorded size",
+        )),
+    }
+}
+
 fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
 ) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send {
@@ -491,8 +416,11 @@ fn tokio_stream_from(
 
 #[cfg(test)]
 mod tests {
+    use super::write::refresh_existing;
     use super::*;
     use sha2::{Digest, Sha256};
+    use std::path::Path;
+    use std::time::SystemTime;
 
     async fn stage(store: &LocalStore, data: &[u8]) -> (Box<dyn BlobWriter>, String) {
         let mut w = store.begin().await.unwrap();
@@ -510,10 +438,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn small_blobs_are_read_whole_once_and_forgotten_on_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into(), true).unwrap();
+        let data: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+        let (w, sha) = stage(&store, &data).await;
+        w.commit(&sha).unwrap();
+        assert_eq!(
+            store.read_small(&sha, 100, 50).await.unwrap(),
+            data[100..150]
+        );
+        assert_eq!(
+            store.small_blobs.get(&sha).as_deref(),
+            Some(&data[..]),
+            "kept whole"
+        );
+        // Served from memory from now on: the file's bytes are not read again.
+        std::fs::write(store.path(&sha).unwrap(), vec![0u8; data.len()]).unwrap();
+        assert_eq!(store.read_small(&sha, 0, 65_536).await.unwrap(), data[..]);
+        let past = store.read_small(&sha, 65_000, 1_000).await.unwrap_err();
+        assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
+        store.delete(&sha).await.unwrap();
+        assert!(store.small_blobs.get(&sha).is_none());
+        assert!(
+            store.read_small(&sha, 0, 10).await.is_err(),
+            "gone with its file"
+        );
+    }
+
+    #[tokio::test]
     async fn collection_spares_recently_used_content() {
         let dir = tempfile::tempdir().unwrap();
         let store =
-            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into()).unwrap();
+            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into(), true).unwrap();
         let hour = Duration::from_secs(3600);
         let (w, sha) = stage(&store, b"content").await;
         w.commit(&sha).unwrap();
@@ -557,7 +515,7 @@ mod tests {
     async fn commit_stores_its_own_copy_when_the_stored_one_went_away() {
         let dir = tempfile::tempdir().unwrap();
         let store =
-            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into()).unwrap();
+            LocalStore::open(dir.path().join("blobs"), None, "t-1-00000000".into(), true).unwrap();
         let (w, sha) = stage(&store, b"bytes").await;
         w.commit(&sha).unwrap();
         let path = store.path(&sha).unwrap();
