@@ -6,15 +6,16 @@
 #     during the uploads and disk overhead (max bytes used in the data dir during an
 #     upload / file size);
 #   - 1 GiB download (curl -o /dev/null) from ods /share/<name> vs nginx (sendfile on);
-#   - 64 KiB downloads under wrk -t2 -c64 -d10s, ods vs nginx, BENCH_RUNS times
-#     alternating; the ratio is the median of the per-run ratios.
+#   - 64 KiB downloads under wrk -t2 -c64 -d10s, ods vs nginx, WRK_RUNS (5) times
+#     alternating; the ratio is the median of the per-run ratios (wrk and the server
+#     share 2 cores, so a single run varies by +-15%).
 # Prints a table (ratio = ods / reference, >= 1.0 means ods is as fast; the ingest
 # ratio also as the median of the per-run ratios) and writes the
 # same as JSON to bench/results/core-<date>.json. Not a test: run it by hand.
 #
 #   bench/core.sh                    # builds ods in release first
 #   ODS_BIN=/path/to/ods bench/core.sh
-#   BENCH_RUNS=3 WRK_DURATION=10s BIG_MIB=1024 bench/core.sh
+#   BENCH_RUNS=3 WRK_RUNS=5 WRK_DURATION=10s BIG_MIB=1024 bench/core.sh
 #
 # Needs nginx-light, wrk, socat, curl, jq (installed with apt-get when missing).
 set -euo pipefail
@@ -24,6 +25,7 @@ RUNS=${BENCH_RUNS:-3}
 BIG_MIB=${BIG_MIB:-1024}
 SMALL_KIB=${SMALL_KIB:-64}
 WRK_DURATION=${WRK_DURATION:-10s}
+WRK_RUNS=${WRK_RUNS:-5}
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
@@ -210,11 +212,14 @@ wrk_rps() { # url -> req/s; refuses runs with errors or non-2xx answers
   fi
   awk '/^Requests\/sec:/ { print $2 }' <<<"$out"
 }
-log "wrk -t2 -c64 -d$WRK_DURATION on the ${SMALL_KIB} KiB file: $RUNS x ods, then nginx (alternating)"
+log "wrk -t2 -c64 -d$WRK_DURATION on the ${SMALL_KIB} KiB file: $WRK_RUNS x ods, then nginx (alternating)"
 rps_ods_runs=(); rps_nginx_runs=(); rps_ratios=()
-for i in $(seq "$RUNS"); do
+for i in $(seq "$WRK_RUNS"); do
+  # (wrk_rps runs in a subshell: its die ends only that, so check what it printed)
   rps_ods_runs+=("$(wrk_rps "$ODS_URL/share/small.bin")")
+  [ -n "${rps_ods_runs[-1]}" ] || die "wrk against ods failed"
   rps_nginx_runs+=("$(wrk_rps "$NGINX_URL/share/small.bin")")
+  [ -n "${rps_nginx_runs[-1]}" ] || die "wrk against nginx failed"
   rps_ratios+=("$(ratio "${rps_ods_runs[-1]}" "${rps_nginx_runs[-1]}")")
   log "  run $i: ods ${rps_ods_runs[-1]} req/s, nginx ${rps_nginx_runs[-1]} req/s (${rps_ratios[-1]})"
 done

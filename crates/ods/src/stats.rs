@@ -21,6 +21,7 @@ pub const REQUESTS: &str = "ods_http_requests_total";
 pub const DURATION: &str = "ods_http_request_duration_seconds";
 pub const SENT: &str = "ods_http_sent_bytes_total";
 pub const RECEIVED: &str = "ods_http_received_bytes_total";
+pub const ZERO_COPY: &str = "ods_http_zero_copy_bytes_total";
 pub const UPLOADS: &str = "ods_uploads_in_progress";
 pub const PACKAGES: &str = "ods_packages";
 pub const JOBS: &str = "ods_jobs";
@@ -86,6 +87,11 @@ fn describe() {
         SENT,
         Unit::Bytes,
         "Response body bytes sent, by route template"
+    );
+    describe_counter!(
+        ZERO_COPY,
+        Unit::Bytes,
+        "Download body bytes sent straight from their blob files (sendfile), a part of ods_http_sent_bytes_total"
     );
     describe_counter!(
         RECEIVED,

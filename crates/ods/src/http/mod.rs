@@ -19,6 +19,7 @@ pub mod serve;
 pub mod share;
 pub mod tls;
 pub mod ui;
+pub mod zero_copy;
 
 use axum::Router;
 use axum::body::Bytes;

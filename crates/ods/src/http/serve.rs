@@ -45,6 +45,13 @@ pub fn raise_fd_limit() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
+/// An accepted connection: plain (sending download bodies from their files) or
+/// waiting for its TLS handshake.
+enum Accepted {
+    Plain(super::zero_copy::Conn),
+    Tls(TcpStream, tokio_rustls::TlsAcceptor),
+}
+
 /// Counts open connections, overall and per address.
 #[derive(Default)]
 struct Gate {
@@ -150,26 +157,35 @@ pub async fn serve(
         let idle = limits.body_idle_timeout;
         let for_req = limits.clone();
         let secure = tls.is_some();
+        // Plain connections send download bodies from their files (`zero_copy`).
+        let (stream, zero_copy) = match &tls {
+            None => {
+                let (conn, handle) = super::zero_copy::Conn::new(stream);
+                (Accepted::Plain(conn), Some(handle))
+            }
+            Some(t) => (Accepted::Tls(stream, t.acceptor()), None),
+        };
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             let client = ClientInfo::resolve(peer, req.headers(), &for_req.trusted_proxies, secure);
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(client);
+            if let Some(z) = &zero_copy {
+                req.extensions_mut().insert(z.clone());
+            }
             let req = req.map(|body| axum::body::Body::new(TimeoutBody::new(idle, body)));
             let router = router.clone();
             async move { router.oneshot(req).await }
         });
         let builder = builder.clone();
         let watcher = graceful.watcher();
-        let acceptor = tls.as_ref().map(|t| t.acceptor());
         let handshake = limits.header_timeout;
         tokio::spawn(async move {
-            let ended = match acceptor {
-                None => {
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let ended = match stream {
+                Accepted::Plain(conn) => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(conn), service);
                     watcher.watch(conn.into_owned()).await
                 }
-                Some(acceptor) => {
+                Accepted::Tls(stream, acceptor) => {
                     // The handshake is part of the request head: same deadline.
                     match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {

@@ -23,6 +23,7 @@ use crate::app::App;
 use crate::app::HotPackage;
 use crate::error::{ApiError, ApiResult};
 use crate::http::auth::basic_credentials;
+use crate::http::zero_copy::ZeroCopy;
 use crate::model::filename_problem;
 use crate::storage::{ByteStream, SMALL_READ};
 use crate::users::check_download_password;
@@ -190,7 +191,8 @@ async fn download(
     let pkg = app.public_package(&filename).await?.ok_or_else(|| {
         ApiError::not_found(format!("no downloadable package named {filename:?}"))
     })?;
-    serve(&app, &pkg, &parts.method, &parts.headers).await
+    let zero_copy = parts.extensions.get::<ZeroCopy>();
+    serve(&app, &pkg, &parts.method, &parts.headers, zero_copy).await
 }
 
 /// `download_auth` jwt: the request must carry a valid Jamf Pro token in `?token=`.
@@ -233,7 +235,15 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn serve(app: &App, p: &HotPackage, method: &Method, h: &HeaderMap) -> ApiResult<Response> {
+/// The answer to a download of `p`; a small body read from a file is registered
+/// with the connection's `zero_copy`, if any, to be sent from the file.
+async fn serve(
+    app: &App,
+    p: &HotPackage,
+    method: &Method,
+    h: &HeaderMap,
+    zero_copy: Option<&ZeroCopy>,
+) -> ApiResult<Response> {
     let len = p.row.file_size.max(0) as u64;
     // (as str: the ETag is `"` + hex + `"`, always visible ASCII)
     let tag = p.etag.to_str().unwrap_or_default();
@@ -322,9 +332,11 @@ async fn serve(app: &App, p: &HotPackage, method: &Method, h: &HeaderMap) -> Api
             let none: ByteStream = Box::pin(futures_util::stream::empty());
             Ok::<Body, std::io::Error>(Body::from_stream(none))
         } else if n <= SMALL_READ {
-            Ok(Body::from(
-                app.store.read_small(&p.row.sha256, offset, n).await?,
-            ))
+            let (data, file) = app.store.read_small_file(&p.row.sha256, offset, n).await?;
+            if let (Some(z), Some(file)) = (zero_copy, file) {
+                z.register(&data, file, offset);
+            }
+            Ok(Body::from(data))
         } else {
             Ok(Body::from_stream(
                 app.store.read(&p.row.sha256, offset, n).await?,

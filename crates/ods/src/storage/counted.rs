@@ -77,6 +77,14 @@ impl BlobStore for Counted {
     async fn read_small(&self, sha256: &str, offset: u64, len: u64) -> io::Result<Bytes> {
         count("read", self.0.read_small(sha256, offset, len).await)
     }
+    async fn read_small_file(
+        &self,
+        sha256: &str,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<(Bytes, Option<Arc<std::fs::File>>)> {
+        count("read", self.0.read_small_file(sha256, offset, len).await)
+    }
     async fn delete(&self, sha256: &str) -> io::Result<()> {
         count("delete", self.0.delete(sha256).await)
     }

@@ -77,6 +77,17 @@ pub trait BlobStore: Send + Sync + 'static {
         }
         Ok(buf.freeze())
     }
+    /// Like `read_small`, with the open file the bytes were read from when there is
+    /// one (local disk): the bytes can then be sent from it again without a copy
+    /// (`http::zero_copy`). A blob's file never changes while it is open.
+    async fn read_small_file(
+        &self,
+        sha256: &str,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<(Bytes, Option<std::sync::Arc<std::fs::File>>)> {
+        Ok((self.read_small(sha256, offset, len).await?, None))
+    }
     async fn delete(&self, sha256: &str) -> io::Result<()>;
     /// Time since the blob was stored or last deduplicated onto (`commit` of the same
     /// content refreshes it), or `None` when it is not stored.

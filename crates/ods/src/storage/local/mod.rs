@@ -210,6 +210,21 @@ impl BlobStore for LocalStore {
         pread_whole(&file, offset, len as usize)
     }
 
+    async fn read_small_file(
+        &self,
+        sha256: &str,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<(Bytes, Option<Arc<File>>)> {
+        let data = self.read_small(sha256, offset, len).await?;
+        let path = self.path(sha256)?;
+        let file = self
+            .open_files
+            .try_get_with_by_ref(sha256, || File::open(&path).map(Arc::new))
+            .ok();
+        Ok((data, file))
+    }
+
     async fn delete(&self, sha256: &str) -> io::Result<()> {
         self.open_files.invalidate(sha256);
         self.small_blobs.invalidate(sha256);
