@@ -366,7 +366,16 @@ impl BlobStore for LocalStore {
     }
 
     async fn discard_partial(&self, key: &str) -> io::Result<()> {
-        match tokio::fs::remove_file(self.partial_path(key)?).await {
+        let path = self.partial_path(key)?;
+        // Most packages never had one: look first, since an unlink locks the whole
+        // directory even when there is nothing to remove.
+        if let Err(e) = tokio::fs::symlink_metadata(&path).await {
+            return match e.kind() {
+                io::ErrorKind::NotFound => Ok(()),
+                _ => Err(e),
+            };
+        }
+        match tokio::fs::remove_file(path).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }

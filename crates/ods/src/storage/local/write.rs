@@ -89,8 +89,7 @@ impl BlobWriter for LocalWriter {
         }
         self.flushed()?;
         file.sync_all()?;
-        drop(file);
-        place(&self.path, &self.root, sha256)
+        place(&file, &self.path, &self.root, sha256)
     }
 }
 
@@ -138,14 +137,14 @@ impl PartialBlob for LocalPartial {
     }
     fn commit(&self, sha256: &str) -> io::Result<()> {
         self.file.sync_all()?;
-        place(&self.path, &self.root, sha256)
+        place(&self.file, &self.path, &self.root, sha256)
     }
 }
 
 /// Moves a complete, synced file into place as `sha256` (atomic rename, directory
 /// synced). When that content is stored already, keeps the stored copy (its age now
 /// tells the collector it is about to be recorded) and drops this one.
-pub(super) fn place(staged: &Path, root: &Path, sha256: &str) -> io::Result<()> {
+pub(super) fn place(file: &File, staged: &Path, root: &Path, sha256: &str) -> io::Result<()> {
     if !valid_sha256(sha256) {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256"));
     }
@@ -156,12 +155,16 @@ pub(super) fn place(staged: &Path, root: &Path, sha256: &str) -> io::Result<()> 
     }
     // A resumed transfer's file may be old: its age must count from now, or the
     // collector could take it for abandoned before its package row is written.
-    File::options()
-        .write(true)
-        .open(staged)?
-        .set_modified(SystemTime::now())?;
-    fs::create_dir_all(&dir)?;
-    fs::rename(staged, &dest)?;
+    file.set_modified(SystemTime::now())?;
+    // The directory exists but for the first blobs: try that first, since making
+    // (or finding) it takes the store root's lock, which concurrent commits share.
+    match fs::rename(staged, &dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(&dir)?;
+            fs::rename(staged, &dest)?;
+        }
+        other => other?,
+    }
     File::open(&dir)?.sync_all()
 }
 
