@@ -50,16 +50,7 @@ async fn packages(s: &Server) -> HashMap<String, Value> {
 
 /// Requests `s` answered on the route template `route`, by its `/metrics`.
 async fn requests_on(s: &Server, route: &str) -> u64 {
-    let text = s
-        .http
-        .get(s.at("/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics(TOKEN).await;
     let label = format!("route=\"{route}\"");
     text.lines()
         .filter(|l| l.starts_with("ods_http_requests_total{") && l.contains(&label))

@@ -13,24 +13,14 @@ const TOKEN: &str = "zero-copy-metrics-token-0123456789";
 fn opts() -> Opts {
     let mut opts = Opts::default();
     opts.env.push(("ODS_METRICS_TOKEN".into(), TOKEN.into()));
-    opts.env
-        .push(("ODS_METRICS_NETWORKS".into(), "127.0.0.0/8".into()));
     opts
 }
 
 /// The value of the zero-copy byte counter (0 before its first increment).
 async fn zero_copy_bytes(s: &Server) -> f64 {
-    let text = s
-        .http
-        .get(s.at("/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
+    s.metrics(TOKEN)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("ods_http_zero_copy_bytes_total "))
         .map(|v| v.trim().parse().unwrap())
         .unwrap_or(0.0)

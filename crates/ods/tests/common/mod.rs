@@ -435,6 +435,19 @@ impl Server {
             .basic_auth(ADMIN.0, Some(ADMIN.1))
     }
 
+    /// The `/metrics` text, read with the bearer `token` (`ODS_METRICS_TOKEN`).
+    pub async fn metrics(&self, token: &str) -> String {
+        let r = self
+            .http
+            .get(self.at("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "GET /metrics");
+        r.text().await.unwrap()
+    }
+
     pub async fn get_json(&self, path: &str) -> Value {
         let r = self.admin(reqwest::Method::GET, path).send().await.unwrap();
         assert!(r.status().is_success(), "GET {path}: {}", r.status());
