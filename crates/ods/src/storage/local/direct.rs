@@ -3,8 +3,8 @@
 //! kernel spends no copy into the page cache, no writeback runs behind the writer,
 //! and the fsync before a commit has almost nothing left to flush. What is not
 //! aligned (a file's last short block) takes the ordinary buffered path. A filesystem
-//! that refuses `O_DIRECT` (tmpfs, some overlays), at open or at the first write,
-//! gets the buffered path for everything; nothing else changes.
+//! that refuses `O_DIRECT` (tmpfs before Linux 6.6, some network filesystems), at open
+//! or at the first write, gets the buffered path for everything; nothing else changes.
 
 use std::fs::File;
 use std::io;

@@ -462,6 +462,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn direct_and_buffered_writes_store_the_same_blobs() {
+        let chunk = crate::ingest::CHUNK_SIZE;
+        let data: Vec<u8> = (0..3 * chunk + 4_321).map(|i| (i % 253) as u8).collect();
+        let sha = hex::encode(Sha256::digest(&data));
+        for direct_io in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = LocalStore::open(
+                dir.path().join("blobs"),
+                None,
+                "t-1-00000000".into(),
+                direct_io,
+            )
+            .unwrap();
+            // An upload, fed in pieces that cross every block boundary.
+            let mut w = store.begin().await.unwrap();
+            for piece in data.chunks(300_007) {
+                w.write(piece).unwrap();
+            }
+            w.commit(&sha).unwrap();
+            assert_eq!(
+                std::fs::read(store.path(&sha).unwrap()).unwrap(),
+                data,
+                "upload, direct {direct_io}"
+            );
+            store.delete(&sha).await.unwrap();
+            // A transfer: chunks in any order, from an aligned buffer or not.
+            let partial = store.partial("k1", data.len() as u64).await.unwrap();
+            for idx in [3, 1, 0, 2] {
+                let part = &data[idx * chunk..((idx + 1) * chunk).min(data.len())];
+                if idx % 2 == 0 {
+                    let mut b = super::aligned_buffer(part.len());
+                    b.extend_from_slice(part);
+                    partial.write_at((idx * chunk) as u64, &b.freeze()).unwrap();
+                } else {
+                    partial.write_at((idx * chunk) as u64, part).unwrap();
+                }
+            }
+            partial.sync().unwrap();
+            partial.commit(&sha).unwrap();
+            assert_eq!(
+                std::fs::read(store.path(&sha).unwrap()).unwrap(),
+                data,
+                "transfer, direct {direct_io}"
+            );
+            assert!(
+                store.list().await.unwrap().len() == 1,
+                "one blob, no leftovers listed"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn small_blobs_are_read_whole_once_and_forgotten_on_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store =
