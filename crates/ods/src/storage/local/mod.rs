@@ -463,7 +463,7 @@ mod tests {
 
     #[tokio::test]
     async fn direct_and_buffered_writes_store_the_same_blobs() {
-        let chunk = crate::ingest::CHUNK_SIZE;
+        let chunk = 1024 * 1024; // the transfer chunk size
         let data: Vec<u8> = (0..3 * chunk + 4_321).map(|i| (i % 253) as u8).collect();
         let sha = hex::encode(Sha256::digest(&data));
         for direct_io in [true, false] {
