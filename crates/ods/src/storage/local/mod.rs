@@ -179,50 +179,44 @@ impl BlobStore for LocalStore {
         Ok(Box::pin(tokio_stream_from(rx)))
     }
 
-    /// Most requests of a busy server: open and one `pread` right here, on the async
-    /// thread. A few pages from the page cache take microseconds, less than a hop to
-    /// the blocking pool (nginx without `aio` reads the same way). Larger reads go to
-    /// the pool.
     async fn read_small(&self, sha256: &str, offset: u64, len: u64) -> io::Result<Bytes> {
-        if len > SMALL_READ {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "read_small takes at most SMALL_READ bytes",
-            ));
-        }
-        if let Some(whole) = self.small_blobs.get(sha256) {
-            return part_of(&whole, offset, len);
-        }
-        let path = self.path(sha256)?;
-        let file = self
-            .open_files
-            .try_get_with_by_ref(sha256, || File::open(&path).map(Arc::new))
-            .map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
-        // A read that may be of a small blob: if it is one, read it whole and keep it.
-        if offset + len <= SMALL_READ {
-            let size = file.metadata()?.len();
-            if size <= SMALL_READ {
-                let whole = pread_whole(&file, 0, size as usize)?;
-                self.small_blobs.insert(sha256.to_string(), whole.clone());
-                return part_of(&whole, offset, len);
-            }
-        }
-        pread_whole(&file, offset, len as usize)
+        Ok(self.read_small_file(sha256, offset, len).await?.0)
     }
 
+    /// Most requests of a busy server: the blob held in memory, or one `pread` right
+    /// here, on the async thread. A few pages from the page cache take microseconds,
+    /// less than a hop to the blocking pool (nginx without `aio` reads the same way).
+    /// Larger reads go to the pool.
     async fn read_small_file(
         &self,
         sha256: &str,
         offset: u64,
         len: u64,
     ) -> io::Result<(Bytes, Option<Arc<File>>)> {
-        let data = self.read_small(sha256, offset, len).await?;
-        let path = self.path(sha256)?;
+        if len > SMALL_READ {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "read_small takes at most SMALL_READ bytes",
+            ));
+        }
+        // One lookup per request; the path is built only to open a blob not held open.
         let file = self
             .open_files
-            .try_get_with_by_ref(sha256, || File::open(&path).map(Arc::new))
-            .ok();
-        Ok((data, file))
+            .try_get_with_by_ref(sha256, || File::open(self.path(sha256)?).map(Arc::new))
+            .map_err(|e| io::Error::new(e.kind(), e.to_string()))?;
+        if let Some(whole) = self.small_blobs.get(sha256) {
+            return Ok((part_of(&whole, offset, len)?, Some(file)));
+        }
+        // A read that may be of a small blob: if it is one, read it whole and keep it.
+        if offset + len <= SMALL_READ {
+            let size = file.metadata()?.len();
+            if size <= SMALL_READ {
+                let whole = pread_whole(&file, 0, size as usize)?;
+                self.small_blobs.insert(sha256.to_string(), whole.clone());
+                return Ok((part_of(&whole, offset, len)?, Some(file)));
+            }
+        }
+        Ok((pread_whole(&file, offset, len as usize)?, Some(file)))
     }
 
     async fn delete(&self, sha256: &str) -> io::Result<()> {
