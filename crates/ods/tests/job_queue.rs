@@ -300,3 +300,28 @@ async fn batches_are_claimed_once_each_and_completed_together() {
     db.close().await;
     other.close().await;
 }
+
+/// A key freed a moment ago is the hard case on MariaDB: the row that held it still
+/// marks the spot in the unique index, every inserter locks that gap, and InnoDB ends
+/// all but one insert as a deadlock. Enqueue runs a lost insert again, so each round
+/// still queues exactly one job and none of the racing enqueues fails.
+#[tokio::test]
+async fn a_key_freed_a_moment_ago_is_queued_again_once() {
+    let tdb = common::TestDb::create();
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&tdb, dir.path()).await;
+    let other = open(&tdb, dir.path()).await;
+    let key = "fetch:again";
+    assert_eq!(race(&db, "fetch", key, 4).await.len(), 1);
+    for round in 0..300 {
+        let j = db::jobs::claim(&db, "w1", 60_000, &["fetch"], &["fetch"])
+            .await
+            .unwrap()
+            .expect("the queued job");
+        db::jobs::complete(&db, j.id, "w1").await.unwrap();
+        let (mine, theirs) =
+            tokio::join!(race(&db, "fetch", key, 8), race(&other, "fetch", key, 8));
+        let ids: Vec<i64> = mine.into_iter().chain(theirs).collect();
+        assert_eq!(ids.len(), 1, "round {round}: {ids:?}");
+    }
+}

@@ -3,7 +3,7 @@
 //! it is portable and safe with several worker processes on one database. Every time
 //! in this table (`run_at`, `lease_until`, `created`, `updated`) is Unix milliseconds.
 
-use sqlx::{AnyConnection, FromRow, Row};
+use sqlx::{AnyConnection, Connection, FromRow, Row};
 
 use super::{Db, Dialect};
 use crate::model::now_millis;
@@ -41,6 +41,19 @@ pub struct NewJob {
 /// index on it makes the check atomic across connections and processes (a plain
 /// look-then-insert let two nodes, or two tasks, queue the same exclusive job).
 pub async fn enqueue(db: &Db, conn: &mut AnyConnection, job: &NewJob) -> sqlx::Result<Option<i64>> {
+    // Sampled before the statement: sqlx counts transactions on the client, so a
+    // server-side rollback of the caller's transaction does not hide it.
+    let in_transaction = conn.is_in_transaction();
+    let mut attempt = 1;
+    loop {
+        match insert(db, conn, job).await {
+            Err(e) if super::retry_on_deadlock(&e, in_transaction, attempt).await => attempt += 1,
+            done => return done,
+        }
+    }
+}
+
+async fn insert(db: &Db, conn: &mut AnyConnection, job: &NewJob) -> sqlx::Result<Option<i64>> {
     let now = now_millis();
     let cols = "(kind, payload, dedup_key, dedup_slot, state, attempts, max_attempts, run_at, created, updated) \
                 VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)";
@@ -73,14 +86,18 @@ pub async fn enqueue(db: &Db, conn: &mut AnyConnection, job: &NewJob) -> sqlx::R
 /// A job that went back to the queue takes its key again, unless a newer job with the
 /// key was queued meanwhile (then both stay queued: this one keeps its attempts).
 async fn retake_slot(db: &Db, id: i64) -> sqlx::Result<()> {
-    let r = db
-        .q("UPDATE jobs SET dedup_slot = dedup_key WHERE id = ? AND state = 'queued' AND dedup_slot IS NULL")
-        .bind(id)
-        .execute(db.writer())
-        .await;
-    match r {
-        Err(e) if super::is_unique_violation(&e) => Ok(()),
-        r => r.map(|_| ()),
+    let mut attempt = 1;
+    loop {
+        let r = db
+            .q("UPDATE jobs SET dedup_slot = dedup_key WHERE id = ? AND state = 'queued' AND dedup_slot IS NULL")
+            .bind(id)
+            .execute(db.writer())
+            .await;
+        match r {
+            Err(e) if super::is_unique_violation(&e) => return Ok(()),
+            Err(e) if super::retry_on_deadlock(&e, false, attempt).await => attempt += 1,
+            r => return r.map(|_| ()),
+        }
     }
 }
 

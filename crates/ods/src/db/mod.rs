@@ -231,6 +231,36 @@ impl<'r> sqlx::Decode<'r, Any> for Flag {
     }
 }
 
+/// True when the engine picked the statement as a deadlock's victim and rolled its
+/// transaction back: SQLSTATE 40001 (InnoDB's 1213, or a serialization failure) or PostgreSQL's 40P01. InnoDB does
+/// this even to two plain inserts of one unique key when an older row with that key was
+/// just changed away (both hold the gap, both want to insert into it); the documented
+/// remedy is to run the work again. Only work that was alone in its transaction may
+/// simply be repeated: see `retry_on_deadlock`.
+pub fn is_deadlock(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("40001" | "40P01"))
+        }
+        _ => false,
+    }
+}
+
+/// How many times an autocommit statement that lost a deadlock is tried in all.
+pub const DEADLOCK_TRIES: u32 = 5;
+
+/// Whether a statement that failed with `err` on its `attempt` (from 1) should be run
+/// again: it lost a deadlock, it was not part of a caller's transaction (then the whole
+/// transaction was rolled back and only the caller can repeat it), and tries remain.
+/// Waits a little first, longer each time, so the winner can commit.
+pub async fn retry_on_deadlock(err: &sqlx::Error, in_transaction: bool, attempt: u32) -> bool {
+    if in_transaction || attempt >= DEADLOCK_TRIES || !is_deadlock(err) {
+        return false;
+    }
+    tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
+    true
+}
+
 /// True when the error is a unique-constraint violation (any engine).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
