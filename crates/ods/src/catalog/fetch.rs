@@ -3,13 +3,15 @@
 //! in place and verified, the package turns Public here, and the change is recorded
 //! and announced. Packages that arrived together turn Public in one transaction.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::db::events::{self, NewEvent};
-use crate::db::{catalog, packages, transfers};
+use crate::db::packages::{self, NewBlob};
+use crate::db::{catalog, transfers};
 use crate::jobs::{self, Job, Run};
 use crate::model::Status;
 use crate::peers::transfer::{self, Arrived};
@@ -152,58 +154,70 @@ impl Run<App> for FetchSmall {
 }
 
 /// The bytes are in place and verified: record the content and turn the packages
-/// Public, all in one transaction.
+/// Public, all in one transaction, with one statement per step for the whole batch
+/// (a batch of small packages cost about sixteen statements a package before).
 async fn finish(app: &App, arrived: Vec<Arrived>) -> anyhow::Result<()> {
     let db = &app.db;
     let mut tx = db.begin().await?;
     catalog::lock(db, &mut tx).await?;
-    let mut seq = 0;
-    let mut public = Vec::new();
-    for a in &arrived {
-        let Arrived {
-            record: rec,
-            chunks,
-            started,
-        } = a;
-        let uuid = rec.uuid.as_str();
-        if packages::by_uuid(db, &mut tx, uuid).await?.is_none() {
-            // Deleted or withdrawn while arriving: leave the blob to the collector.
-            let gc = BlobGc {
-                sha256: rec.sha256.clone(),
-            };
-            jobs::enqueue(db, &mut tx, &gc, Duration::ZERO).await?;
-            continue;
-        }
-        packages::insert_blob(db, &mut tx, &rec.sha256, rec.file_size, &rec.sha1, chunks).await?;
-        packages::set_status(db, &mut tx, uuid, Status::Public, None).await?;
-        transfers::forget_on(db, &mut tx, uuid).await?;
-        seq = seq.max(catalog::touch(db, &mut tx, uuid).await?);
-        events::record(
-            db,
-            &mut tx,
-            NewEvent {
-                kind: "package.public",
-                package_uuid: Some(uuid),
-                filename: Some(&rec.filename),
-                peer_iss: None,
-                message: format!(
-                    "{} is Public here (synced in {:.1} s)",
-                    rec.filename,
-                    started.elapsed().as_secs_f64()
-                ),
-            },
-        )
-        .await?;
-        super::rollout::check(app, &mut tx, uuid).await?;
-        public.push(a);
+    let uuids: Vec<&str> = arrived.iter().map(|a| a.record.uuid.as_str()).collect();
+    let here: HashSet<String> = packages::by_uuids(db, &mut tx, &uuids)
+        .await?
+        .into_iter()
+        .map(|p| p.uuid)
+        .collect();
+    let (public, gone): (Vec<&Arrived>, Vec<&Arrived>) =
+        arrived.iter().partition(|a| here.contains(&a.record.uuid));
+    // Deleted or withdrawn while arriving: leave the blob to the collector.
+    for a in gone {
+        let gc = BlobGc {
+            sha256: a.record.sha256.clone(),
+        };
+        jobs::enqueue(db, &mut tx, &gc, Duration::ZERO).await?;
     }
-    if !public.is_empty() {
-        super::announce(db, &mut tx, None).await?;
-    }
-    tx.commit().await?;
     if public.is_empty() {
+        tx.commit().await?;
         return Ok(());
     }
+    let blobs: Vec<NewBlob> = public
+        .iter()
+        .map(|a| NewBlob {
+            sha256: &a.record.sha256,
+            size: a.record.file_size,
+            sha1: &a.record.sha1,
+            chunks: &a.chunks,
+        })
+        .collect();
+    packages::insert_blobs(db, &mut tx, &blobs).await?;
+    let uuids: Vec<&str> = public.iter().map(|a| a.record.uuid.as_str()).collect();
+    packages::set_status_many(db, &mut tx, &uuids, Status::Public, None).await?;
+    transfers::forget_many(db, &mut tx, &uuids).await?;
+    let seq = catalog::touch_many(db, &mut tx, &uuids).await?;
+    let messages: Vec<String> = public
+        .iter()
+        .map(|a| {
+            let secs = a.started.elapsed().as_secs_f64();
+            format!(
+                "{} is Public here (synced in {secs:.1} s)",
+                a.record.filename
+            )
+        })
+        .collect();
+    let recorded: Vec<NewEvent> = public
+        .iter()
+        .zip(messages)
+        .map(|(a, message)| NewEvent {
+            kind: "package.public",
+            package_uuid: Some(&a.record.uuid),
+            filename: Some(&a.record.filename),
+            peer_iss: None,
+            message,
+        })
+        .collect();
+    events::record_many(db, &mut tx, &recorded).await?;
+    super::rollout::check_many(app, &mut tx, &uuids).await?;
+    super::announce(db, &mut tx, None).await?;
+    tx.commit().await?;
     super::changed(app, seq);
     for a in public {
         tracing::info!(filename = %a.record.filename, secs = a.started.elapsed().as_secs_f64(), "transfer complete");

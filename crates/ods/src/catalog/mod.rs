@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod reevaluate;
 pub mod rollout;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::AnyConnection;
@@ -20,7 +21,7 @@ use crate::db::catalog::{self, Record};
 use crate::db::events::{self, NewEvent};
 use crate::db::packages::{self, NewPackage, PackageRow};
 use crate::db::peers::PeerRow;
-use crate::db::{Db, server, transfers};
+use crate::db::{Db, rollouts, server, transfers};
 use crate::jobs;
 use crate::model::{Stage, Status, now_unix};
 use crate::peers::notify::NotifyPeer;
@@ -450,9 +451,16 @@ async fn apply_group(app: &App, group: &[Record], from: &PeerRow) -> anyhow::Res
     let mut waiting = Vec::new();
     {
         let mut conn = db.reader().acquire().await?;
+        let uuids: Vec<&str> = group.iter().map(|r| r.uuid.as_str()).collect();
+        let known: HashMap<String, Record> = catalog::get_many(db, &mut conn, &uuids)
+            .await?
+            .into_iter()
+            .map(|r| (r.uuid.clone(), r))
+            .collect();
+        let holders = rollouts::holders_many(db, &mut conn, &uuids).await?;
         for r in group {
-            let is_newer = newer(&catalog::get(db, &mut conn, &r.uuid).await?, r);
-            let holding = rollout::holding_change(app, &mut conn, r, &from.iss).await?;
+            let is_newer = known.get(&r.uuid).is_none_or(|l| l.version < r.version);
+            let holding = rollout::holding_change(r, &from.iss, holders.get(&r.uuid));
             if !is_newer && r.available {
                 // Nothing new, but a source appeared: a waiting transfer can go now.
                 waiting.push(r.uuid.as_str());
@@ -472,9 +480,11 @@ async fn apply_group(app: &App, group: &[Record], from: &PeerRow) -> anyhow::Res
     catalog::lock(db, &mut tx).await?;
     let own_stage = server::get_on(db, &mut tx).await?.stage;
     let (mut applied, mut seq) = (0, 0);
+    let mut held_changed = Vec::new();
     for (incoming, is_newer, holding) in todo {
         if let Some(holds) = holding {
-            rollout::set_holding(app, &mut tx, &incoming.uuid, &from.iss, holds).await?;
+            rollouts::set_holding(db, &mut tx, &from.iss, &incoming.uuid, holds).await?;
+            held_changed.push(incoming.uuid.as_str());
         }
         // Decide again under the lock: another writer may have got there first.
         if !is_newer || !newer(&catalog::get(db, &mut tx, &incoming.uuid).await?, incoming) {
@@ -486,6 +496,8 @@ async fn apply_group(app: &App, group: &[Record], from: &PeerRow) -> anyhow::Res
         reconcile(app, &mut tx, &r, own_stage, Some(&from.iss)).await?;
         applied += 1;
     }
+    // The rollouts a changed holding may complete, judged on the records as now stored.
+    rollout::check_many(app, &mut tx, &held_changed).await?;
     if applied > 0 {
         announce(db, &mut tx, Some(&from.iss)).await?;
     }

@@ -9,6 +9,8 @@
 //! inside that change's transaction; `rollouts` (insert-ignore) makes it once even
 //! with several processes.
 
+use std::collections::HashSet;
+
 use sqlx::AnyConnection;
 
 use crate::app::App;
@@ -17,77 +19,75 @@ use crate::db::events::{self, NewEvent};
 use crate::db::{packages, peers, rollouts, server};
 use crate::model::{Stage, Status};
 
-/// Whether what this server knows of peer `iss` holding `r` Public must change: the new
-/// value, or `None` when it is known already (a full anti-entropy pull hears every
-/// record, and writes nothing for those).
-pub async fn holding_change(
-    app: &App,
-    conn: &mut AnyConnection,
-    r: &Record,
-    iss: &str,
-) -> anyhow::Result<Option<bool>> {
+/// Whether what this server knows of peer `iss` holding `r` Public must change, given
+/// the peers known to hold it (`holders`): the new value, or `None` when it is known
+/// already (a full anti-entropy pull hears every record, and writes nothing for those).
+pub fn holding_change(r: &Record, iss: &str, holders: Option<&Vec<String>>) -> Option<bool> {
     let holds = r.available && !r.deleted;
-    let known = rollouts::holders(&app.db, conn, &r.uuid)
-        .await?
-        .iter()
-        .any(|h| h == iss);
-    Ok((known != holds).then_some(holds))
-}
-
-/// Remembers whether peer `iss` holds `uuid` Public, then checks the rollout, inside
-/// the caller's transaction.
-pub async fn set_holding(
-    app: &App,
-    conn: &mut AnyConnection,
-    uuid: &str,
-    iss: &str,
-    holds: bool,
-) -> anyhow::Result<()> {
-    rollouts::set_holding(&app.db, conn, iss, uuid, holds).await?;
-    check(app, conn, uuid).await
+    let known = holders.is_some_and(|h| h.iter().any(|h| h == iss));
+    (known != holds).then_some(holds)
 }
 
 /// Raises `package.rollout_complete` for `uuid` if it is now Public everywhere it
 /// should be and was not raised before for its stage.
 pub async fn check(app: &App, conn: &mut AnyConnection, uuid: &str) -> anyhow::Result<()> {
+    check_many(app, conn, &[uuid]).await
+}
+
+/// `check` for many packages, reading what it needs of them in a few statements.
+pub async fn check_many(app: &App, conn: &mut AnyConnection, uuids: &[&str]) -> anyhow::Result<()> {
     let db = &app.db;
-    let Some(rec) = catalog::get(db, conn, uuid).await? else {
-        return Ok(());
-    };
-    if rec.deleted {
+    let records = catalog::get_many(db, conn, uuids).await?;
+    let live: Vec<&Record> = records.iter().filter(|r| !r.deleted).collect();
+    if live.is_empty() {
         return Ok(());
     }
     let me = server::get_on(db, conn).await?;
-    let should = |stage: Stage, iss: &str| stage.holds(rec.stage) || rec.origin_iss == iss;
-    if should(me.stage, &me.iss) {
-        let here = packages::by_uuid(db, conn, uuid).await?;
-        if here.is_none_or(|p| p.status != Status::Public) {
-            return Ok(());
+    let peers = peers::list_on(db, conn).await?;
+    let ids: Vec<&str> = live.iter().map(|r| r.uuid.as_str()).collect();
+    let public_here: HashSet<String> = packages::by_uuids(db, conn, &ids)
+        .await?
+        .into_iter()
+        .filter(|p| p.status == Status::Public)
+        .map(|p| p.uuid)
+        .collect();
+    let holders = rollouts::holders_many(db, conn, &ids).await?;
+    let mut complete = Vec::new();
+    for rec in live {
+        let should = |stage: Stage, iss: &str| stage.holds(rec.stage) || rec.origin_iss == iss;
+        if should(me.stage, &me.iss) && !public_here.contains(&rec.uuid) {
+            continue;
         }
-    }
-    let holders = rollouts::holders(db, conn, uuid).await?;
-    let mut servers = 1;
-    for p in peers::list_on(db, conn).await? {
-        let Some(stage) = Stage::parse(&p.stage) else {
+        let held = holders
+            .get(&rec.uuid)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut servers = Some(1);
+        for p in &peers {
+            let Some(stage) = Stage::parse(&p.stage) else {
+                continue;
+            };
+            if !should(stage, &p.iss) {
+                continue;
+            }
+            if !held.contains(&p.iss) {
+                servers = None;
+                break;
+            }
+            servers = servers.map(|n| n + 1);
+        }
+        let Some(servers) = servers else {
             continue;
         };
-        if !should(stage, &p.iss) {
-            continue;
+        if rollouts::mark_complete(db, conn, &rec.uuid, rec.stage.as_str()).await? {
+            complete.push((rec, servers));
         }
-        if !holders.contains(&p.iss) {
-            return Ok(());
-        }
-        servers += 1;
     }
-    if !rollouts::mark_complete(db, conn, uuid, rec.stage.as_str()).await? {
-        return Ok(());
-    }
-    events::record(
-        db,
-        conn,
-        NewEvent {
+    let events: Vec<NewEvent> = complete
+        .iter()
+        .map(|(rec, servers)| NewEvent {
             kind: "package.rollout_complete",
-            package_uuid: Some(uuid),
+            package_uuid: Some(&rec.uuid),
             filename: Some(&rec.filename),
             peer_iss: None,
             message: format!(
@@ -96,8 +96,8 @@ pub async fn check(app: &App, conn: &mut AnyConnection, uuid: &str) -> anyhow::R
                 rec.stage.as_str(),
                 servers
             ),
-        },
-    )
-    .await?;
+        })
+        .collect();
+    events::record_many(db, conn, &events).await?;
     Ok(())
 }

@@ -74,7 +74,14 @@ pub async fn lock(db: &Db, conn: &mut AnyConnection) -> sqlx::Result<()> {
 
 /// Takes the next change number (holds the counter's row lock until commit).
 pub async fn next_seq(db: &Db, conn: &mut AnyConnection) -> sqlx::Result<i64> {
-    db.q("UPDATE counters SET value = value + 1 WHERE name = 'seq'")
+    next_seqs(db, conn, 1).await
+}
+
+/// Takes `n` new local change numbers at once; returns the last (they are the `n`
+/// numbers ending with it).
+async fn next_seqs(db: &Db, conn: &mut AnyConnection, n: usize) -> sqlx::Result<i64> {
+    db.q("UPDATE counters SET value = value + ? WHERE name = 'seq'")
+        .bind(n as i64)
         .execute(&mut *conn)
         .await?;
     db.q("SELECT value FROM counters WHERE name = 'seq'")
@@ -198,11 +205,56 @@ pub async fn put(db: &Db, conn: &mut AnyConnection, r: &Record) -> sqlx::Result<
 
 /// Re-announces a record unchanged (for example: we now hold its bytes).
 pub async fn touch(db: &Db, conn: &mut AnyConnection, uuid: &str) -> sqlx::Result<i64> {
-    let seq = next_seq(db, conn).await?;
-    db.q("UPDATE catalog SET seq = ? WHERE uuid = ?")
-        .bind(seq)
-        .bind(uuid.to_string())
-        .execute(conn)
-        .await?;
-    Ok(seq)
+    touch_many(db, conn, &[uuid]).await
+}
+
+/// Re-announces many records unchanged, each with a change number of its own (a page
+/// of the catalog may end between any two), in one statement; returns the highest.
+pub async fn touch_many(db: &Db, conn: &mut AnyConnection, uuids: &[&str]) -> sqlx::Result<i64> {
+    if uuids.is_empty() {
+        return current_seq_on(db, conn).await;
+    }
+    let last = next_seqs(db, conn, uuids.len()).await?;
+    let first = last - uuids.len() as i64 + 1;
+    let cases = "WHEN ? THEN ? ".repeat(uuids.len());
+    let marks = vec!["?"; uuids.len()].join(", ");
+    let sql = format!("UPDATE catalog SET seq = CASE uuid {cases}END WHERE uuid IN ({marks})");
+    let mut q = db.q(&sql);
+    for (i, u) in uuids.iter().enumerate() {
+        q = q.bind(u.to_string()).bind(first + i as i64);
+    }
+    for u in uuids {
+        q = q.bind(u.to_string());
+    }
+    q.execute(conn).await?;
+    Ok(last)
+}
+
+async fn current_seq_on(db: &Db, conn: &mut AnyConnection) -> sqlx::Result<i64> {
+    db.q("SELECT value FROM counters WHERE name = 'seq'")
+        .fetch_one(conn)
+        .await?
+        .try_get(0)
+}
+
+/// The records of `uuids` known here, in no particular order.
+pub async fn get_many(
+    db: &Db,
+    conn: &mut AnyConnection,
+    uuids: &[&str],
+) -> sqlx::Result<Vec<Record>> {
+    if uuids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; uuids.len()].join(", ");
+    let sql = format!("SELECT {COLS} FROM catalog c WHERE c.uuid IN ({marks})");
+    let mut q = db.q(&sql);
+    for u in uuids {
+        q = q.bind(u.to_string());
+    }
+    q.fetch_all(conn)
+        .await?
+        .iter()
+        .map(Record::from_row)
+        .collect()
 }

@@ -28,15 +28,34 @@ pub struct NewEvent<'a> {
 }
 
 pub async fn record(db: &Db, conn: &mut AnyConnection, e: NewEvent<'_>) -> sqlx::Result<()> {
-    db.q("INSERT INTO events (kind, package_uuid, filename, peer_iss, message, created) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(e.kind)
-        .bind(e.package_uuid.map(str::to_string))
-        .bind(e.filename.map(str::to_string))
-        .bind(e.peer_iss.map(str::to_string))
-        .bind(e.message)
-        .bind(now_unix())
-        .execute(conn)
-        .await?;
+    record_many(db, conn, &[e]).await
+}
+
+/// Records several events, in order, in one statement.
+pub async fn record_many(
+    db: &Db,
+    conn: &mut AnyConnection,
+    events: &[NewEvent<'_>],
+) -> sqlx::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = vec!["(?, ?, ?, ?, ?, ?)"; events.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO events (kind, package_uuid, filename, peer_iss, message, created) VALUES {rows}"
+    );
+    let mut q = db.q(&sql);
+    let now = now_unix();
+    for e in events {
+        q = q
+            .bind(e.kind.to_string())
+            .bind(e.package_uuid.map(str::to_string))
+            .bind(e.filename.map(str::to_string))
+            .bind(e.peer_iss.map(str::to_string))
+            .bind(e.message.clone())
+            .bind(now);
+    }
+    q.execute(conn).await?;
     Ok(())
 }
 

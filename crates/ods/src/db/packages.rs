@@ -168,19 +168,104 @@ pub async fn insert_blob(
     sha1: &str,
     chunks: &[String],
 ) -> sqlx::Result<()> {
-    // Insert-or-ignore: a second upload of the same bytes (even a concurrent one) is
-    // a no-op, and `put_chunks` keeps the first chunk list.
-    let insert = db.insert_ignore(
-        "INSERT INTO blobs (sha256, file_size, sha1, sha512, md5, created) VALUES (?, ?, ?, NULL, NULL, ?)",
-    );
-    db.q(&insert)
-        .bind(sha256.to_string())
-        .bind(size)
-        .bind(sha1.to_string())
-        .bind(now_unix())
-        .execute(&mut *conn)
-        .await?;
-    put_chunks(db, conn, sha256, chunks).await
+    let blob = NewBlob {
+        sha256,
+        size,
+        sha1,
+        chunks,
+    };
+    insert_blobs(db, conn, &[blob]).await
+}
+
+/// Content about to be recorded, with its chunk hashes in order.
+pub struct NewBlob<'a> {
+    pub sha256: &'a str,
+    pub size: i64,
+    pub sha1: &'a str,
+    pub chunks: &'a [String],
+}
+
+/// Records many contents at once (one insert for the blobs, and the chunk lists not
+/// known yet in inserts of up to `CHUNK_ROWS` rows). Insert-or-ignore: content already
+/// recorded (even by a concurrent upload) is a no-op, and a known chunk list stays.
+pub async fn insert_blobs(
+    db: &Db,
+    conn: &mut AnyConnection,
+    blobs: &[NewBlob<'_>],
+) -> sqlx::Result<()> {
+    if blobs.is_empty() {
+        return Ok(());
+    }
+    let rows = vec!["(?, ?, ?, NULL, NULL, ?)"; blobs.len()].join(", ");
+    let insert = db.insert_ignore(&format!(
+        "INSERT INTO blobs (sha256, file_size, sha1, sha512, md5, created) VALUES {rows}"
+    ));
+    let mut q = db.q(&insert);
+    let now = now_unix();
+    for b in blobs {
+        q = q
+            .bind(b.sha256.to_string())
+            .bind(b.size)
+            .bind(b.sha1.to_string())
+            .bind(now);
+    }
+    q.execute(&mut *conn).await?;
+    let hashes: Vec<&str> = blobs.iter().map(|b| b.sha256).collect();
+    let known = with_chunk_lists(db, conn, &hashes).await?;
+    let mut fresh = std::collections::HashSet::new();
+    let mut rows = Vec::new();
+    for b in blobs {
+        if known.contains(b.sha256) || !fresh.insert(b.sha256) {
+            continue;
+        }
+        rows.extend(
+            b.chunks
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (b.sha256, i as i64, h.as_str())),
+        );
+    }
+    insert_chunk_rows(db, conn, &rows).await
+}
+
+/// Which of `hashes` have a chunk list recorded.
+async fn with_chunk_lists(
+    db: &Db,
+    conn: &mut AnyConnection,
+    hashes: &[&str],
+) -> sqlx::Result<std::collections::HashSet<String>> {
+    let marks = vec!["?"; hashes.len()].join(", ");
+    let sql = format!("SELECT DISTINCT sha256 FROM chunks WHERE sha256 IN ({marks})");
+    let mut q = db.q(&sql);
+    for h in hashes {
+        q = q.bind(h.to_string());
+    }
+    q.fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect()
+}
+
+/// The most chunk rows one insert carries.
+const CHUNK_ROWS: usize = 200;
+
+/// Inserts (content sha256, index, chunk sha1) rows, ignoring ones already there.
+async fn insert_chunk_rows(
+    db: &Db,
+    conn: &mut AnyConnection,
+    rows: &[(&str, i64, &str)],
+) -> sqlx::Result<()> {
+    for batch in rows.chunks(CHUNK_ROWS) {
+        let values = vec!["(?, ?, ?)"; batch.len()].join(", ");
+        let sql = format!("INSERT INTO chunks (sha256, idx, sha1) VALUES {values}");
+        let mut q = db.q(&db.insert_ignore(&sql));
+        for (sha256, idx, sha1) in batch {
+            q = q.bind(sha256.to_string()).bind(*idx).bind(sha1.to_string());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Records the chunk hashes of some content unless they are known already (a pushed
@@ -191,29 +276,15 @@ pub async fn put_chunks(
     sha256: &str,
     chunks: &[String],
 ) -> sqlx::Result<()> {
-    let have = db
-        .q("SELECT 1 FROM chunks WHERE sha256 = ? LIMIT 1")
-        .bind(sha256.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-    if have.is_some() {
+    if !with_chunk_lists(db, conn, &[sha256]).await?.is_empty() {
         return Ok(());
     }
-    for (batch_no, batch) in chunks.chunks(200).enumerate() {
-        let mut sql = String::from("INSERT INTO chunks (sha256, idx, sha1) VALUES ");
-        for i in 0..batch.len() {
-            sql.push_str(if i == 0 { "(?, ?, ?)" } else { ", (?, ?, ?)" });
-        }
-        let mut q = db.q(&db.insert_ignore(&sql));
-        for (i, h) in batch.iter().enumerate() {
-            q = q
-                .bind(sha256.to_string())
-                .bind((batch_no * 200 + i) as i64)
-                .bind(h.clone());
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
+    let rows: Vec<_> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (sha256, i as i64, h.as_str()))
+        .collect();
+    insert_chunk_rows(db, conn, &rows).await
 }
 
 /// Removes the record of content no package uses any more; true when it was removed.
@@ -287,14 +358,56 @@ pub async fn set_status(
     status: Status,
     reason: Option<&str>,
 ) -> sqlx::Result<()> {
-    db.q("UPDATE packages SET status = ?, status_reason = ?, updated = ? WHERE uuid = ?")
+    set_status_many(db, conn, &[uuid], status, reason).await
+}
+
+/// Sets the status of every package in `uuids`, in one statement.
+pub async fn set_status_many(
+    db: &Db,
+    conn: &mut AnyConnection,
+    uuids: &[&str],
+    status: Status,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    if uuids.is_empty() {
+        return Ok(());
+    }
+    let marks = vec!["?"; uuids.len()].join(", ");
+    let sql = format!(
+        "UPDATE packages SET status = ?, status_reason = ?, updated = ? WHERE uuid IN ({marks})"
+    );
+    let mut q = db
+        .q(&sql)
         .bind(status.as_str())
         .bind(reason.map(str::to_string))
-        .bind(now_unix())
-        .bind(uuid.to_string())
-        .execute(conn)
-        .await?;
+        .bind(now_unix());
+    for u in uuids {
+        q = q.bind(u.to_string());
+    }
+    q.execute(conn).await?;
     Ok(())
+}
+
+/// The packages of `uuids` held here, in no particular order.
+pub async fn by_uuids(
+    db: &Db,
+    conn: &mut AnyConnection,
+    uuids: &[&str],
+) -> sqlx::Result<Vec<PackageRow>> {
+    if uuids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; uuids.len()].join(", ");
+    let sql = format!("SELECT {COLS} FROM packages WHERE uuid IN ({marks})");
+    let mut q = db.q(&sql);
+    for u in uuids {
+        q = q.bind(u.to_string());
+    }
+    q.fetch_all(conn)
+        .await?
+        .iter()
+        .map(PackageRow::from_row)
+        .collect()
 }
 
 /// Packages still arriving or whose transfer gave up.

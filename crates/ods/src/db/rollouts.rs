@@ -4,6 +4,8 @@
 //! and `peer_outages` which peers were announced unreachable (`ods.unreachable`), so
 //! that `ods.recovered` follows exactly those.
 
+use std::collections::HashMap;
+
 use sqlx::{AnyConnection, Row};
 
 use super::Db;
@@ -41,6 +43,30 @@ pub async fn holders(db: &Db, conn: &mut AnyConnection, uuid: &str) -> sqlx::Res
         .iter()
         .map(|r| r.try_get(0))
         .collect()
+}
+
+/// The peers known to hold each of `uuids` Public (a package no peer holds is absent).
+pub async fn holders_many(
+    db: &Db,
+    conn: &mut AnyConnection,
+    uuids: &[&str],
+) -> sqlx::Result<HashMap<String, Vec<String>>> {
+    let mut held: HashMap<String, Vec<String>> = HashMap::new();
+    if uuids.is_empty() {
+        return Ok(held);
+    }
+    let marks = vec!["?"; uuids.len()].join(", ");
+    let sql = format!("SELECT uuid, peer_iss FROM peer_holdings WHERE uuid IN ({marks})");
+    let mut q = db.q(&sql);
+    for u in uuids {
+        q = q.bind(u.to_string());
+    }
+    for row in q.fetch_all(conn).await? {
+        held.entry(row.try_get(0)?)
+            .or_default()
+            .push(row.try_get(1)?);
+    }
+    Ok(held)
 }
 
 /// Marks the rollout of `uuid` at `stage` complete; false when it already was.

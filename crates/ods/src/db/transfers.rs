@@ -56,10 +56,21 @@ pub async fn counts(db: &Db) -> sqlx::Result<HashMap<String, i64>> {
 
 /// Forgets a transfer's progress, on `conn` (inside the caller's transaction).
 pub async fn forget_on(db: &Db, conn: &mut AnyConnection, uuid: &str) -> sqlx::Result<()> {
-    db.q("DELETE FROM transfer_chunks WHERE uuid = ?")
-        .bind(uuid.to_string())
-        .execute(conn)
-        .await?;
+    forget_many(db, conn, &[uuid]).await
+}
+
+/// Forgets the transfer progress of every package in `uuids`, in one statement.
+pub async fn forget_many(db: &Db, conn: &mut AnyConnection, uuids: &[&str]) -> sqlx::Result<()> {
+    if uuids.is_empty() {
+        return Ok(());
+    }
+    let marks = vec!["?"; uuids.len()].join(", ");
+    let sql = format!("DELETE FROM transfer_chunks WHERE uuid IN ({marks})");
+    let mut q = db.q(&sql);
+    for u in uuids {
+        q = q.bind(u.to_string());
+    }
+    q.execute(conn).await?;
     Ok(())
 }
 
