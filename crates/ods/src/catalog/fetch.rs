@@ -41,11 +41,44 @@ pub async fn queue(
     size: i64,
 ) -> sqlx::Result<Option<i64>> {
     let uuid = uuid.to_string();
-    if (0..=crate::ingest::CHUNK_SIZE as i64).contains(&size) {
+    if is_small(size) {
         jobs::enqueue(db, conn, &FetchSmall { uuid }, Duration::ZERO).await
     } else {
         jobs::enqueue(db, conn, &Fetch { uuid }, Duration::ZERO).await
     }
+}
+
+/// `queue` for many packages (uuid, size), in one statement per job kind.
+pub async fn queue_many(
+    db: &crate::db::Db,
+    conn: &mut sqlx::AnyConnection,
+    pkgs: &[(&str, i64)],
+) -> sqlx::Result<()> {
+    let (few, many): (Vec<_>, Vec<_>) = pkgs.iter().partition(|(_, size)| is_small(*size));
+    let few: Vec<FetchSmall> = few
+        .iter()
+        .map(|(u, _)| FetchSmall {
+            uuid: u.to_string(),
+        })
+        .collect();
+    let many: Vec<Fetch> = many
+        .iter()
+        .map(|(u, _)| Fetch {
+            uuid: u.to_string(),
+        })
+        .collect();
+    if !few.is_empty() {
+        jobs::enqueue_many(db, conn, &few, Duration::ZERO).await?;
+    }
+    if !many.is_empty() {
+        jobs::enqueue_many(db, conn, &many, Duration::ZERO).await?;
+    }
+    Ok(())
+}
+
+/// Whether a package of `size` bytes is fetched as `FetchSmall` (one chunk or less).
+fn is_small(size: i64) -> bool {
+    (0..=crate::ingest::CHUNK_SIZE as i64).contains(&size)
 }
 
 /// The dedup key of both fetch kinds for `uuid`.

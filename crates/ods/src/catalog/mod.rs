@@ -7,11 +7,13 @@
 //! change is written with its follow-up jobs, events and announcements in one
 //! transaction. Its jobs: `fetch` and `fetch_small` (hold a package's bytes) and `reevaluate`.
 
+mod apply;
 pub mod fetch;
 pub mod reevaluate;
 pub mod rollout;
 
-use std::collections::HashMap;
+pub use apply::remote_many;
+
 use std::time::Duration;
 
 use sqlx::AnyConnection;
@@ -20,8 +22,7 @@ use crate::app::App;
 use crate::db::catalog::{self, Record};
 use crate::db::events::{self, NewEvent};
 use crate::db::packages::{self, NewPackage, PackageRow};
-use crate::db::peers::PeerRow;
-use crate::db::{Db, rollouts, server, transfers};
+use crate::db::{Db, server, transfers};
 use crate::jobs;
 use crate::model::{Stage, Status, now_unix};
 use crate::peers::notify::NotifyPeer;
@@ -376,136 +377,6 @@ async fn reconcile(
         }
     }
     begin_holding(app, conn, r).await
-}
-
-/// Why a record from a peer cannot be applied, if it cannot.
-fn invalid(r: &Record) -> Option<String> {
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    if !hex(&r.uuid, 32) || !hex(&r.origin_iss, 32) || !hex(&r.sha256, 64) || !hex(&r.sha1, 40) {
-        return Some("malformed uuid, ISS or digest".into());
-    }
-    if r.file_size < 0 {
-        return Some("negative size".into());
-    }
-    if let Err(why) = crate::filenames::accept(&r.filename) {
-        return Some(why);
-    }
-    if !crate::mesh::hlc::acceptable(&r.version)
-        || crate::mesh::hlc::parse(&r.created_version).is_none()
-    {
-        return Some(format!(
-            "version {:?} is malformed or too far in the future (check the clocks)",
-            r.version
-        ));
-    }
-    None
-}
-
-/// Records applied per transaction by `remote_many`.
-const GROUP: usize = 100;
-
-/// Applies records heard from `from` (a page of its catalog, or a push); returns how
-/// many changed the catalog here. The records of a group are written in one
-/// transaction (a group commit: a new server pulling thousands of records pays one
-/// commit per `GROUP`, and the fetches they queue can be claimed together). A record
-/// that cannot be applied is logged and skipped, so it cannot stall the stream of
-/// records behind it.
-pub async fn remote_many(app: &App, incoming: &[Record], from: &PeerRow) -> anyhow::Result<usize> {
-    let mut valid = Vec::with_capacity(incoming.len());
-    for r in incoming {
-        if let Some(why) = invalid(r) {
-            tracing::warn!(peer = %from.name, uuid = %r.uuid, why, "skipping a record from a peer");
-            continue;
-        }
-        // A peer's filename is held to the same rule as an upload's: stored in NFC.
-        let r = match crate::filenames::accept(&r.filename) {
-            Ok(nfc) if nfc != r.filename => Record {
-                filename: nfc,
-                ..r.clone()
-            },
-            _ => r.clone(),
-        };
-        app.sync.hlc.observe(&r.version);
-        valid.push(r);
-    }
-    let mut applied = 0;
-    for group in valid.chunks(GROUP) {
-        applied += apply_group(app, group, from).await?;
-    }
-    Ok(applied)
-}
-
-/// Whether `incoming` is newer than what is known of its package.
-fn newer(known: &Option<Record>, incoming: &Record) -> bool {
-    known.as_ref().is_none_or(|l| l.version < incoming.version)
-}
-
-async fn apply_group(app: &App, group: &[Record], from: &PeerRow) -> anyhow::Result<usize> {
-    let db = &app.db;
-    // Cheap checks first, without the lock: most records heard are ones we have.
-    let mut todo = Vec::new();
-    let mut waiting = Vec::new();
-    {
-        let mut conn = db.reader().acquire().await?;
-        let uuids: Vec<&str> = group.iter().map(|r| r.uuid.as_str()).collect();
-        let known: HashMap<String, Record> = catalog::get_many(db, &mut conn, &uuids)
-            .await?
-            .into_iter()
-            .map(|r| (r.uuid.clone(), r))
-            .collect();
-        let holders = rollouts::holders_many(db, &mut conn, &uuids).await?;
-        for r in group {
-            let is_newer = known.get(&r.uuid).is_none_or(|l| l.version < r.version);
-            let holding = rollout::holding_change(r, &from.iss, holders.get(&r.uuid));
-            if !is_newer && r.available {
-                // Nothing new, but a source appeared: a waiting transfer can go now.
-                waiting.push(r.uuid.as_str());
-            }
-            if is_newer || holding.is_some() {
-                todo.push((r, is_newer, holding));
-            }
-        }
-    }
-    for uuid in waiting {
-        hurry(app, uuid).await?;
-    }
-    if todo.is_empty() {
-        return Ok(0);
-    }
-    let mut tx = db.begin().await?;
-    catalog::lock(db, &mut tx).await?;
-    let own_stage = server::get_on(db, &mut tx).await?.stage;
-    let (mut applied, mut seq) = (0, 0);
-    let mut held_changed = Vec::new();
-    for (incoming, is_newer, holding) in todo {
-        if let Some(holds) = holding {
-            rollouts::set_holding(db, &mut tx, &from.iss, &incoming.uuid, holds).await?;
-            held_changed.push(incoming.uuid.as_str());
-        }
-        // Decide again under the lock: another writer may have got there first.
-        if !is_newer || !newer(&catalog::get(db, &mut tx, &incoming.uuid).await?, incoming) {
-            continue;
-        }
-        let mut r = incoming.clone();
-        r.available = false;
-        seq = seq.max(catalog::put(db, &mut tx, &r).await?);
-        reconcile(app, &mut tx, &r, own_stage, Some(&from.iss)).await?;
-        applied += 1;
-    }
-    // The rollouts a changed holding may complete, judged on the records as now stored.
-    rollout::check_many(app, &mut tx, &held_changed).await?;
-    if applied > 0 {
-        announce(db, &mut tx, Some(&from.iss)).await?;
-    }
-    tx.commit().await?;
-    if applied > 0 {
-        changed(app, seq);
-    }
-    Ok(applied)
 }
 
 /// After this server's own stage changed: hold what now qualifies, drop what does not.

@@ -203,6 +203,63 @@ pub async fn put(db: &Db, conn: &mut AnyConnection, r: &Record) -> sqlx::Result<
     Ok(seq)
 }
 
+/// Inserts records not known here yet, each with a new local change number of its own,
+/// in one statement; returns the highest. (The caller checked, under the catalog lock,
+/// that none of them is here.)
+pub async fn insert_new_many(
+    db: &Db,
+    conn: &mut AnyConnection,
+    recs: &[&Record],
+) -> sqlx::Result<i64> {
+    if recs.is_empty() {
+        return current_seq_on(db, conn).await;
+    }
+    let last = next_seqs(db, conn, recs.len()).await?;
+    let first = last - recs.len() as i64 + 1;
+    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; recs.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO catalog (filename, file_size, sha1, sha256, stage, version, created_version, origin_iss, \
+         created, deleted, seq, uuid) VALUES {rows}"
+    );
+    let mut q = db.q(&sql);
+    for (i, r) in recs.iter().enumerate() {
+        q = q
+            .bind(r.filename.clone())
+            .bind(r.file_size)
+            .bind(r.sha1.clone())
+            .bind(r.sha256.clone())
+            .bind(r.stage.as_str())
+            .bind(r.version.clone())
+            .bind(r.created_version.clone())
+            .bind(r.origin_iss.clone())
+            .bind(r.created)
+            .bind(i64::from(r.deleted))
+            .bind(first + i as i64)
+            .bind(r.uuid.clone());
+    }
+    q.execute(conn).await?;
+    Ok(last)
+}
+
+/// Which of `filenames` a live record carries.
+pub async fn live_filenames(
+    db: &Db,
+    conn: &mut AnyConnection,
+    filenames: &[&str],
+) -> sqlx::Result<std::collections::HashSet<String>> {
+    if filenames.is_empty() {
+        return Ok(Default::default());
+    }
+    let marks = super::marks(filenames.len());
+    let sql = format!("SELECT filename FROM catalog WHERE deleted = 0 AND filename IN ({marks})");
+    super::bind_texts(db.q(&sql), filenames)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect()
+}
+
 /// Re-announces a record unchanged (for example: we now hold its bytes).
 pub async fn touch(db: &Db, conn: &mut AnyConnection, uuid: &str) -> sqlx::Result<i64> {
     touch_many(db, conn, &[uuid]).await
@@ -217,15 +274,13 @@ pub async fn touch_many(db: &Db, conn: &mut AnyConnection, uuids: &[&str]) -> sq
     let last = next_seqs(db, conn, uuids.len()).await?;
     let first = last - uuids.len() as i64 + 1;
     let cases = "WHEN ? THEN ? ".repeat(uuids.len());
-    let marks = vec!["?"; uuids.len()].join(", ");
+    let marks = super::marks(uuids.len());
     let sql = format!("UPDATE catalog SET seq = CASE uuid {cases}END WHERE uuid IN ({marks})");
     let mut q = db.q(&sql);
     for (i, u) in uuids.iter().enumerate() {
         q = q.bind(u.to_string()).bind(first + i as i64);
     }
-    for u in uuids {
-        q = q.bind(u.to_string());
-    }
+    q = super::bind_texts(q, uuids);
     q.execute(conn).await?;
     Ok(last)
 }
@@ -246,12 +301,9 @@ pub async fn get_many(
     if uuids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks = vec!["?"; uuids.len()].join(", ");
+    let marks = super::marks(uuids.len());
     let sql = format!("SELECT {COLS} FROM catalog c WHERE c.uuid IN ({marks})");
-    let mut q = db.q(&sql);
-    for u in uuids {
-        q = q.bind(u.to_string());
-    }
+    let q = super::bind_texts(db.q(&sql), uuids);
     q.fetch_all(conn)
         .await?
         .iter()

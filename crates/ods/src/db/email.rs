@@ -153,7 +153,7 @@ pub async fn outbox_done(db: &Db, ids: &[i64]) -> sqlx::Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
-    let marks = vec!["?"; ids.len()].join(", ");
+    let marks = super::marks(ids.len());
     let sql = format!("DELETE FROM email_outbox WHERE id IN ({marks})");
     let mut q = db.q(&sql);
     for id in ids {

@@ -83,6 +83,34 @@ async fn insert(db: &Db, conn: &mut AnyConnection, job: &NewJob) -> sqlx::Result
         .transpose()
 }
 
+/// Adds many jobs in one statement, each unless its dedup key is taken (as `enqueue`,
+/// without the ids); returns how many were added. Meant for the caller's transaction.
+pub async fn enqueue_many(db: &Db, conn: &mut AnyConnection, jobs: &[NewJob]) -> sqlx::Result<u64> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let rows = vec!["(?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)"; jobs.len()].join(", ");
+    let cols = "(kind, payload, dedup_key, dedup_slot, state, attempts, max_attempts, run_at, created, updated)";
+    let sql = match db.dialect {
+        Dialect::MySql => format!("INSERT IGNORE INTO jobs {cols} VALUES {rows}"),
+        _ => format!("INSERT INTO jobs {cols} VALUES {rows} ON CONFLICT DO NOTHING"),
+    };
+    let mut q = db.q(&sql);
+    let now = now_millis();
+    for job in jobs {
+        q = q
+            .bind(job.kind)
+            .bind(job.payload.clone())
+            .bind(job.dedup_key.clone())
+            .bind(job.dedup_key.clone())
+            .bind(job.max_attempts)
+            .bind(job.run_at_ms)
+            .bind(now)
+            .bind(now);
+    }
+    Ok(q.execute(&mut *conn).await?.rows_affected())
+}
+
 /// A job that went back to the queue takes its key again, unless a newer job with the
 /// key was queued meanwhile (then both stay queued: this one keeps its attempts).
 async fn retake_slot(db: &Db, id: i64) -> sqlx::Result<()> {
@@ -176,7 +204,7 @@ impl<'a> Claim<'a> {
 
     /// Ids of due jobs of `kinds`, oldest first.
     async fn candidates(&self, db: &Db, kinds: &[&str], limit: usize) -> sqlx::Result<Vec<i64>> {
-        let marks = vec!["?"; kinds.len()].join(", ");
+        let marks = super::marks(kinds.len());
         let sql = format!(
             "SELECT id FROM jobs WHERE {DUE} AND kind IN ({marks}) ORDER BY run_at, id LIMIT {limit}"
         );
@@ -257,7 +285,7 @@ pub async fn complete_many(db: &Db, ids: &[i64], worker: &str) -> sqlx::Result<(
     if ids.is_empty() {
         return Ok(());
     }
-    let marks = vec!["?"; ids.len()].join(", ");
+    let marks = super::marks(ids.len());
     let mut q = db
         .q(&format!(
             "UPDATE jobs SET state = 'done', dedup_slot = NULL, lease_until = NULL, last_error = NULL, updated = ? \
@@ -432,7 +460,7 @@ pub async fn count_pending(db: &Db, dedup_keys: &[String]) -> sqlx::Result<i64> 
     if dedup_keys.is_empty() {
         return Ok(0);
     }
-    let marks = vec!["?"; dedup_keys.len()].join(", ");
+    let marks = super::marks(dedup_keys.len());
     let sql = format!(
         "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running') AND dedup_key IN ({marks})"
     );

@@ -231,6 +231,19 @@ impl<'r> sqlx::Decode<'r, Any> for Flag {
     }
 }
 
+/// `?, ?, …`: the placeholders of an `IN (…)` list of `n` values.
+pub(crate) fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Binds each of `values` as text, in order (the values of an `IN (…)` list).
+pub(crate) fn bind_texts(mut q: Q, values: &[&str]) -> Q {
+    for v in values {
+        q = q.bind(v.to_string());
+    }
+    q
+}
+
 /// True when the engine picked the statement as a deadlock's victim and rolled its
 /// transaction back: SQLSTATE 40001 (InnoDB's 1213, or a serialization failure) or PostgreSQL's 40P01. InnoDB does
 /// this even to two plain inserts of one unique key when an older row with that key was

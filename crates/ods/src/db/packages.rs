@@ -97,6 +97,38 @@ pub async fn insert(db: &Db, conn: &mut AnyConnection, p: &NewPackage<'_>) -> sq
     .await
 }
 
+/// Inserts many packages in one statement (their ids are not needed).
+pub async fn insert_many(
+    db: &Db,
+    conn: &mut AnyConnection,
+    pkgs: &[NewPackage<'_>],
+) -> sqlx::Result<()> {
+    if pkgs.is_empty() {
+        return Ok(());
+    }
+    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"; pkgs.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO packages (uuid, filename, file_size, sha1, sha256, stage, status, status_reason, created, updated) \
+         VALUES {rows}"
+    );
+    let mut q = db.q(&sql);
+    let now = now_unix();
+    for p in pkgs {
+        q = q
+            .bind(p.uuid.to_string())
+            .bind(p.filename.to_string())
+            .bind(p.file_size)
+            .bind(p.sha1.to_string())
+            .bind(p.sha256.to_string())
+            .bind(p.stage.as_str())
+            .bind(p.status.as_str())
+            .bind(p.created)
+            .bind(now);
+    }
+    q.execute(conn).await?;
+    Ok(())
+}
+
 pub async fn delete(db: &Db, conn: &mut AnyConnection, id: i64) -> sqlx::Result<bool> {
     let r = db
         .q("DELETE FROM packages WHERE id = ?")
@@ -234,12 +266,9 @@ async fn with_chunk_lists(
     conn: &mut AnyConnection,
     hashes: &[&str],
 ) -> sqlx::Result<std::collections::HashSet<String>> {
-    let marks = vec!["?"; hashes.len()].join(", ");
+    let marks = super::marks(hashes.len());
     let sql = format!("SELECT DISTINCT sha256 FROM chunks WHERE sha256 IN ({marks})");
-    let mut q = db.q(&sql);
-    for h in hashes {
-        q = q.bind(h.to_string());
-    }
+    let q = super::bind_texts(db.q(&sql), hashes);
     q.fetch_all(&mut *conn)
         .await?
         .iter()
@@ -317,6 +346,27 @@ pub async fn has_blob(db: &Db, conn: &mut AnyConnection, sha256: &str) -> sqlx::
         .is_some())
 }
 
+/// Which of `hashes` are stored here (recorded as blobs).
+pub async fn blobs_present(
+    db: &Db,
+    conn: &mut AnyConnection,
+    hashes: &[&str],
+) -> sqlx::Result<std::collections::HashSet<String>> {
+    if hashes.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
+        "SELECT sha256 FROM blobs WHERE sha256 IN ({})",
+        super::marks(hashes.len())
+    );
+    super::bind_texts(db.q(&sql), hashes)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect()
+}
+
 pub async fn chunks(db: &Db, sha256: &str) -> sqlx::Result<Vec<String>> {
     let rows = db
         .q("SELECT sha1 FROM chunks WHERE sha256 = ? ORDER BY idx")
@@ -372,7 +422,7 @@ pub async fn set_status_many(
     if uuids.is_empty() {
         return Ok(());
     }
-    let marks = vec!["?"; uuids.len()].join(", ");
+    let marks = super::marks(uuids.len());
     let sql = format!(
         "UPDATE packages SET status = ?, status_reason = ?, updated = ? WHERE uuid IN ({marks})"
     );
@@ -381,9 +431,7 @@ pub async fn set_status_many(
         .bind(status.as_str())
         .bind(reason.map(str::to_string))
         .bind(now_unix());
-    for u in uuids {
-        q = q.bind(u.to_string());
-    }
+    q = super::bind_texts(q, uuids);
     q.execute(conn).await?;
     Ok(())
 }
@@ -397,12 +445,9 @@ pub async fn by_uuids(
     if uuids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks = vec!["?"; uuids.len()].join(", ");
+    let marks = super::marks(uuids.len());
     let sql = format!("SELECT {COLS} FROM packages WHERE uuid IN ({marks})");
-    let mut q = db.q(&sql);
-    for u in uuids {
-        q = q.bind(u.to_string());
-    }
+    let q = super::bind_texts(db.q(&sql), uuids);
     q.fetch_all(conn)
         .await?
         .iter()

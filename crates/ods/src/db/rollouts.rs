@@ -55,12 +55,9 @@ pub async fn holders_many(
     if uuids.is_empty() {
         return Ok(held);
     }
-    let marks = vec!["?"; uuids.len()].join(", ");
+    let marks = super::marks(uuids.len());
     let sql = format!("SELECT uuid, peer_iss FROM peer_holdings WHERE uuid IN ({marks})");
-    let mut q = db.q(&sql);
-    for u in uuids {
-        q = q.bind(u.to_string());
-    }
+    let q = super::bind_texts(db.q(&sql), uuids);
     for row in q.fetch_all(conn).await? {
         held.entry(row.try_get(0)?)
             .or_default()

@@ -64,12 +64,9 @@ pub async fn forget_many(db: &Db, conn: &mut AnyConnection, uuids: &[&str]) -> s
     if uuids.is_empty() {
         return Ok(());
     }
-    let marks = vec!["?"; uuids.len()].join(", ");
+    let marks = super::marks(uuids.len());
     let sql = format!("DELETE FROM transfer_chunks WHERE uuid IN ({marks})");
-    let mut q = db.q(&sql);
-    for u in uuids {
-        q = q.bind(u.to_string());
-    }
+    let q = super::bind_texts(db.q(&sql), uuids);
     q.execute(conn).await?;
     Ok(())
 }

@@ -247,7 +247,7 @@ pub async fn attempts(db: &Db, delivery_ids: &[i64]) -> sqlx::Result<Vec<Attempt
     if delivery_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let marks = vec!["?"; delivery_ids.len()].join(", ");
+    let marks = super::marks(delivery_ids.len());
     let sql = format!(
         "SELECT id, delivery_id, at_ms, status_code, duration_ms, error FROM webhook_attempts \
          WHERE delivery_id IN ({marks}) ORDER BY id"

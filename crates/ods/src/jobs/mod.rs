@@ -80,14 +80,28 @@ pub async fn enqueue<J: Job>(
     job: &J,
     delay: Duration,
 ) -> sqlx::Result<Option<i64>> {
-    let new = db::jobs::NewJob {
+    db::jobs::enqueue(db, conn, &new_job(job, delay)).await
+}
+
+/// Queues many jobs of one kind on `conn` in one statement; how many were added.
+pub async fn enqueue_many<J: Job>(
+    db: &Db,
+    conn: &mut AnyConnection,
+    jobs: &[J],
+    delay: Duration,
+) -> sqlx::Result<u64> {
+    let new: Vec<_> = jobs.iter().map(|j| new_job(j, delay)).collect();
+    db::jobs::enqueue_many(db, conn, &new).await
+}
+
+fn new_job<J: Job>(job: &J, delay: Duration) -> db::jobs::NewJob {
+    db::jobs::NewJob {
         kind: J::KIND,
         payload: serde_json::to_string(job).expect("job payloads serialize"),
         dedup_key: job.dedup_key(),
         max_attempts: J::MAX_ATTEMPTS,
         run_at_ms: now_millis() + delay.as_millis() as i64,
-    };
-    db::jobs::enqueue(db, conn, &new).await
+    }
 }
 
 /// Queues a job outside any other transaction and wakes the local worker.

@@ -65,22 +65,26 @@ pub async fn bring_small(
     uuids: &[&str],
 ) -> anyhow::Result<std::collections::HashMap<String, Arrived>> {
     let db = &app.db;
-    let mut recs = Vec::new();
-    {
+    let recs: Vec<catalog::Record> = {
         let mut conn = db.reader().acquire().await?;
-        for uuid in uuids {
-            let pkg = packages::by_uuid(db, &mut conn, uuid).await?;
-            let rec = catalog::get(db, &mut conn, uuid).await?;
-            if let (Some(pkg), Some(rec)) = (pkg, rec)
-                && pkg.status != Status::Public
-                && !rec.deleted
-                && chunk_count(rec.file_size) <= 1
-                && !packages::has_blob(db, &mut conn, &rec.sha256).await?
-            {
-                recs.push(rec);
-            }
-        }
-    }
+        let arriving: HashSet<String> = packages::by_uuids(db, &mut conn, uuids)
+            .await?
+            .into_iter()
+            .filter(|p| p.status != Status::Public)
+            .map(|p| p.uuid)
+            .collect();
+        let recs: Vec<catalog::Record> = catalog::get_many(db, &mut conn, uuids)
+            .await?
+            .into_iter()
+            .filter(|r| arriving.contains(&r.uuid) && !r.deleted && chunk_count(r.file_size) <= 1)
+            .collect();
+        // Content already here under another name takes the general way (no transfer).
+        let hashes: Vec<&str> = recs.iter().map(|r| r.sha256.as_str()).collect();
+        let stored = packages::blobs_present(db, &mut conn, &hashes).await?;
+        recs.into_iter()
+            .filter(|r| !stored.contains(&r.sha256))
+            .collect()
+    };
     if recs.is_empty() {
         return Ok(Default::default());
     }
