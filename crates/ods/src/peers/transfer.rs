@@ -345,15 +345,8 @@ pub(super) async fn store_whole(
     data: Bytes,
     started: Instant,
 ) -> std::io::Result<Arrived> {
-    let mut writer = app.store.begin().await?;
-    let sha256 = rec.sha256.clone();
     let size = data.len() as u64;
-    tokio::task::spawn_blocking(move || {
-        writer.write(&data)?;
-        writer.commit(&sha256)
-    })
-    .await
-    .map_err(std::io::Error::other)??;
+    app.store.put_whole(&rec.sha256, data).await?;
     app.store.discard_partial(&rec.uuid).await?;
     if size > 0 {
         app.sync.stats.fetched(iss, size);

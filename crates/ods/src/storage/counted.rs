@@ -67,6 +67,9 @@ impl BlobStore for Counted {
         let w = count("begin", self.0.begin().await)?;
         Ok(Box::new(CountedWriter(w)))
     }
+    async fn put_whole(&self, sha256: &str, data: Bytes) -> io::Result<()> {
+        count("commit", self.0.put_whole(sha256, data).await)
+    }
     async fn size(&self, sha256: &str) -> io::Result<Option<u64>> {
         count("size", self.0.size(sha256).await)
     }

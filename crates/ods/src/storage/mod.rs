@@ -58,10 +58,30 @@ pub trait PartialBlob: Send + Sync {
     fn commit(&self, sha256: &str) -> io::Result<()>;
 }
 
+/// Writes `data` with `writer` and commits it as `sha256` (the general `put_whole`).
+pub async fn put_staged(
+    mut writer: Box<dyn BlobWriter>,
+    sha256: &str,
+    data: Bytes,
+) -> io::Result<()> {
+    let sha256 = sha256.to_string();
+    tokio::task::spawn_blocking(move || {
+        writer.write(&data)?;
+        writer.commit(&sha256)
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
 #[async_trait::async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Starts a new blob; staging space lives where `commit` is a cheap rename.
     async fn begin(&self) -> io::Result<Box<dyn BlobWriter>>;
+    /// Stores `data`, complete and verified, as `sha256` in one go (a small package from
+    /// a peer), with `commit`'s guarantees. By default: `begin`, write, `commit`.
+    async fn put_whole(&self, sha256: &str, data: Bytes) -> io::Result<()> {
+        put_staged(self.begin().await?, sha256, data).await
+    }
     /// Size of a stored blob, or `None`.
     async fn size(&self, sha256: &str) -> io::Result<Option<u64>>;
     /// Streams `len` bytes from `offset`.

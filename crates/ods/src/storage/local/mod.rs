@@ -134,6 +134,17 @@ impl BlobStore for LocalStore {
         Ok(Box::new(writer))
     }
 
+    async fn put_whole(&self, sha256: &str, data: Bytes) -> io::Result<()> {
+        let (root, key, bytes) = (self.root.clone(), sha256.to_string(), data.clone());
+        let placed = tokio::task::spawn_blocking(move || write::put_unnamed(&root, &key, &bytes))
+            .await
+            .map_err(io::Error::other)??;
+        if placed {
+            return Ok(());
+        }
+        crate::storage::put_staged(self.begin().await?, sha256, data).await
+    }
+
     async fn size(&self, sha256: &str) -> io::Result<Option<u64>> {
         match tokio::fs::metadata(self.path(sha256)?).await {
             Ok(m) => Ok(Some(m.len())),
