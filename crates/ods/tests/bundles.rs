@@ -201,3 +201,62 @@ async fn many_small_packages_arrive_in_bundles_and_a_bad_one_never_turns_public(
     })
     .await;
 }
+
+/// Packages larger than a chunk: the receiver asks each peer for their manifests
+/// together (`POST /api/ods/packages/manifests`), not one request per package, and
+/// the chunks still come chunk-wise and are checked.
+#[tokio::test]
+async fn manifests_of_chunked_packages_come_in_one_request() {
+    let a = server("A").await;
+    let files: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| {
+            let size = 1024 * 1024 + 1 + i * 300_000;
+            (format!("big-{i}.pkg"), bytes(size, 40 + i as u64))
+        })
+        .collect();
+    for (name, data) in &files {
+        let r = a.upload(name, data.clone(), "Prod").await;
+        assert_eq!(r.status(), 201, "{name}: {}", r.text().await.unwrap());
+    }
+    let b = server("B").await;
+    register(&b, &a).await;
+    b.eventually(120, "every chunked package Public on B", || async {
+        let on_b = packages(&b).await;
+        files
+            .iter()
+            .all(|(n, _)| on_b.get(n).is_some_and(|p| p["status"] == "Public"))
+    })
+    .await;
+    let on_b = packages(&b).await;
+    for (name, data) in &files {
+        assert_eq!(on_b[name]["sha256"], json!(sha256_hex(data)), "{name}");
+        let r = b
+            .http
+            .get(b.at(&format!("/share/{name}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(&r.bytes().await.unwrap().to_vec(), data, "{name}");
+    }
+    let together = requests_on(&a, "/api/ods/packages/manifests").await;
+    let one_by_one = requests_on(&a, "/api/ods/packages/{uuid}/manifest").await;
+    let chunks = requests_on(&a, "/api/ods/packages/{uuid}/chunks/{idx}").await;
+    eprintln!("A answered {together} manifests, {one_by_one} manifest and {chunks} chunk requests");
+    assert!(together >= 1, "no manifests request reached A");
+    assert!(together <= 2, "{together} manifests requests for 6 packages");
+    assert_eq!(one_by_one, 0, "manifests were asked one package at a time");
+    assert!(
+        chunks >= 6,
+        "{chunks} chunk requests for 6 packages of two chunks or more"
+    );
+
+    // The route answers only a signed peer, and refuses a bad list without a change.
+    let r = a
+        .http
+        .post(a.at("/api/ods/packages/manifests"))
+        .json(&json!({"uuids": [on_b["big-0.pkg"]["uuid"]]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

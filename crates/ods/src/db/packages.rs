@@ -367,6 +367,44 @@ pub async fn blobs_present(
         .collect()
 }
 
+/// Up to `limit` packages still arriving here (Downloading) that are larger than
+/// `chunk` bytes, oldest first: those whose manifests a peer is asked for together.
+pub async fn arriving_chunked(db: &Db, chunk: i64, limit: usize) -> sqlx::Result<Vec<String>> {
+    db.q("SELECT uuid FROM packages WHERE status = 'Downloading' AND file_size > ? ORDER BY id LIMIT ?")
+        .bind(chunk)
+        .bind(limit as i64)
+        .fetch_all(db.reader())
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect()
+}
+
+/// The chunk hashes of each of `hashes` (content sha256s), in order; content without a
+/// chunk list is absent.
+pub async fn chunks_many(
+    db: &Db,
+    hashes: &[&str],
+) -> sqlx::Result<std::collections::HashMap<String, Vec<String>>> {
+    let mut lists: std::collections::HashMap<String, Vec<String>> = Default::default();
+    if hashes.is_empty() {
+        return Ok(lists);
+    }
+    let marks = super::marks(hashes.len());
+    let sql =
+        format!("SELECT sha256, sha1 FROM chunks WHERE sha256 IN ({marks}) ORDER BY sha256, idx");
+    for row in super::bind_texts(db.q(&sql), hashes)
+        .fetch_all(db.reader())
+        .await?
+    {
+        lists
+            .entry(row.try_get(0)?)
+            .or_default()
+            .push(row.try_get(1)?);
+    }
+    Ok(lists)
+}
+
 pub async fn chunks(db: &Db, sha256: &str) -> sqlx::Result<Vec<String>> {
     let rows = db
         .q("SELECT sha1 FROM chunks WHERE sha256 = ? ORDER BY idx")

@@ -28,6 +28,7 @@ use crate::peers::{Manifest, own_identity as own_hello};
 use crate::sync::register::{Welcome, new_pair_secret};
 
 mod bundle;
+mod manifests;
 
 /// The peer router (to nest under `/api/ods`), every route documented.
 pub fn routes() -> OpenApiRouter<App> {
@@ -38,6 +39,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(catalog))
         .routes(routes!(events))
         .routes(routes!(manifest))
+        .routes(routes!(manifests::manifests))
         .routes(routes!(chunk, receive_chunk))
         .routes(routes!(bundle::bundle))
         .routes(routes!(offer))

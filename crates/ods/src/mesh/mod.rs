@@ -28,6 +28,12 @@ pub struct MeshState {
     /// The packages whose transfer runs in this process (one transfer per package).
     pub in_flight: InFlight,
     pub rates: limit::RateLimits,
+    /// Manifests a peer sent ahead of their transfers, as JSON, by (peer link id,
+    /// package uuid); each is taken once (`peers::manifests`).
+    pub manifests_ahead: moka::sync::Cache<(i64, String), Vec<u8>>,
+    /// One manifests request at a time per peer link: transfers that start together
+    /// wait for the first one's answer instead of each asking for the same list.
+    pub manifests_asking: moka::sync::Cache<i64, std::sync::Arc<tokio::sync::Mutex<()>>>,
     pub stats: Stats,
     pub interval: Duration,
 }
@@ -48,6 +54,13 @@ impl MeshState {
             transfers: Semaphore::new(max_transfers.max(1)),
             in_flight: InFlight::default(),
             rates: limit::RateLimits::default(),
+            manifests_ahead: moka::sync::Cache::builder()
+                .max_capacity(16 * 1024)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+            manifests_asking: moka::sync::Cache::builder()
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
             stats: Stats::default(),
             interval,
         }

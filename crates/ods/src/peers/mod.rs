@@ -7,6 +7,7 @@
 pub mod bundle;
 pub mod client;
 mod inorder;
+pub mod manifests;
 pub mod notify;
 pub mod offer;
 pub mod replay;

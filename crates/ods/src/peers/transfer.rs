@@ -137,16 +137,10 @@ pub async fn bring(app: &App, uuid: &str) -> anyhow::Result<Option<Arrived>> {
     }
 
     // Sources: every callable peer whose manifest matches the record.
-    let path = format!("/api/ods/packages/{uuid}/manifest");
-    let answers = futures_util::future::join_all(links.iter().map(|l| {
-        let path = path.clone();
-        async move {
-            let r = client::call(app, l, Method::GET, &path, None, Duration::from_secs(20)).await;
-            match r {
-                Ok(resp) => resp.json::<Manifest>().await.ok().map(|m| (l.clone(), m)),
-                Err(_) => None,
-            }
-        }
+    let answers = futures_util::future::join_all(links.iter().map(|l| async move {
+        super::manifests::manifest(app, l, uuid)
+            .await
+            .map(|m| (l.clone(), m))
     }))
     .await;
     let sources: Vec<(Link, Manifest)> = answers
