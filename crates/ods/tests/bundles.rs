@@ -48,6 +48,18 @@ async fn packages(s: &Server) -> HashMap<String, Value> {
     }
 }
 
+/// `s` serves `name` (`/share/<name>`) with exactly `want`.
+async fn assert_served(s: &Server, name: &str, want: &[u8]) {
+    let r = s
+        .http
+        .get(s.at(&format!("/share/{name}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{name}");
+    assert_eq!(&r.bytes().await.unwrap()[..], want, "{name}");
+}
+
 /// Requests `s` answered on the route template `route`, by its `/metrics`.
 async fn requests_on(s: &Server, route: &str) -> u64 {
     let text = s.metrics(TOKEN).await;
@@ -128,15 +140,8 @@ async fn many_small_packages_arrive_in_bundles_and_a_bad_one_never_turns_public(
         "one-chunk.pkg",
         "small-042.pkg",
     ] {
-        let r = b
-            .http
-            .get(b.at(&format!("/share/{name}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
         let want = &files.iter().find(|(n, _)| n == name).unwrap().1;
-        assert_eq!(&r.bytes().await.unwrap().to_vec(), want, "{name}");
+        assert_served(&b, name, want).await;
     }
 
     // The small ones came in bundles, far fewer requests than packages; the package of
@@ -230,20 +235,17 @@ async fn manifests_of_chunked_packages_come_in_one_request() {
     let on_b = packages(&b).await;
     for (name, data) in &files {
         assert_eq!(on_b[name]["sha256"], json!(sha256_hex(data)), "{name}");
-        let r = b
-            .http
-            .get(b.at(&format!("/share/{name}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(&r.bytes().await.unwrap().to_vec(), data, "{name}");
+        assert_served(&b, name, data).await;
     }
     let together = requests_on(&a, "/api/ods/packages/manifests").await;
     let one_by_one = requests_on(&a, "/api/ods/packages/{uuid}/manifest").await;
     let chunks = requests_on(&a, "/api/ods/packages/{uuid}/chunks/{idx}").await;
     eprintln!("A answered {together} manifests, {one_by_one} manifest and {chunks} chunk requests");
     assert!(together >= 1, "no manifests request reached A");
-    assert!(together <= 2, "{together} manifests requests for 6 packages");
+    assert!(
+        together <= 2,
+        "{together} manifests requests for 6 packages"
+    );
     assert_eq!(one_by_one, 0, "manifests were asked one package at a time");
     assert!(
         chunks >= 6,

@@ -7,13 +7,13 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::AnyConnection;
 
-use super::{announce, changed, fetch, hurry, reconcile, rollout, wants};
+use super::{announce, arriving_row, changed, fetch, hurry, reconcile, rollout, wants};
 use crate::app::App;
 use crate::db::catalog::{self, Record};
 use crate::db::packages::{self, NewPackage};
 use crate::db::peers::PeerRow;
 use crate::db::{rollouts, server};
-use crate::model::{Stage, Status};
+use crate::model::Stage;
 
 /// Why a record from a peer cannot be applied, if it cannot.
 fn invalid(r: &Record) -> Option<String> {
@@ -219,19 +219,7 @@ async fn begin_holding_many(
     let db = &app.db;
     let refs: Vec<&Record> = recs.iter().collect();
     let seq = catalog::insert_new_many(db, conn, &refs).await?;
-    let rows: Vec<NewPackage> = recs
-        .iter()
-        .map(|r| NewPackage {
-            uuid: &r.uuid,
-            filename: &r.filename,
-            file_size: r.file_size,
-            sha1: &r.sha1,
-            sha256: &r.sha256,
-            stage: r.stage,
-            status: Status::Downloading,
-            created: r.created,
-        })
-        .collect();
+    let rows: Vec<NewPackage> = recs.iter().map(arriving_row).collect();
     packages::insert_many(db, conn, &rows).await?;
     let fetches: Vec<(&str, i64)> = recs
         .iter()

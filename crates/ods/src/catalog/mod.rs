@@ -272,23 +272,23 @@ async fn withdraw(
     .await
 }
 
+/// The package row of `r` while its bytes arrive here (Downloading).
+fn arriving_row(r: &Record) -> NewPackage<'_> {
+    NewPackage {
+        uuid: &r.uuid,
+        filename: &r.filename,
+        file_size: r.file_size,
+        sha1: &r.sha1,
+        sha256: &r.sha256,
+        stage: r.stage,
+        status: Status::Downloading,
+        created: r.created,
+    }
+}
+
 /// Starts holding `r` here: a Downloading row and a transfer job.
 async fn begin_holding(app: &App, conn: &mut AnyConnection, r: &Record) -> sqlx::Result<()> {
-    packages::insert(
-        &app.db,
-        conn,
-        &NewPackage {
-            uuid: &r.uuid,
-            filename: &r.filename,
-            file_size: r.file_size,
-            sha1: &r.sha1,
-            sha256: &r.sha256,
-            stage: r.stage,
-            status: Status::Downloading,
-            created: r.created,
-        },
-    )
-    .await?;
+    packages::insert(&app.db, conn, &arriving_row(r)).await?;
     fetch::queue(&app.db, conn, &r.uuid, r.file_size).await?;
     Ok(())
 }

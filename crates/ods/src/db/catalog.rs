@@ -186,20 +186,7 @@ pub async fn put(db: &Db, conn: &mut AnyConnection, r: &Record) -> sqlx::Result<
         db.q("INSERT INTO catalog (filename, file_size, sha1, sha256, stage, version, created_version, origin_iss, \
               created, deleted, seq, uuid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
     };
-    q.bind(r.filename.clone())
-        .bind(r.file_size)
-        .bind(r.sha1.clone())
-        .bind(r.sha256.clone())
-        .bind(r.stage.as_str())
-        .bind(r.version.clone())
-        .bind(r.created_version.clone())
-        .bind(r.origin_iss.clone())
-        .bind(r.created)
-        .bind(i64::from(r.deleted))
-        .bind(seq)
-        .bind(r.uuid.clone())
-        .execute(&mut *conn)
-        .await?;
+    bind_record(q, r, seq).execute(&mut *conn).await?;
     Ok(seq)
 }
 
@@ -223,22 +210,27 @@ pub async fn insert_new_many(
     );
     let mut q = db.q(&sql);
     for (i, r) in recs.iter().enumerate() {
-        q = q
-            .bind(r.filename.clone())
-            .bind(r.file_size)
-            .bind(r.sha1.clone())
-            .bind(r.sha256.clone())
-            .bind(r.stage.as_str())
-            .bind(r.version.clone())
-            .bind(r.created_version.clone())
-            .bind(r.origin_iss.clone())
-            .bind(r.created)
-            .bind(i64::from(r.deleted))
-            .bind(first + i as i64)
-            .bind(r.uuid.clone());
+        q = bind_record(q, r, first + i as i64);
     }
     q.execute(conn).await?;
     Ok(last)
+}
+
+/// Binds a record's columns in the order `put` and `insert_new_many` name them, with
+/// local change number `seq`, the uuid last.
+fn bind_record(q: super::Q, r: &Record, seq: i64) -> super::Q {
+    q.bind(r.filename.clone())
+        .bind(r.file_size)
+        .bind(r.sha1.clone())
+        .bind(r.sha256.clone())
+        .bind(r.stage.as_str())
+        .bind(r.version.clone())
+        .bind(r.created_version.clone())
+        .bind(r.origin_iss.clone())
+        .bind(r.created)
+        .bind(i64::from(r.deleted))
+        .bind(seq)
+        .bind(r.uuid.clone())
 }
 
 /// Which of `filenames` a live record carries.

@@ -61,16 +61,7 @@ async fn insert(db: &Db, conn: &mut AnyConnection, job: &NewJob) -> sqlx::Result
         Dialect::MySql => format!("INSERT IGNORE INTO jobs {cols}"),
         _ => format!("INSERT INTO jobs {cols} ON CONFLICT DO NOTHING RETURNING id"),
     };
-    let q = db
-        .q(&sql)
-        .bind(job.kind)
-        .bind(job.payload.clone())
-        .bind(job.dedup_key.clone())
-        .bind(job.dedup_key.clone())
-        .bind(job.max_attempts)
-        .bind(job.run_at_ms)
-        .bind(now)
-        .bind(now);
+    let q = bind_job(db.q(&sql), job, now);
     if db.dialect == Dialect::MySql {
         let done = q.execute(&mut *conn).await?;
         return Ok((done.rows_affected() == 1)
@@ -98,17 +89,22 @@ pub async fn enqueue_many(db: &Db, conn: &mut AnyConnection, jobs: &[NewJob]) ->
     let mut q = db.q(&sql);
     let now = now_millis();
     for job in jobs {
-        q = q
-            .bind(job.kind)
-            .bind(job.payload.clone())
-            .bind(job.dedup_key.clone())
-            .bind(job.dedup_key.clone())
-            .bind(job.max_attempts)
-            .bind(job.run_at_ms)
-            .bind(now)
-            .bind(now);
+        q = bind_job(q, job, now);
     }
     Ok(q.execute(&mut *conn).await?.rows_affected())
+}
+
+/// Binds a new job's row: kind, payload, dedup key (also its slot), attempts allowed,
+/// due time, created and updated (`now`).
+fn bind_job(q: super::Q, job: &NewJob, now: i64) -> super::Q {
+    q.bind(job.kind)
+        .bind(job.payload.clone())
+        .bind(job.dedup_key.clone())
+        .bind(job.dedup_key.clone())
+        .bind(job.max_attempts)
+        .bind(job.run_at_ms)
+        .bind(now)
+        .bind(now)
 }
 
 /// A job that went back to the queue takes its key again, unless a newer job with the

@@ -82,17 +82,7 @@ pub async fn insert(db: &Db, conn: &mut AnyConnection, p: &NewPackage<'_>) -> sq
         &mut *conn,
         "INSERT INTO packages (uuid, filename, file_size, sha1, sha256, stage, status, status_reason, created, updated) \
          VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-        |q| {
-            q.bind(p.uuid.to_string())
-                .bind(p.filename.to_string())
-                .bind(p.file_size)
-                .bind(p.sha1.to_string())
-                .bind(p.sha256.to_string())
-                .bind(p.stage.as_str())
-                .bind(p.status.as_str())
-                .bind(p.created)
-                .bind(now_unix())
-        },
+        |q| bind_package(q, p, now_unix()),
     )
     .await
 }
@@ -114,19 +104,23 @@ pub async fn insert_many(
     let mut q = db.q(&sql);
     let now = now_unix();
     for p in pkgs {
-        q = q
-            .bind(p.uuid.to_string())
-            .bind(p.filename.to_string())
-            .bind(p.file_size)
-            .bind(p.sha1.to_string())
-            .bind(p.sha256.to_string())
-            .bind(p.stage.as_str())
-            .bind(p.status.as_str())
-            .bind(p.created)
-            .bind(now);
+        q = bind_package(q, p, now);
     }
     q.execute(conn).await?;
     Ok(())
+}
+
+/// Binds a new package's row (status reason NULL; updated `now`).
+fn bind_package(q: super::Q, p: &NewPackage<'_>, now: i64) -> super::Q {
+    q.bind(p.uuid.to_string())
+        .bind(p.filename.to_string())
+        .bind(p.file_size)
+        .bind(p.sha1.to_string())
+        .bind(p.sha256.to_string())
+        .bind(p.stage.as_str())
+        .bind(p.status.as_str())
+        .bind(p.created)
+        .bind(now)
 }
 
 pub async fn delete(db: &Db, conn: &mut AnyConnection, id: i64) -> sqlx::Result<bool> {
