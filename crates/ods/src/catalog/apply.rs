@@ -151,8 +151,8 @@ async fn apply_group(app: &App, group: &[Record], from: &PeerRow) -> anyhow::Res
 }
 
 /// The records of `todo` that only start a holding here: new to this server (also under
-/// the lock), live, wanted by its stage, and with a filename no other record of the
-/// group and no live record carries. `reconcile` would do for each exactly what
+/// the lock), live, wanted by its stage, alone with their uuid in the group, and with a
+/// filename no other record of the group and no live record carries. `reconcile` would do for each exactly what
 /// `begin_holding_many` does for them together; every other record takes the general
 /// way.
 async fn fresh_holdings(
@@ -187,9 +187,12 @@ async fn fresh_holdings(
     );
     let names: Vec<&str> = candidates.iter().map(|r| r.filename.as_str()).collect();
     let live = catalog::live_filenames(db, conn, &names).await?;
+    // A filename or a uuid twice in the group: those records take the general way.
     let mut named: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
     for r in group {
         *named.entry(r.filename.as_str()).or_default() += 1;
+        *seen.entry(r.uuid.as_str()).or_default() += 1;
     }
     Ok(candidates
         .into_iter()
@@ -197,6 +200,7 @@ async fn fresh_holdings(
             !known.contains(&r.uuid)
                 && !live.contains(&r.filename)
                 && named[r.filename.as_str()] == 1
+                && seen[r.uuid.as_str()] == 1
         })
         .map(|r| Record {
             available: false,
