@@ -50,14 +50,9 @@ async fn packages(s: &Server) -> HashMap<String, Value> {
 
 /// `s` serves `name` (`/share/<name>`) with exactly `want`.
 async fn assert_served(s: &Server, name: &str, want: &[u8]) {
-    let r = s
-        .http
-        .get(s.at(&format!("/share/{name}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "{name}");
-    assert_eq!(&r.bytes().await.unwrap()[..], want, "{name}");
+    let (status, body) = s.share(name).await;
+    assert_eq!(status, 200, "{name}");
+    assert_eq!(&body[..], want, "{name}");
 }
 
 /// Requests `s` answered on the route template `route`, by its `/metrics`.

@@ -114,13 +114,8 @@ async fn assert_nothing_written(s: &Server, rows: &[String], blobs: &[String], w
 
 /// Status and sha256 of what `/share/<name>` serves.
 async fn download(s: &Server, name: &str) -> (StatusCode, String) {
-    let r = s
-        .http
-        .get(s.at(&format!("/share/{name}")))
-        .send()
-        .await
-        .unwrap();
-    (r.status(), sha256_hex(&r.bytes().await.unwrap()))
+    let (status, body) = s.share(name).await;
+    (status, sha256_hex(&body))
 }
 
 fn served(data: &[u8]) -> (StatusCode, String) {

@@ -191,7 +191,7 @@ pub async fn put(db: &Db, conn: &mut AnyConnection, r: &Record) -> sqlx::Result<
 }
 
 /// Inserts records not known here yet, each with a new local change number of its own,
-/// in one statement; returns the highest. (The caller checked, under the catalog lock,
+/// in one statement; returns the highest (0 for none). (The caller checked, under the catalog lock,
 /// that none of them is here.)
 pub async fn insert_new_many(
     db: &Db,
@@ -199,7 +199,7 @@ pub async fn insert_new_many(
     recs: &[&Record],
 ) -> sqlx::Result<i64> {
     if recs.is_empty() {
-        return current_seq_on(db, conn).await;
+        return Ok(0);
     }
     let last = next_seqs(db, conn, recs.len()).await?;
     let first = last - recs.len() as i64 + 1;
@@ -258,10 +258,11 @@ pub async fn touch(db: &Db, conn: &mut AnyConnection, uuid: &str) -> sqlx::Resul
 }
 
 /// Re-announces many records unchanged, each with a change number of its own (a page
-/// of the catalog may end between any two), in one statement; returns the highest.
+/// of the catalog may end between any two), in one statement; returns the highest
+/// (0 for none).
 pub async fn touch_many(db: &Db, conn: &mut AnyConnection, uuids: &[&str]) -> sqlx::Result<i64> {
     if uuids.is_empty() {
-        return current_seq_on(db, conn).await;
+        return Ok(0);
     }
     let last = next_seqs(db, conn, uuids.len()).await?;
     let first = last - uuids.len() as i64 + 1;
@@ -275,13 +276,6 @@ pub async fn touch_many(db: &Db, conn: &mut AnyConnection, uuids: &[&str]) -> sq
     q = super::bind_texts(q, uuids);
     q.execute(conn).await?;
     Ok(last)
-}
-
-async fn current_seq_on(db: &Db, conn: &mut AnyConnection) -> sqlx::Result<i64> {
-    db.q("SELECT value FROM counters WHERE name = 'seq'")
-        .fetch_one(conn)
-        .await?
-        .try_get(0)
 }
 
 /// The records of `uuids` known here, in no particular order.

@@ -538,6 +538,17 @@ pub fn sha256_hex(d: &[u8]) -> String {
 }
 
 impl Server {
+    /// Status and body of what `/share/<name>` serves (an anonymous download).
+    pub async fn share(&self, name: &str) -> (reqwest::StatusCode, Vec<u8>) {
+        let r = self
+            .http
+            .get(self.at(&format!("/share/{name}")))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.bytes().await.unwrap().to_vec())
+    }
+
     /// Runs one SQL statement on this server's own database, for states the API cannot
     /// produce (a package that is not Public); returns the number of rows affected.
     pub async fn sql(&self, sql: &str) -> u64 {
