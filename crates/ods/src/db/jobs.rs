@@ -141,15 +141,16 @@ pub async fn claim(
     }
     let claim = Claim::new(worker, lease_ms, exclusive);
     for id in claim.candidates(db, kinds, 8).await? {
-        if claim.take(db, db.writer(), id).await? {
+        if claim.take(db, db.writer(), &[id]).await? == 1 {
             return get(db, id).await;
         }
     }
     Ok(None)
 }
 
-/// Claims up to `limit` more due jobs of `kind` for `worker`, in one transaction: the
-/// rest of a batch whose first job `claim` took (`Job::BATCH`).
+/// Claims up to `limit` more due jobs of `kind` for `worker`: the rest of a batch whose
+/// first job `claim` took (`Job::BATCH`). One UPDATE takes every candidate still due,
+/// one SELECT reads back those this claim took (by worker and lease), oldest first.
 pub async fn claim_more(
     db: &Db,
     worker: &str,
@@ -163,19 +164,25 @@ pub async fn claim_more(
     }
     let claim = Claim::new(worker, lease_ms, exclusive);
     let candidates = claim.candidates(db, &[kind], limit).await?;
-    let mut taken = Vec::new();
-    let mut tx = db.begin().await?;
-    for id in candidates {
-        if claim.take(db, &mut *tx, id).await? {
-            taken.push(id);
-        }
+    if candidates.is_empty() || claim.take(db, db.writer(), &candidates).await? == 0 {
+        return Ok(Vec::new());
     }
-    tx.commit().await?;
-    let mut rows = Vec::with_capacity(taken.len());
-    for id in taken {
-        rows.extend(get(db, id).await?);
+    let marks = super::marks(candidates.len());
+    let sql = format!(
+        "SELECT {COLS} FROM jobs WHERE id IN ({marks}) AND state = 'running' AND locked_by = ? \
+         AND lease_until = ? ORDER BY run_at, id"
+    );
+    let mut q = db.q(&sql);
+    for id in &candidates {
+        q = q.bind(*id);
     }
-    Ok(rows)
+    q.bind(worker.to_string())
+        .bind(claim.now + lease_ms)
+        .fetch_all(db.writer())
+        .await?
+        .iter()
+        .map(JobRow::from_row)
+        .collect()
 }
 
 /// One claim: the due-job condition and the conditional UPDATE that takes a job.
@@ -215,8 +222,9 @@ impl<'a> Claim<'a> {
             .collect()
     }
 
-    /// Takes job `id` if it is still due; false when another worker got it first.
-    async fn take<'c, E>(&self, db: &Db, conn: E, id: i64) -> sqlx::Result<bool>
+    /// Takes those of jobs `ids` that are still due; how many it took (another worker
+    /// may have got some first).
+    async fn take<'c, E>(&self, db: &Db, conn: E, ids: &[i64]) -> sqlx::Result<u64>
     where
         E: sqlx::Executor<'c, Database = sqlx::Any>,
     {
@@ -228,7 +236,8 @@ impl<'a> Claim<'a> {
         };
         let sql = format!(
             "UPDATE jobs SET state = 'running', locked_by = ?, lease_until = ?, attempts = attempts + 1, updated = ?, \
-             dedup_slot = {keep_slot} WHERE id = ? AND {DUE}"
+             dedup_slot = {keep_slot} WHERE id IN ({}) AND {DUE}",
+            super::marks(ids.len())
         );
         let mut q = db
             .q(&sql)
@@ -238,13 +247,11 @@ impl<'a> Claim<'a> {
         for k in self.exclusive {
             q = q.bind(k.to_string());
         }
-        let res = q
-            .bind(id)
-            .bind(self.now)
-            .bind(self.now)
-            .execute(conn)
-            .await?;
-        Ok(res.rows_affected() == 1)
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let res = q.bind(self.now).bind(self.now).execute(conn).await?;
+        Ok(res.rows_affected())
     }
 }
 
