@@ -1,8 +1,8 @@
 //! Many small packages in one request (issue 11): a receiver that must hold packages of
 //! one chunk or less asks a peer for up to `MAX_COUNT` of them at once
 //! (`POST /api/ods/packages/bundle`), checks each one's size, SHA-1 and SHA-256 in
-//! memory, and stores the good ones with their fsyncs running side by side, so the
-//! filesystem commits them together. The answer's framing: for each uuid asked, in
+//! memory, and stores the good ones in one batch (`BlobStore::put_whole_many`: on local
+//! disk, their syncs side by side, so the filesystem commits them together). The answer's framing: for each uuid asked, in
 //! order, its length as 8 bytes big-endian followed by its bytes, or `ABSENT` when the
 //! peer cannot send it (not Public there, too large, or past `MAX_BYTES`).
 
@@ -10,13 +10,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
-use futures_util::StreamExt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::client::{self, Link, PeerError};
-use super::transfer::{Arrived, is_whole, rejected, store_whole};
+use super::transfer::{Arrived, is_whole, rejected, stored_whole};
 use crate::app::App;
 use crate::db::catalog::Record;
 use crate::ingest::CHUNK_SIZE;
@@ -27,8 +26,6 @@ pub const MAX_COUNT: usize = 64;
 pub const MAX_BYTES: u64 = 16 * 1024 * 1024;
 /// The length that says "not sent".
 pub const ABSENT: u64 = u64::MAX;
-/// Commits (each an fsync of the file and of its directory) in flight at once.
-const COMMITS_IN_FLIGHT: usize = 16;
 
 /// The packages a bundle request asks for.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -150,26 +147,33 @@ async fn from_link(
     })
     .await
     .map_err(|e| PeerError::Protocol(e.to_string()))?;
-    Ok(futures_util::stream::iter(checked)
-        .map(|(r, b, ok)| async move {
-            if !ok {
-                rejected(app, &link.iss, &r.uuid);
-                return None;
-            }
-            let uuid = r.uuid.clone();
-            match store_whole(app, &link.iss, r, b, started).await {
-                Ok(a) => Some((uuid, a)),
-                Err(e) => {
-                    // (counted in ods_storage_errors_total by the store itself)
-                    tracing::warn!(%uuid, error = %e, "storing a package from a bundle failed");
-                    None
-                }
-            }
-        })
-        .buffer_unordered(COMMITS_IN_FLIGHT)
-        .filter_map(|a| async move { a })
-        .collect()
-        .await)
+    let mut good = Vec::with_capacity(checked.len());
+    for (r, b, ok) in checked {
+        if ok {
+            good.push((r, b));
+        } else {
+            rejected(app, &link.iss, &r.uuid);
+        }
+    }
+    let blobs = good
+        .iter()
+        .map(|(r, b)| (r.sha256.clone(), b.clone()))
+        .collect();
+    let stored = app.store.put_whole_many(blobs).await;
+    let mut arrived = Vec::with_capacity(good.len());
+    for ((r, b), stored) in good.into_iter().zip(stored) {
+        let uuid = r.uuid.clone();
+        let done = match stored {
+            Ok(()) => stored_whole(app, &link.iss, r, b.len() as u64, started).await,
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(a) => arrived.push((uuid, a)),
+            // (counted in ods_storage_errors_total by the store itself)
+            Err(e) => tracing::warn!(%uuid, error = %e, "storing a package from a bundle failed"),
+        }
+    }
+    Ok(arrived)
 }
 
 #[cfg(test)]

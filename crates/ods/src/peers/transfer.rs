@@ -329,9 +329,7 @@ pub(super) fn rejected(app: &App, iss: &str, uuid: &str) {
     tracing::warn!(%uuid, peer = %iss, "package failed its size, SHA-1 or SHA-256 check; trying another source");
 }
 
-/// Stores a whole package that passed `is_whole`, fetched from `iss`, like an upload,
-/// and drops any partial file an earlier chunk-wise attempt (a firewalled peer's push)
-/// left.
+/// Stores a whole package that passed `is_whole`, fetched from `iss`, like an upload.
 pub(super) async fn store_whole(
     app: &App,
     iss: &str,
@@ -341,6 +339,18 @@ pub(super) async fn store_whole(
 ) -> std::io::Result<Arrived> {
     let size = data.len() as u64;
     app.store.put_whole(&rec.sha256, data).await?;
+    stored_whole(app, iss, rec, size, started).await
+}
+
+/// A whole package of `size` bytes from `iss` is stored: drops any partial file an
+/// earlier chunk-wise attempt (a firewalled peer's push) left, and counts the bytes.
+pub(super) async fn stored_whole(
+    app: &App,
+    iss: &str,
+    rec: catalog::Record,
+    size: u64,
+    started: Instant,
+) -> std::io::Result<Arrived> {
     app.store.discard_partial(&rec.uuid).await?;
     if size > 0 {
         app.sync.stats.fetched(iss, size);

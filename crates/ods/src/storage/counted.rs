@@ -70,6 +70,10 @@ impl BlobStore for Counted {
     async fn put_whole(&self, sha256: &str, data: Bytes) -> io::Result<()> {
         count("commit", self.0.put_whole(sha256, data).await)
     }
+    async fn put_whole_many(&self, blobs: Vec<(String, Bytes)>) -> Vec<io::Result<()>> {
+        let results = self.0.put_whole_many(blobs).await;
+        results.into_iter().map(|r| count("commit", r)).collect()
+    }
     async fn size(&self, sha256: &str) -> io::Result<Option<u64>> {
         count("size", self.0.size(sha256).await)
     }

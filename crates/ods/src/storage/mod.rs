@@ -82,6 +82,16 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn put_whole(&self, sha256: &str, data: Bytes) -> io::Result<()> {
         put_staged(self.begin().await?, sha256, data).await
     }
+    /// Stores many `(sha256, data)` blobs like `put_whole`, one result per blob, in
+    /// order (a bundle of small packages). By default: `put_whole`, several at once.
+    async fn put_whole_many(&self, blobs: Vec<(String, Bytes)>) -> Vec<io::Result<()>> {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(blobs)
+            .map(|(sha256, data)| async move { self.put_whole(&sha256, data).await })
+            .buffered(16)
+            .collect()
+            .await
+    }
     /// Size of a stored blob, or `None`.
     async fn size(&self, sha256: &str) -> io::Result<Option<u64>>;
     /// Streams `len` bytes from `offset`.

@@ -5,6 +5,7 @@
 //! where the filesystem allows); this file finds, reads, lists and removes blobs.
 
 mod direct;
+mod unnamed;
 mod write;
 
 pub use direct::aligned_buffer;
@@ -135,14 +136,14 @@ impl BlobStore for LocalStore {
     }
 
     async fn put_whole(&self, sha256: &str, data: Bytes) -> io::Result<()> {
-        let (root, key, bytes) = (self.root.clone(), sha256.to_string(), data.clone());
-        let placed = tokio::task::spawn_blocking(move || write::put_unnamed(&root, &key, &bytes))
+        self.put_whole_many(vec![(sha256.to_string(), data)])
             .await
-            .map_err(io::Error::other)??;
-        if placed {
-            return Ok(());
-        }
-        crate::storage::put_staged(self.begin().await?, sha256, data).await
+            .pop()
+            .expect("one result per blob")
+    }
+
+    async fn put_whole_many(&self, blobs: Vec<(String, Bytes)>) -> Vec<io::Result<()>> {
+        unnamed::store_many(self, blobs).await
     }
 
     async fn size(&self, sha256: &str) -> io::Result<Option<u64>> {
@@ -373,8 +374,9 @@ impl BlobStore for LocalStore {
     async fn discard_partial(&self, key: &str) -> io::Result<()> {
         let path = self.partial_path(key)?;
         // Most packages never had one: look first, since an unlink locks the whole
-        // directory even when there is nothing to remove.
-        if let Err(e) = tokio::fs::symlink_metadata(&path).await {
+        // directory even when there is nothing to remove. The look is a lookup in the
+        // kernel's directory cache, cheaper than a hop to the blocking pool.
+        if let Err(e) = fs::symlink_metadata(&path) {
             return match e.kind() {
                 io::ErrorKind::NotFound => Ok(()),
                 _ => Err(e),

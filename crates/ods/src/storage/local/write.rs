@@ -6,8 +6,6 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -170,76 +168,6 @@ pub(super) fn place(file: &File, staged: &Path, root: &Path, sha256: &str) -> io
     File::open(&dir)?.sync_all()
 }
 
-/// Stores `data` as blob `sha256` without a staging name: an unnamed file
-/// (`O_TMPFILE`) in the blob's own directory, written and synced, then linked in under
-/// its name and the directory synced. Unlike a staging file, this takes no lock on the
-/// one directory every writer shares, needs no rename across directories, and a crash
-/// before the link leaves nothing to sweep. `Ok(false)`: the filesystem (or a missing
-/// `/proc`) does not allow it, and nothing was stored.
-pub(super) fn put_unnamed(root: &Path, sha256: &str, data: &[u8]) -> io::Result<bool> {
-    if !valid_sha256(sha256) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a sha256"));
-    }
-    let dir = root.join(&sha256[..2]);
-    let dest = dir.join(sha256);
-    if refresh_existing(&dest)? {
-        return Ok(true);
-    }
-    let opened = match open_unnamed(&dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(&dir)?;
-            open_unnamed(&dir)
-        }
-        other => other,
-    };
-    let mut file = match opened {
-        Ok(f) => f,
-        Err(e) if unnamed_unsupported(&e) => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    file.write_all(data)?;
-    file.sync_all()?;
-    let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
-    let follow = rustix::fs::AtFlags::SYMLINK_FOLLOW;
-    let mut tries = 0;
-    loop {
-        match rustix::fs::linkat(rustix::fs::CWD, &by_fd, rustix::fs::CWD, &dest, follow) {
-            Ok(()) => break,
-            // Stored meanwhile by another writer: keep that one (ours vanishes on close)
-            // unless a collector took it in between; then link ours after all.
-            Err(rustix::io::Errno::EXIST) if tries < 3 => {
-                if refresh_existing(&dest)? {
-                    return Ok(true);
-                }
-                tries += 1;
-            }
-            // No /proc to name the file by: the staging way instead.
-            Err(rustix::io::Errno::NOENT) if !Path::new(&by_fd).exists() => return Ok(false),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    File::open(&dir)?.sync_all()?;
-    Ok(true)
-}
-
-/// An unnamed file in `dir`, for writing.
-fn open_unnamed(dir: &Path) -> io::Result<File> {
-    File::options()
-        .write(true)
-        .custom_flags(rustix::fs::OFlags::TMPFILE.bits() as i32)
-        .open(dir)
-}
-
-/// `O_TMPFILE` is not there: a filesystem without it (`EOPNOTSUPP`), or a kernel that
-/// reads the flag as `O_DIRECTORY` (`EISDIR`).
-fn unnamed_unsupported(e: &io::Error) -> bool {
-    use rustix::io::Errno;
-    let refused = [Errno::OPNOTSUPP, Errno::ISDIR, Errno::INVAL];
-    refused
-        .iter()
-        .any(|r| e.raw_os_error() == Some(r.raw_os_error()))
-}
-
 /// Marks a stored blob as just used; false when there is none (any more). The check
 /// after the touch matters: a collector may have moved the blob away in between, and
 /// then the caller must store its own copy. (`delete_if_idle` is the other half.)
@@ -255,62 +183,5 @@ pub(super) fn refresh_existing(dest: &Path) -> io::Result<bool> {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::BlobStore;
-    use crate::storage::local::LocalStore;
-    use bytes::Bytes;
-    use sha2::{Digest, Sha256};
-    use std::sync::Arc;
-
-    fn sha(data: &[u8]) -> String {
-        hex::encode(Sha256::digest(data))
-    }
-
-    /// Whole puts go through an unnamed file: the blob is complete under its name, no
-    /// staging file is ever made, the same bytes put again (even at once, from many
-    /// tasks) keep one file, and a blob the collector took is stored again.
-    #[tokio::test]
-    async fn whole_puts_link_complete_files_and_keep_one_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("blobs");
-        let store =
-            Arc::new(LocalStore::open(root.clone(), None, "t-1-00000000".into(), true).unwrap());
-        let data = Bytes::from((0..70_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
-        let key = sha(&data);
-        assert!(
-            put_unnamed(&root, &key, &data).unwrap(),
-            "O_TMPFILE works on the test filesystem"
-        );
-        let path = root.join(&key[..2]).join(&key);
-        assert_eq!(fs::read(&path).unwrap(), data);
-
-        let puts: Vec<_> = (0..8)
-            .map(|_| {
-                let (store, data, key) = (store.clone(), data.clone(), key.clone());
-                tokio::spawn(async move { store.put_whole(&key, data).await })
-            })
-            .collect();
-        for p in puts {
-            p.await.unwrap().unwrap();
-        }
-        assert_eq!(fs::read(&path).unwrap(), data);
-        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
-
-        fs::remove_file(&path).unwrap();
-        store.put_whole(&key, data.clone()).await.unwrap();
-        assert_eq!(fs::read(&path).unwrap(), data);
-        let empty = Bytes::new();
-        store.put_whole(&sha(&empty), empty).await.unwrap();
-        assert_eq!(
-            fs::read(root.join(&sha(b"")[..2]).join(sha(b""))).unwrap(),
-            b""
-        );
-        assert_eq!(fs::read_dir(root.join(".staging")).unwrap().count(), 0);
-        assert!(put_unnamed(&root, "../not-a-sha", &data).is_err());
     }
 }
