@@ -1,6 +1,8 @@
 //! `POST /api/ods/packages/bundle`: many small Public packages in one answer, for a
 //! peer holding them (`peers::bundle` is the other side, and owns the framing).
 
+use std::collections::HashMap;
+
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
@@ -58,15 +60,20 @@ pub(super) async fn bundle(
     let mut total = 0u64;
     {
         let mut conn = app.db.reader().acquire().await?;
-        for uuid in &req.uuids {
-            let row = db::packages::by_uuid(&app.db, &mut conn, uuid)
+        let uuids: Vec<&str> = req.uuids.iter().map(String::as_str).collect();
+        let public: HashMap<String, db::packages::PackageRow> =
+            db::packages::by_uuids(&app.db, &mut conn, &uuids)
                 .await?
-                .filter(|p| p.status == Status::Public);
-            let sent = row.and_then(|p| {
+                .into_iter()
+                .filter(|p| p.status == Status::Public)
+                .map(|p| (p.uuid.clone(), p))
+                .collect();
+        for uuid in &req.uuids {
+            let sent = public.get(uuid).and_then(|p| {
                 let size = p.file_size.max(0) as u64;
                 (size <= CHUNK_SIZE as u64 && total + size <= MAX_BYTES).then(|| {
                     total += size;
-                    (p.sha256, size)
+                    (p.sha256.clone(), size)
                 })
             });
             if let Some((_, size)) = &sent {
