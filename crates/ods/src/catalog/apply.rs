@@ -119,12 +119,24 @@ async fn apply_group(app: &App, group: &[Record], from: &PeerRow) -> anyhow::Res
     let fresh = fresh_holdings(app, &mut tx, group, &todo, own_stage).await?;
     let mut seq = begin_holding_many(app, &mut tx, &fresh).await?;
     let mut applied = fresh.len();
-    let mut held_changed = Vec::new();
-    for (incoming, is_newer, holding) in todo {
-        if let Some(holds) = holding {
-            rollouts::set_holding(db, &mut tx, &from.iss, &incoming.uuid, holds).await?;
-            held_changed.push(incoming.uuid.as_str());
-        }
+    // The sending peer's holdings as the group last says them, written in one go.
+    let holdings: HashMap<&str, bool> = todo
+        .iter()
+        .filter_map(|(r, _, h)| h.map(|h| (r.uuid.as_str(), h)))
+        .collect();
+    let changes = |holds: bool| -> Vec<&str> {
+        let mut v: Vec<&str> = holdings
+            .iter()
+            .filter(|(_, h)| **h == holds)
+            .map(|(u, _)| *u)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let (held, dropped) = (changes(true), changes(false));
+    rollouts::set_holdings(db, &mut tx, &from.iss, &held, &dropped).await?;
+    let held_changed: Vec<&str> = held.iter().chain(&dropped).copied().collect();
+    for (incoming, is_newer, _) in todo {
         if fresh.iter().any(|r| r.uuid == incoming.uuid) {
             continue;
         }

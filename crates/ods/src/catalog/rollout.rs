@@ -79,10 +79,14 @@ pub async fn check_many(app: &App, conn: &mut AnyConnection, uuids: &[&str]) -> 
         let Some(servers) = servers else {
             continue;
         };
-        if rollouts::mark_complete(db, conn, &rec.uuid, rec.stage.as_str()).await? {
-            complete.push((rec, servers));
-        }
+        complete.push((rec, servers));
     }
+    let pairs: Vec<(&str, &str)> = complete
+        .iter()
+        .map(|(rec, _)| (rec.uuid.as_str(), rec.stage.as_str()))
+        .collect();
+    let new = rollouts::mark_complete_many(db, conn, &pairs).await?;
+    complete.retain(|(rec, _)| new.contains(&(rec.uuid.clone(), rec.stage.as_str().to_string())));
     let events: Vec<NewEvent> = complete
         .iter()
         .map(|(rec, servers)| NewEvent {

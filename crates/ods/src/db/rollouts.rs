@@ -4,32 +4,39 @@
 //! and `peer_outages` which peers were announced unreachable (`ods.unreachable`), so
 //! that `ods.recovered` follows exactly those.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{AnyConnection, Row};
 
 use super::Db;
 
-/// Records whether peer `iss` holds `uuid` Public.
-pub async fn set_holding(
+/// Records that peer `iss` holds each of `held` Public and no longer holds any of
+/// `dropped`: one statement for each list.
+pub async fn set_holdings(
     db: &Db,
     conn: &mut AnyConnection,
     iss: &str,
-    uuid: &str,
-    holds: bool,
+    held: &[&str],
+    dropped: &[&str],
 ) -> sqlx::Result<()> {
-    if holds {
-        db.q(&db.insert_ignore("INSERT INTO peer_holdings (peer_iss, uuid) VALUES (?, ?)"))
-            .bind(iss.to_string())
-            .bind(uuid.to_string())
-            .execute(conn)
-            .await?;
-    } else {
-        db.q("DELETE FROM peer_holdings WHERE peer_iss = ? AND uuid = ?")
-            .bind(iss.to_string())
-            .bind(uuid.to_string())
-            .execute(conn)
-            .await?;
+    if !held.is_empty() {
+        let rows = vec!["(?, ?)"; held.len()].join(", ");
+        let sql = db.insert_ignore(&format!(
+            "INSERT INTO peer_holdings (peer_iss, uuid) VALUES {rows}"
+        ));
+        let mut q = db.q(&sql);
+        for uuid in held {
+            q = q.bind(iss.to_string()).bind(uuid.to_string());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    if !dropped.is_empty() {
+        let sql = format!(
+            "DELETE FROM peer_holdings WHERE peer_iss = ? AND uuid IN ({})",
+            super::marks(dropped.len())
+        );
+        let q = super::bind_texts(db.q(&sql).bind(iss.to_string()), dropped);
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -66,20 +73,45 @@ pub async fn holders_many(
     Ok(held)
 }
 
-/// Marks the rollout of `uuid` at `stage` complete; false when it already was.
-pub async fn mark_complete(
+/// Marks the rollouts of `(uuid, stage)` pairs complete; returns the pairs that were
+/// not marked before. The caller holds the catalog lock (`db::catalog::lock`), so no
+/// other writer marks the same pairs between the look and the insert.
+pub async fn mark_complete_many(
     db: &Db,
     conn: &mut AnyConnection,
-    uuid: &str,
-    stage: &str,
-) -> sqlx::Result<bool> {
-    let r = db
-        .q(&db.insert_ignore("INSERT INTO rollouts (uuid, stage) VALUES (?, ?)"))
-        .bind(uuid.to_string())
-        .bind(stage.to_string())
-        .execute(conn)
-        .await?;
-    Ok(r.rows_affected() == 1)
+    pairs: &[(&str, &str)],
+) -> sqlx::Result<HashSet<(String, String)>> {
+    if pairs.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let uuids: Vec<&str> = pairs.iter().map(|(u, _)| *u).collect();
+    let sql = format!(
+        "SELECT uuid, stage FROM rollouts WHERE uuid IN ({})",
+        super::marks(uuids.len())
+    );
+    let mut marked = HashSet::new();
+    for row in super::bind_texts(db.q(&sql), &uuids)
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        marked.insert((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?));
+    }
+    let new: HashSet<(String, String)> = pairs
+        .iter()
+        .map(|(u, s)| (u.to_string(), s.to_string()))
+        .filter(|p| !marked.contains(p))
+        .collect();
+    if new.is_empty() {
+        return Ok(new);
+    }
+    let rows = vec!["(?, ?)"; new.len()].join(", ");
+    let sql = db.insert_ignore(&format!("INSERT INTO rollouts (uuid, stage) VALUES {rows}"));
+    let mut q = db.q(&sql);
+    for (uuid, stage) in &new {
+        q = q.bind(uuid.clone()).bind(stage.clone());
+    }
+    q.execute(&mut *conn).await?;
+    Ok(new)
 }
 
 /// Marks peer `peer_id` announced unreachable; false when it already was.
