@@ -294,6 +294,24 @@ pub async fn claim_event(db: &Db, conn: &mut AnyConnection, event_id: i64) -> sq
     Ok(r.rows_affected() == 1)
 }
 
+/// Claims events `ids` (ascending) for fan-out in the caller's transaction, in one
+/// statement, where the caller needs no answer: events nothing wants.
+pub async fn claim_events(db: &Db, conn: &mut AnyConnection, ids: &[i64]) -> sqlx::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let rows = vec!["(?)"; ids.len()].join(", ");
+    let sql = db.insert_ignore(&format!(
+        "INSERT INTO notify_fanned (event_id) VALUES {rows}"
+    ));
+    let mut q = db.q(&sql);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    q.execute(conn).await?;
+    Ok(())
+}
+
 /// The fan-out cursor: every event at or below it is done with.
 pub async fn cursor(db: &Db) -> sqlx::Result<Option<i64>> {
     let r = db
