@@ -53,6 +53,21 @@ cleanup() {
   rm -rf "$WORK"
 }
 
+# fs_json DIR: the filesystem DIR is on, as JSON: its source, its type and, for ext4,
+# whether it has a journal. Without one, ext4 creates files slowly for a while after
+# many were deleted (it scans past recently freed inodes), which the small-files case
+# pays for ods and rsync alike; `TMPDIR` picks where a benchmark works.
+fs_json() {
+  local src type dev journal=null
+  read -r src type < <(findmnt -no SOURCE,FSTYPE -T "$1")
+  dev=${src##*/}
+  if [ "$type" = ext4 ]; then
+    journal=false
+    for j in /proc/fs/jbd2/"$dev"-*; do [ -e "$j" ] && journal=true; done
+  fi
+  printf '{"source": "%s", "type": "%s", "journal": %s}' "$src" "$type" "$journal"
+}
+
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
   local p

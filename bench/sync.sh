@@ -72,6 +72,7 @@ build_ods
 
 # ---------------------------------------------------------------- workspace + cleanup
 bench_workspace ods-sync-bench
+log "working in $WORK: $(fs_json "$WORK")"
 
 # Forgets a process that has been waited for (its pid may be reused).
 forget() {
@@ -228,8 +229,10 @@ if [ "$BIG_MIB" = 1024 ]; then BIG_LABEL="1 GiB"; else BIG_LABEL="$BIG_MIB MiB";
 RS=$WORK/rsync
 start_rsyncd() {
   mkdir -p "$RS/dest"
-  RSYNC_PORT=$(free_port)
-  cat >"$RS/rsyncd.conf" <<EOF
+  local try
+  for try in 1 2 3; do # a port found free may be taken before rsync binds it
+    RSYNC_PORT=$(free_port)
+    cat >"$RS/rsyncd.conf" <<EOF
 pid file = $RS/rsyncd.pid
 lock file = $RS/rsyncd.lock
 log file = $RS/rsyncd.log
@@ -241,13 +244,21 @@ gid = $(id -g)
   path = $RS/dest
   read only = false
 EOF
-  rsync --daemon --no-detach --port "$RSYNC_PORT" --config "$RS/rsyncd.conf" 2>"$RS/stderr" &
-  RSYNC_PID=$!
-  PIDS+=("$RSYNC_PID")
-  for _ in $(seq 200); do ss -Hltn "sport = :$RSYNC_PORT" | grep -q . && break; sleep 0.02; done
-  ss -Hltn "sport = :$RSYNC_PORT" | grep -q . || { cat "$RS/stderr" >&2; die "rsync daemon did not listen"; }
+    rm -f "$RS/rsyncd.pid"
+    rsync --daemon --no-detach --port "$RSYNC_PORT" --config "$RS/rsyncd.conf" 2>"$RS/stderr" &
+    RSYNC_PID=$!
+    PIDS+=("$RSYNC_PID")
+    for _ in $(seq 200); do
+      ss -Hltn "sport = :$RSYNC_PORT" | grep -q . && return
+      kill -0 "$RSYNC_PID" 2>/dev/null || break
+      sleep 0.02
+    done
+    stop_rsyncd
+  done
+  cat "$RS/stderr" "$RS/rsyncd.log" >&2
+  die "rsync daemon did not listen"
 }
-stop_rsyncd() { kill "$RSYNC_PID"; wait "$RSYNC_PID" 2>/dev/null || true; forget "$RSYNC_PID"; }
+stop_rsyncd() { kill "$RSYNC_PID" 2>/dev/null; wait "$RSYNC_PID" 2>/dev/null || true; forget "$RSYNC_PID"; }
 
 # ---------------------------------------------------------------- 1. A -> B vs rsync
 if part big; then
@@ -580,6 +591,7 @@ OUT=$ROOT/bench/results/sync-$(date -u +%Y%m%dT%H%M%SZ).json
   "runs": $RUNS,
   "poll_seconds": $POLL,
   "warm_page_cache_mib": $WARM_MIB,
+  "work_filesystem": $(fs_json "$WORK"),
 EOF
   (IFS=,; printf '%s\n' "${sections[*]}")
   echo "}"
