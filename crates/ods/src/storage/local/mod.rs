@@ -2,9 +2,11 @@
 //! staging file on the same filesystem, fsynced, then renamed into place, so a reader
 //! never sees a partial blob and a crash leaves at most a staging file to sweep.
 //! `write.rs` writes the staging and partial files (`direct.rs`: past the page cache
-//! where the filesystem allows); this file finds, reads, lists and removes blobs.
+//! where the filesystem allows), `unnamed.rs` whole blobs without a staging name;
+//! this file finds, reads (`read.rs`: the buffers), lists and removes blobs.
 
 mod direct;
+mod read;
 mod unnamed;
 mod write;
 
@@ -12,7 +14,7 @@ pub use direct::aligned_buffer;
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,6 +118,7 @@ impl LocalStore {
 }
 
 use crate::node::pid_alive;
+use read::{part_of, pread_whole, read_block, tokio_stream_from};
 use write::{LocalPartial, LocalWriter};
 
 #[async_trait::async_trait]
@@ -395,54 +398,6 @@ impl BlobStore for LocalStore {
     fn local_path(&self, sha256: &str) -> Option<PathBuf> {
         self.path(sha256).ok()
     }
-}
-
-/// Reads exactly `n` bytes from the file position into a new buffer (which, unlike a
-/// zero-filled one, is not written twice).
-fn read_block(file: &mut File, n: usize) -> io::Result<Bytes> {
-    let mut buf = Vec::with_capacity(n);
-    Read::take(&mut *file, n as u64).read_to_end(&mut buf)?;
-    if buf.len() < n {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the blob is shorter than its recorded size",
-        ));
-    }
-    Ok(Bytes::from(buf))
-}
-
-/// Opens the blob and reads `n` bytes at `offset` with one `pread` into a new buffer
-/// (more only if the kernel returns a short read; no zero-filling first).
-fn pread_whole(file: &File, offset: u64, n: usize) -> io::Result<Bytes> {
-    let mut buf = Vec::with_capacity(n);
-    while buf.len() < n {
-        let at = offset + buf.len() as u64;
-        let got = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at)?;
-        if got == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the blob is shorter than its recorded size",
-            ));
-        }
-    }
-    Ok(Bytes::from(buf))
-}
-
-/// `len` bytes at `offset` of a blob held whole.
-fn part_of(whole: &Bytes, offset: u64, len: u64) -> io::Result<Bytes> {
-    match offset.checked_add(len) {
-        Some(end) if end <= whole.len() as u64 => Ok(whole.slice(offset as usize..end as usize)),
-        _ => Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the blob is shorter than its recorded size",
-        )),
-    }
-}
-
-fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
-) -> impl futures_util::Stream<Item = io::Result<Bytes>> + Send {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 #[cfg(test)]
