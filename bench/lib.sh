@@ -155,7 +155,7 @@ http_get() {
   HTTP_REPLY=""
   exec {fd}<>"/dev/tcp/${hp%:*}/${hp##*:}" || return 1
   printf 'GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nConnection: close\r\n\r\n' \
-    "$2" "$hp" "$(printf '%s' "$AUTH" | base64 -w0)" >&"$fd"
+    "$2" "$hp" "${AUTH_B64:-$(printf '%s' "$AUTH" | base64 -w0)}" >&"$fd"
   IFS= read -r -d '' -u "$fd" HTTP_REPLY || true
   exec {fd}<&-
 }

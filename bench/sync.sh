@@ -132,86 +132,13 @@ new_ods() {
     "$(jq -nc --arg n "$name" --arg u "${SRV_URL[$name]}" '{name: $n, url: $u, stage: "Prod"}')" >/dev/null
 }
 drop_ods() { stop_ods "$1"; rm -rf "${SRV_DIR[$1]}"; }
-# api NAME METHOD PATH STATUS [JSON]: an admin call; prints the answer's body.
-api() {
-  local name=$1 method=$2 path=$3 want=$4 body=${5:-} out code
-  out=$WORK/api.$BASHPID
-  if [ -n "$body" ]; then
-    code=$(curl -sS -u "$AUTH" -X "$method" -H 'Content-Type: application/json' --data-binary "$body" \
-      -o "$out" -w '%{http_code}' "${SRV_URL[$name]}$path")
-  else
-    code=$(curl -sS -u "$AUTH" -X "$method" -o "$out" -w '%{http_code}' "${SRV_URL[$name]}$path")
-  fi
-  [ "$code" = "$want" ] || { cat "$out" >&2; echo >&2; die "$method $path on $name answered $code, not $want"; }
-  cat "$out"
-  rm -f "$out"
-}
-# register FROM TO: FROM registers with TO (TO's ISS ID and key, as on the Network tab).
-register() {
-  local a body
-  a=$(api "$2" GET /api/admin/about 200)
-  body=$(jq -c --arg u "${SRV_URL[$2]}" '{url: $u, iss_id: .iss, key: .key}' <<<"$a")
-  api "$1" POST /api/admin/register 201 "$body" >/dev/null
-}
-# upload NAME FILE FILENAME: prints the sha256 ods computed.
-upload() {
-  local out=$WORK/upload.json code
-  code=$(curl -sS -u "$AUTH" -F "file=@$2;filename=$3" -F stage=Prod -o "$out" -w '%{http_code}' \
-    "${SRV_URL[$1]}/api/admin/upload")
-  [ "$code" = 201 ] || { cat "$out" >&2; die "upload of $3 to $1 answered $code"; }
-  jq -r .sha256 "$out"
-}
 # ---- polling with bash builtins only
 # On 2 cores, polling every 20 ms with curl + jq took ~20% of the machine during a
 # transfer (perf), slowing the very servers being timed; these pollers fork nothing:
 # HTTP over /dev/tcp, $EPOCHREALTIME, and a `read -t` for a sleep.
 AUTH_B64=$(printf '%s' "$AUTH" | base64 -w0)
 exec {SLEEP_FD}<> <(:)
-nap() { read -r -t "$1" -u "$SLEEP_FD" _ || true; }
-# http_get NAME PATH: the whole answer (headers and body) in HTTP_REPLY.
-http_get() {
-  local hp=${SRV_URL[$1]#http://} fd
-  HTTP_REPLY=""
-  exec {fd}<>"/dev/tcp/${hp%:*}/${hp##*:}" || return 1
-  printf 'GET %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nConnection: close\r\n\r\n' \
-    "$2" "$hp" "$AUTH_B64" >&"$fd"
-  IFS= read -r -d '' -u "$fd" HTTP_REPLY || true
-  exec {fd}<&-
-}
-# pkg_status NAME FILENAME: the package's status on NAME in PKG_STATUS ("none" when it
-# has none). List items are flat JSON objects.
-pkg_status() {
-  local item
-  PKG_STATUS=none
-  http_get "$1" /api/admin/packages 2>/dev/null || return 0
-  [[ $HTTP_REPLY =~ \{[^{}]*\"filename\":\"$2\"[^{}]*\} ]] || return 0
-  item=${BASH_REMATCH[0]}
-  if [[ $item =~ \"status\":\"([A-Za-z]+)\" ]]; then PKG_STATUS=${BASH_REMATCH[1]}; fi
-}
-# wait_public NAME FILENAME TIMEOUT_S: polls every $POLL s; PUBLIC_AT is the `now` stamp
-# of the first poll that saw it Public.
-wait_public() {
-  local deadline=$((${EPOCHREALTIME%.*} + $3))
-  while :; do
-    pkg_status "$1" "$2"
-    [ "$PKG_STATUS" = Public ] && { PUBLIC_AT=$EPOCHREALTIME; return; }
-    [ "${EPOCHREALTIME%.*}" -lt "$deadline" ] || { tail -n 20 "$WORK/$1.err" >&2; die "$2 not Public on $1 in $3 s (status $PKG_STATUS)"; }
-    nap "$POLL"
-  done
-}
-# sync_stat NAME COUNTER: one counter of GET /api/admin/sync, in SYNC_STAT.
-sync_stat() {
-  http_get "$1" /api/admin/sync
-  [[ $HTTP_REPLY =~ \"$2\":([0-9]+) ]] || die "no $2 in $1's /api/admin/sync"
-  SYNC_STAT=${BASH_REMATCH[1]}
-}
-# sha256 of NAME's copy, downloaded from its share URL.
-served_sha() { curl -sSf "${SRV_URL[$1]}/share/$2" | sha256sum | cut -d' ' -f1; }
-# The "synced in X s" of NAME's package.public event for FILENAME (the transfer alone).
-synced_in() {
-  api "$1" GET "/api/admin/events?kind=package.public" 200 |
-    jq -r --arg f "$2" '[.items[] | select(.filename == $f) | .message | capture("synced in (?<s>[0-9.]+) s").s] | first // "null"'
-}
+# (the pollers themselves, http_get, pkg_status and wait_public, are in lib.sh)
 
 # ---------------------------------------------------------------- files
 FILES=$WORK/files
