@@ -203,7 +203,7 @@ pub async fn insert_new_many(
     }
     let last = next_seqs(db, conn, recs.len()).await?;
     let first = last - recs.len() as i64 + 1;
-    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; recs.len()].join(", ");
+    let rows = super::rows("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", recs.len());
     let sql = format!(
         "INSERT INTO catalog (filename, file_size, sha1, sha256, stage, version, created_version, origin_iss, \
          created, deleted, seq, uuid) VALUES {rows}"

@@ -40,7 +40,7 @@ pub async fn record_many(
     if events.is_empty() {
         return Ok(());
     }
-    let rows = vec!["(?, ?, ?, ?, ?, ?)"; events.len()].join(", ");
+    let rows = super::rows("(?, ?, ?, ?, ?, ?)", events.len());
     let sql = format!(
         "INSERT INTO events (kind, package_uuid, filename, peer_iss, message, created) VALUES {rows}"
     );

@@ -80,7 +80,7 @@ pub async fn enqueue_many(db: &Db, conn: &mut AnyConnection, jobs: &[NewJob]) ->
     if jobs.is_empty() {
         return Ok(0);
     }
-    let rows = vec!["(?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)"; jobs.len()].join(", ");
+    let rows = super::rows("(?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)", jobs.len());
     let cols = "(kind, payload, dedup_key, dedup_slot, state, attempts, max_attempts, run_at, created, updated)";
     let sql = match db.dialect {
         Dialect::MySql => format!("INSERT IGNORE INTO jobs {cols} VALUES {rows}"),
@@ -231,7 +231,7 @@ impl<'a> Claim<'a> {
         let keep_slot = if self.exclusive.is_empty() {
             "NULL".to_string()
         } else {
-            let marks = vec!["?"; self.exclusive.len()].join(", ");
+            let marks = super::marks(self.exclusive.len());
             format!("CASE WHEN kind IN ({marks}) THEN dedup_slot ELSE NULL END")
         };
         let sql = format!(

@@ -233,7 +233,13 @@ impl<'r> sqlx::Decode<'r, Any> for Flag {
 
 /// `?, ?, …`: the placeholders of an `IN (…)` list of `n` values.
 pub(crate) fn marks(n: usize) -> String {
-    vec!["?"; n].join(", ")
+    rows("?", n)
+}
+
+/// `row, row, …`: `n` copies of one row's placeholders, such as `(?, ?)`, for a
+/// multi-row `VALUES` list.
+pub(crate) fn rows(row: &str, n: usize) -> String {
+    vec![row; n].join(", ")
 }
 
 /// Binds each of `values` as text, in order (the values of an `IN (…)` list).

@@ -96,7 +96,7 @@ pub async fn insert_many(
     if pkgs.is_empty() {
         return Ok(());
     }
-    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)"; pkgs.len()].join(", ");
+    let rows = super::rows("(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)", pkgs.len());
     let sql = format!(
         "INSERT INTO packages (uuid, filename, file_size, sha1, sha256, stage, status, status_reason, created, updated) \
          VALUES {rows}"
@@ -222,7 +222,7 @@ pub async fn insert_blobs(
     if blobs.is_empty() {
         return Ok(());
     }
-    let rows = vec!["(?, ?, ?, NULL, NULL, ?)"; blobs.len()].join(", ");
+    let rows = super::rows("(?, ?, ?, NULL, NULL, ?)", blobs.len());
     let insert = db.insert_ignore(&format!(
         "INSERT INTO blobs (sha256, file_size, sha1, sha512, md5, created) VALUES {rows}"
     ));
@@ -280,7 +280,7 @@ async fn insert_chunk_rows(
     rows: &[(&str, i64, &str)],
 ) -> sqlx::Result<()> {
     for batch in rows.chunks(CHUNK_ROWS) {
-        let values = vec!["(?, ?, ?)"; batch.len()].join(", ");
+        let values = super::rows("(?, ?, ?)", batch.len());
         let sql = format!("INSERT INTO chunks (sha256, idx, sha1) VALUES {values}");
         let mut q = db.q(&db.insert_ignore(&sql));
         for (sha256, idx, sha1) in batch {

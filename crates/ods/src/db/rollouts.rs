@@ -20,7 +20,7 @@ pub async fn set_holdings(
     dropped: &[&str],
 ) -> sqlx::Result<()> {
     if !held.is_empty() {
-        let rows = vec!["(?, ?)"; held.len()].join(", ");
+        let rows = super::rows("(?, ?)", held.len());
         let sql = db.insert_ignore(&format!(
             "INSERT INTO peer_holdings (peer_iss, uuid) VALUES {rows}"
         ));
@@ -104,7 +104,7 @@ pub async fn mark_complete_many(
     if new.is_empty() {
         return Ok(new);
     }
-    let rows = vec!["(?, ?)"; new.len()].join(", ");
+    let rows = super::rows("(?, ?)", new.len());
     let sql = db.insert_ignore(&format!("INSERT INTO rollouts (uuid, stage) VALUES {rows}"));
     let mut q = db.q(&sql);
     for (uuid, stage) in &new {

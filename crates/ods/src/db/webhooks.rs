@@ -300,7 +300,7 @@ pub async fn claim_events(db: &Db, conn: &mut AnyConnection, ids: &[i64]) -> sql
     if ids.is_empty() {
         return Ok(());
     }
-    let rows = vec!["(?)"; ids.len()].join(", ");
+    let rows = super::rows("(?)", ids.len());
     let sql = db.insert_ignore(&format!(
         "INSERT INTO notify_fanned (event_id) VALUES {rows}"
     ));
