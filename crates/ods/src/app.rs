@@ -34,7 +34,10 @@ pub struct AppInner {
     pub jwt: Option<crate::auth::jwt::JwtVerifier>,
     /// Verified against for unknown users, so a failed login costs the same either way.
     pub dummy_hash: String,
+    /// Wakes the main job lane; `wake_jobs` wakes it and the transfer lane.
     pub jobs_wake: Notify,
+    /// Wakes the transfer job lane (`catalog::fetch::Lane`).
+    pub transfers_wake: Notify,
     /// Wakes the notification job lane (`notify::Lane`).
     pub notify_wake: Notify,
     /// Webhook deliveries being sent by this process, per webhook id.
@@ -148,6 +151,7 @@ impl App {
             }),
             dummy_hash: password::hash_async(crate::secrets::random_id()).await?,
             jobs_wake: Notify::new(),
+            transfers_wake: Notify::new(),
             notify_wake: Notify::new(),
             notify_inflight: Default::default(),
             started: Instant::now(),
@@ -181,6 +185,13 @@ impl App {
 const HOT_TTL: Duration = Duration::from_secs(1);
 
 impl App {
+    /// Jobs were queued to run now: wakes the main lane and the transfer lane (the
+    /// notification lane has its own wake, `notify_wake`).
+    pub fn wake_jobs(&self) {
+        self.jobs_wake.notify_one();
+        self.transfers_wake.notify_one();
+    }
+
     /// The server's `download_auth` (`none`, `basic` or `jwt`), read at most once per `HOT_TTL`.
     pub async fn download_auth(&self) -> sqlx::Result<String> {
         self.hot_settings

@@ -157,8 +157,6 @@ pub fn job_registry() -> jobs::Registry<App> {
         .register::<storage::gc::BlobGc>()
         .register::<storage::discard::DiscardPartial>()
         .register::<packages::digests::Digests>()
-        .register::<catalog::fetch::Fetch>()
-        .register::<catalog::fetch::FetchSmall>()
         .register::<catalog::reevaluate::Reevaluate>()
         .register::<peers::notify::NotifyPeer>()
         .register::<peers::offer::Offer>()
@@ -214,6 +212,14 @@ pub async fn launch_with(
         jobs::runner::PARALLEL,
         stop.child_token(),
     ));
+    // Transfers: a lane of their own with `max_transfers` slots (see `catalog::fetch`).
+    let transfer_worker = tokio::spawn(jobs::runner::run(
+        catalog::fetch::Lane(app.clone()),
+        Arc::new(catalog::fetch::job_registry()),
+        poll,
+        app.config.max_transfers,
+        stop.child_token(),
+    ));
     // Notifications: a lane of their own (see `notify`), and the fan-out of events.
     let notify_worker = tokio::spawn(jobs::runner::run(
         notify::Lane(app.clone()),
@@ -258,6 +264,7 @@ pub async fn launch_with(
         stop.cancelled().await;
     }
     let _ = worker.await;
+    let _ = transfer_worker.await;
     let _ = notify_worker.await;
     let _ = fanout.await;
     let _ = watcher.await;
@@ -276,6 +283,7 @@ mod tests {
     fn every_job_kind_is_registered_under_its_stored_name() {
         // The names are stored in the jobs table: a renamed kind would strand its rows.
         let mut kinds: Vec<&str> = super::job_registry().kinds().collect();
+        kinds.extend(crate::catalog::fetch::job_registry().kinds());
         kinds.sort();
         assert_eq!(
             kinds,

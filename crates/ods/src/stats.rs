@@ -23,6 +23,7 @@ pub const SENT: &str = "ods_http_sent_bytes_total";
 pub const RECEIVED: &str = "ods_http_received_bytes_total";
 pub const ZERO_COPY: &str = "ods_http_zero_copy_bytes_total";
 pub const UPLOADS: &str = "ods_uploads_in_progress";
+pub const TRANSFERS: &str = "ods_transfers_in_progress";
 pub const PACKAGES: &str = "ods_packages";
 pub const JOBS: &str = "ods_jobs";
 pub const JOB_OLDEST: &str = "ods_job_oldest_age_seconds";
@@ -99,6 +100,10 @@ fn describe() {
         "Request body bytes received, by route template"
     );
     describe_gauge!(UPLOADS, "Package uploads whose body is being received");
+    describe_gauge!(
+        TRANSFERS,
+        "Incoming package transfers running (one per package or per bundle of small ones)"
+    );
     describe_gauge!(PACKAGES, "Packages on this server, by status and stage");
     describe_gauge!(
         JOBS,
@@ -135,19 +140,20 @@ fn describe() {
     );
 }
 
-/// Held while an upload's body is received: counted in `ods_uploads_in_progress`.
-pub struct Uploading(());
+/// Held while something runs, counted in the gauge it was started with (`UPLOADS`
+/// while an upload's body is received, `TRANSFERS` while an incoming transfer runs).
+pub struct InProgress(&'static str);
 
-impl Uploading {
-    pub fn start() -> Uploading {
-        gauge!(UPLOADS).increment(1.0);
-        Uploading(())
+impl InProgress {
+    pub fn start(gauge: &'static str) -> InProgress {
+        gauge!(gauge).increment(1.0);
+        InProgress(gauge)
     }
 }
 
-impl Drop for Uploading {
+impl Drop for InProgress {
     fn drop(&mut self) {
-        gauge!(UPLOADS).decrement(1.0);
+        gauge!(self.0).decrement(1.0);
     }
 }
 

@@ -2,6 +2,11 @@
 //! peers (`peers::transfer`; many small ones at once, `peers::bundle`); once they are
 //! in place and verified, the package turns Public here, and the change is recorded
 //! and announced. Packages that arrived together turn Public in one transaction.
+//!
+//! Fetch jobs run in a job lane of their own (`Lane`, `ODS_MAX_TRANSFERS` slots): a
+//! long transfer over a slow link never holds a slot that catalog pulls, peer
+//! notifications, Jamf or the collector need, and the setting is the real number of
+//! transfers at once.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,7 +20,32 @@ use crate::db::{catalog, transfers};
 use crate::jobs::{self, Job, Run};
 use crate::model::Status;
 use crate::peers::transfer::{self, Arrived};
+use crate::stats::{InProgress, TRANSFERS};
 use crate::storage::gc::BlobGc;
+
+/// The context of the transfer lane: the app, with the lane's own wake (`App::wake_jobs`
+/// wakes both lanes).
+#[derive(Clone)]
+pub struct Lane(pub App);
+
+impl jobs::Context for Lane {
+    fn db(&self) -> &crate::db::Db {
+        &self.0.db
+    }
+    fn wake(&self) -> &tokio::sync::Notify {
+        &self.0.transfers_wake
+    }
+    fn worker_id(&self) -> &str {
+        &self.0.worker_id
+    }
+}
+
+/// The job kinds of the transfer lane.
+pub fn job_registry() -> jobs::Registry<Lane> {
+    let mut r = jobs::Registry::new();
+    r.register::<Fetch>().register::<FetchSmall>();
+    r
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Fetch {
@@ -86,16 +116,17 @@ pub fn dedup_key(uuid: &str) -> String {
     format!("fetch:{uuid}")
 }
 
-impl Run<App> for Fetch {
-    async fn run(self, app: App) -> anyhow::Result<()> {
+impl Run<Lane> for Fetch {
+    async fn run(self, Lane(app): Lane) -> anyhow::Result<()> {
         // And one transfer per package in this process.
         let Some(_claim) = app.sync.in_flight.take(&self.uuid) else {
             return Ok(());
         };
         let _permit = app.sync.transfers.acquire().await?;
+        let _counted = InProgress::start(TRANSFERS);
         hold(&app, &self.uuid).await
     }
-    async fn gave_up(self, app: App, error: String) -> anyhow::Result<()> {
+    async fn gave_up(self, Lane(app): Lane, error: String) -> anyhow::Result<()> {
         super::transfer_failed(&app, &self.uuid, &error).await
     }
 }
@@ -129,14 +160,14 @@ impl Job for FetchSmall {
     }
 }
 
-impl Run<App> for FetchSmall {
-    async fn run(self, app: App) -> anyhow::Result<()> {
-        Fetch { uuid: self.uuid }.run(app).await
+impl Run<Lane> for FetchSmall {
+    async fn run(self, lane: Lane) -> anyhow::Result<()> {
+        Fetch { uuid: self.uuid }.run(lane).await
     }
-    async fn gave_up(self, app: App, error: String) -> anyhow::Result<()> {
+    async fn gave_up(self, Lane(app): Lane, error: String) -> anyhow::Result<()> {
         super::transfer_failed(&app, &self.uuid, &error).await
     }
-    async fn run_batch(jobs: Vec<Self>, app: App) -> Vec<anyhow::Result<()>> {
+    async fn run_batch(jobs: Vec<Self>, Lane(app): Lane) -> Vec<anyhow::Result<()>> {
         let _permit = match app.sync.transfers.acquire().await {
             Ok(p) => p,
             Err(e) => {
@@ -144,6 +175,7 @@ impl Run<App> for FetchSmall {
                 return jobs.iter().map(|_| Err(anyhow::anyhow!("{why}"))).collect();
             }
         };
+        let _counted = InProgress::start(TRANSFERS);
         // One transfer per package in this process: one already running is done here.
         let claims: Vec<_> = jobs
             .iter()

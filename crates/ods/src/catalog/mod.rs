@@ -60,7 +60,8 @@ pub fn changed(app: &App, seq: i64) {
         }
     });
     app.jobs_wake.notify_waiters();
-    app.jobs_wake.notify_one();
+    app.transfers_wake.notify_waiters();
+    app.wake_jobs();
 }
 
 /// A source for `uuid` appeared: run its waiting transfer now (or queue one).
@@ -74,7 +75,7 @@ pub async fn hurry(app: &App, uuid: &str) -> anyhow::Result<()> {
     }
     crate::db::jobs::run_now(&app.db, &mut conn, &fetch::dedup_key(uuid)).await?;
     fetch::queue(&app.db, &mut conn, uuid, p.file_size).await?;
-    app.jobs_wake.notify_one();
+    app.wake_jobs();
     Ok(())
 }
 
@@ -392,7 +393,7 @@ pub async fn reevaluate_all(app: &App) -> anyhow::Result<()> {
         tx.commit().await?;
     }
     app.packages_changed();
-    app.jobs_wake.notify_one();
+    app.wake_jobs();
     Ok(())
 }
 

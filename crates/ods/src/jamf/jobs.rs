@@ -313,7 +313,7 @@ async fn reconcile(app: &App, instance_id: i64) -> anyhow::Result<()> {
         }
     }
     drop(conn);
-    app.jobs_wake.notify_one();
+    app.wake_jobs();
     if inst.delete_records {
         delete_orphans(app, &mut client, inst.id, &packages).await?;
     }

@@ -167,7 +167,7 @@ pub async fn register_with(
         Duration::ZERO,
     )
     .await?;
-    app.jobs_wake.notify_one();
+    app.wake_jobs();
     Ok(peer)
 }
 

@@ -42,7 +42,7 @@ pub async fn reconcile_round(app: &App, full: bool) -> anyhow::Result<()> {
     for p in db::packages::incomplete(&app.db).await? {
         crate::catalog::fetch::queue(&app.db, &mut conn, &p.uuid, p.file_size).await?;
     }
-    app.jobs_wake.notify_one();
+    app.wake_jobs();
     Ok(())
 }
 

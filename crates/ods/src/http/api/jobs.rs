@@ -195,7 +195,7 @@ pub async fn retry(app: &App, who: &Principal, id: i64) -> ApiResult<Job> {
             ));
         }
     }
-    app.jobs_wake.notify_one();
+    app.wake_jobs();
     let j = db::jobs::get(&app.db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("job vanished"))?;

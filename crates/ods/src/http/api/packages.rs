@@ -447,7 +447,7 @@ pub(crate) async fn upload(
                         return Err(svc::conflict(&filename));
                     }
                 }
-                let _uploading = crate::stats::Uploading::start();
+                let _uploading = crate::stats::InProgress::start(crate::stats::UPLOADS);
                 let mut ingest = Ingest::start(app.store.as_ref()).await?;
                 while let Some(piece) = field.chunk().await.map_err(bad_multipart)? {
                     ingest.feed(piece).await?;

@@ -302,7 +302,12 @@ pub struct SyncStats {
     pub cursor: i64,
     /// Seconds between reconciliations with each peer.
     pub interval_secs: u64,
+    /// Incoming transfers this process runs at most at once (`ODS_MAX_TRANSFERS`).
+    pub max_transfers: u64,
     pub peer_requests: u64,
+    /// Incoming transfers running in this process now (one per package, or one per
+    /// bundle of small packages).
+    pub transfers_in_progress: u64,
 }
 
 #[utoipa::path(
@@ -328,6 +333,12 @@ pub async fn sync_stats(app: &App, who: &Principal) -> ApiResult<SyncStats> {
         chunks_served: s.chunks_served.load(Ordering::Relaxed),
         cursor: db::catalog::current_seq(&app.db).await?,
         interval_secs: app.sync.interval.as_secs(),
+        max_transfers: app.config.max_transfers as u64,
         peer_requests: s.peer_requests.load(Ordering::Relaxed),
+        transfers_in_progress: app
+            .config
+            .max_transfers
+            .saturating_sub(app.sync.transfers.available_permits())
+            as u64,
     })
 }
