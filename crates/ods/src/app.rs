@@ -34,7 +34,8 @@ pub struct AppInner {
     pub jwt: Option<crate::auth::jwt::JwtVerifier>,
     /// Verified against for unknown users, so a failed login costs the same either way.
     pub dummy_hash: String,
-    /// Wakes the main job lane; `wake_jobs` wakes it and the transfer lane.
+    /// Wakes the main job lane (after queueing jobs other than transfers);
+    /// `wake_jobs` wakes it and the transfer lane.
     pub jobs_wake: Notify,
     /// Wakes the transfer job lane (`catalog::fetch::Lane`).
     pub transfers_wake: Notify,
@@ -185,8 +186,8 @@ impl App {
 const HOT_TTL: Duration = Duration::from_secs(1);
 
 impl App {
-    /// Jobs were queued to run now: wakes the main lane and the transfer lane (the
-    /// notification lane has its own wake, `notify_wake`).
+    /// Jobs that may include transfers were queued to run now: wakes the main lane and
+    /// the transfer lane (the notification lane has its own wake, `notify_wake`).
     pub fn wake_jobs(&self) {
         self.jobs_wake.notify_one();
         self.transfers_wake.notify_one();

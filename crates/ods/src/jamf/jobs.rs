@@ -313,7 +313,7 @@ async fn reconcile(app: &App, instance_id: i64) -> anyhow::Result<()> {
         }
     }
     drop(conn);
-    app.wake_jobs();
+    app.jobs_wake.notify_one();
     if inst.delete_records {
         delete_orphans(app, &mut client, inst.id, &packages).await?;
     }

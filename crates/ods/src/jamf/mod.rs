@@ -107,7 +107,7 @@ pub async fn schedule_reconcile(app: &App, instance_id: i64) -> sqlx::Result<Opt
         db::jobs::run_now(&app.db, &mut conn, &key).await?;
     }
     drop(conn);
-    app.wake_jobs();
+    app.jobs_wake.notify_one();
     Ok(id)
 }
 
@@ -177,7 +177,7 @@ pub async fn scan(app: &App) -> anyhow::Result<()> {
     }
     if queued > 0 {
         tracing::debug!(queued, "Jamf Pro upserts queued");
-        app.wake_jobs();
+        app.jobs_wake.notify_one();
     }
     Ok(())
 }

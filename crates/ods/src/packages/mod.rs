@@ -59,7 +59,7 @@ pub async fn accept_upload(
             Duration::ZERO,
         )
         .await?;
-        app.wake_jobs();
+        app.jobs_wake.notify_one();
     }
     catalog::changed(app, recorded?);
     tracing::info!(filename, sha256 = %d.sha256, size = d.size, stage = stage.as_str(), "package uploaded");

@@ -122,6 +122,6 @@ async fn push(app: &App, peer: &db::peers::PeerRow, link: &Link, full: bool) -> 
         };
         jobs::enqueue(&app.db, &mut conn, &offer, Duration::ZERO).await?;
     }
-    app.wake_jobs();
+    app.jobs_wake.notify_one();
     Ok(())
 }

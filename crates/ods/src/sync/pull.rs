@@ -30,7 +30,7 @@ pub async fn queue(app: &App, peer_id: i64, full: bool) -> sqlx::Result<()> {
         Duration::ZERO,
     )
     .await?;
-    app.wake_jobs();
+    app.jobs_wake.notify_one();
     Ok(())
 }
 

@@ -167,7 +167,7 @@ pub async fn register_with(
         Duration::ZERO,
     )
     .await?;
-    app.wake_jobs();
+    app.jobs_wake.notify_one();
     Ok(peer)
 }
 

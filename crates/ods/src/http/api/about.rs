@@ -311,7 +311,7 @@ pub(crate) async fn save(app: &App, who: &Principal, body: AboutUpdate) -> ApiRe
     // Peers learn our new name, URL, stage or mode with their next pull.
     crate::catalog::announce(&app.db, &mut tx, None).await?;
     tx.commit().await?;
-    app.wake_jobs();
+    app.jobs_wake.notify_one();
     app.settings_changed();
     Ok(())
 }
