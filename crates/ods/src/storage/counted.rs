@@ -84,6 +84,9 @@ impl BlobStore for Counted {
     async fn read_small(&self, sha256: &str, offset: u64, len: u64) -> io::Result<Bytes> {
         count("read", self.0.read_small(sha256, offset, len).await)
     }
+    async fn read_once(&self, sha256: &str, len: u64) -> io::Result<Bytes> {
+        count("read", self.0.read_once(sha256, len).await)
+    }
     async fn read_small_file(
         &self,
         sha256: &str,

@@ -107,6 +107,12 @@ pub trait BlobStore: Send + Sync + 'static {
         }
         Ok(buf.freeze())
     }
+    /// `read_small` of a whole small blob for a reader that takes it once (a peer's
+    /// bundle): on local disk, never added to the caches of hot downloads, so syncing
+    /// many packages to a peer does not push out what clients download.
+    async fn read_once(&self, sha256: &str, len: u64) -> io::Result<Bytes> {
+        self.read_small(sha256, 0, len).await
+    }
     /// Like `read_small`, with the open file the bytes were read from when there is
     /// one (local disk): the bytes can then be sent from it again without a copy
     /// (`http::zero_copy`). A blob's file never changes while it is open.

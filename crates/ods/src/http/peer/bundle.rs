@@ -99,7 +99,7 @@ pub(super) async fn bundle(
                 let data: ByteStream = if size == 0 {
                     Box::pin(futures_util::stream::empty())
                 } else if size <= SMALL_READ {
-                    let b = store.read_small(&sha256, 0, size).await?;
+                    let b = store.read_once(&sha256, size).await?;
                     Box::pin(futures_util::stream::once(async move { Ok(b) }))
                 } else {
                     store.read(&sha256, 0, size).await?

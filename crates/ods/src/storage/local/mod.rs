@@ -234,6 +234,17 @@ impl BlobStore for LocalStore {
         Ok((pread_whole(&file, offset, len as usize)?, Some(file)))
     }
 
+    async fn read_once(&self, sha256: &str, len: u64) -> io::Result<Bytes> {
+        if let Some(whole) = self.small_blobs.get(sha256) {
+            return part_of(&whole, 0, len);
+        }
+        if len > SMALL_READ {
+            return self.read_small(sha256, 0, len).await;
+        }
+        // Page-cache reads of at most SMALL_READ, like `read_small_file`'s.
+        pread_whole(&File::open(self.path(sha256)?)?, 0, len as usize)
+    }
+
     async fn delete(&self, sha256: &str) -> io::Result<()> {
         self.open_files.invalidate(sha256);
         self.small_blobs.invalidate(sha256);
@@ -483,6 +494,9 @@ mod tests {
         let data: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
         let (w, sha) = stage(&store, &data).await;
         w.commit(&sha).unwrap();
+        // A one-time reader (a peer's bundle) reads it whole and leaves no trace.
+        assert_eq!(store.read_once(&sha, 65_536).await.unwrap(), data[..]);
+        assert!(store.small_blobs.get(&sha).is_none(), "not kept");
         assert_eq!(
             store.read_small(&sha, 100, 50).await.unwrap(),
             data[100..150]
@@ -495,6 +509,7 @@ mod tests {
         // Served from memory from now on: the file's bytes are not read again.
         std::fs::write(store.path(&sha).unwrap(), vec![0u8; data.len()]).unwrap();
         assert_eq!(store.read_small(&sha, 0, 65_536).await.unwrap(), data[..]);
+        assert_eq!(store.read_once(&sha, 65_536).await.unwrap(), data[..]);
         let past = store.read_small(&sha, 65_000, 1_000).await.unwrap_err();
         assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
         store.delete(&sha).await.unwrap();
