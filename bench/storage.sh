@@ -61,7 +61,7 @@ start_ods s3 ODS_STORAGE="s3://$BUCKET/bench" AWS_ENDPOINT_URL="http://127.0.0.1
   AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=bench-key AWS_SECRET_ACCESS_KEY=bench-secret-0123456789
 AUTH=admin:bench-admin-pw
 
-upload() { # URL NAME -> seconds
+timed_upload() { # URL NAME -> seconds (lib.sh's upload is the untimed admin call)
   local t
   t=$(curl -sS -u "$AUTH" -F "file=@$BIG;filename=$2" -F stage=Prod -o "$WORK/up.json" \
         -w '%{http_code} %{time_total}' "$1/api/admin/upload")
@@ -82,9 +82,9 @@ for i in $(seq "$RUNS"); do
   dd if=/dev/urandom of="$BIG" bs=1M count="$BIG_MIB" iflag=fullblock status=none
   BIG_SIZE=$(stat -c %s "$BIG")
   warm_page_cache "$BIG_MIB"
-  up_local+=("$(upload "$URL_local" "big-$i.bin")")
+  up_local+=("$(timed_upload "$URL_local" "big-$i.bin")")
   warm_page_cache $((2 * BIG_MIB))
-  up_s3+=("$(upload "$URL_s3" "big-$i.bin")")
+  up_s3+=("$(timed_upload "$URL_s3" "big-$i.bin")")
   dl_local+=("$(download "$URL_local" "big-$i.bin")")
   dl_s3+=("$(download "$URL_s3" "big-$i.bin")")
 done
