@@ -10,20 +10,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Server, bytes, register, sha256_hex};
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 async fn node(name: &str) -> Server {
     let mut opts = common::Opts::default();
     opts.env.push(("ODS_SYNC_INTERVAL".into(), "2".into()));
     let s = Server::start_with(opts).await;
-    let r = s
-        .admin(Method::POST, "/api/admin/about")
-        .json(&json!({"name": name, "url": s.url, "stage": "Prod"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    common::mesh::name(&s, name, "Prod").await;
     s
 }
 

@@ -19,13 +19,7 @@ async fn server(name: &str) -> Server {
     opts.env.push(("ODS_SYNC_INTERVAL".into(), "2".into()));
     opts.env.push(("ODS_METRICS_TOKEN".into(), TOKEN.into()));
     let s = Server::start_with(opts).await;
-    let r = s
-        .admin(Method::POST, "/api/admin/about")
-        .json(&json!({"name": name, "url": s.url, "stage": "Prod"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    common::mesh::name(&s, name, "Prod").await;
     s
 }
 

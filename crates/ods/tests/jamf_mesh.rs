@@ -23,18 +23,7 @@ async fn no_record_before_the_package_is_verified() {
     set_about(&a, "A").await;
     set_about(&b, "B").await;
     register(&b, &a).await;
-    let peers = b.get_json("/api/admin/registered_ods").await;
-    let peer_id = peers["items"][0]["id"].as_i64().unwrap();
-    let r = b
-        .admin(
-            Method::PATCH,
-            &format!("/api/admin/registered_ods/{peer_id}"),
-        )
-        .json(&json!({"rate_limit": 1024 * 1024}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    common::mesh::rate_limit_first_peer(&b, 1024 * 1024).await;
     add_instance(&b, &fake, basic(), json!({})).await;
     let d = bytes(6 * 1024 * 1024, 10);
     upload(&a, "slow.pkg", &d, false).await;

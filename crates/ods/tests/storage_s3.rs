@@ -530,16 +530,6 @@ async fn about_node(s: &Server, name: &str) {
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
 }
 
-async fn package_status(s: &Server, filename: &str) -> Option<serde_json::Value> {
-    let list = s.get_json("/api/admin/packages").await;
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["filename"] == filename)
-        .cloned()
-}
-
 /// A peer transfer into S3 writes its chunks to the bucket, survives a kill -9 of the
 /// receiver (resuming, not starting over) and leaves no chunk objects behind.
 async fn transfer_into_s3_resumes(kind: Kind) {
@@ -577,14 +567,14 @@ async fn transfer_into_s3_resumes(kind: Kind) {
         async move { n >= 8 }
     })
     .await;
-    let p = package_status(&b, "big.pkg").await.unwrap();
+    let p = common::mesh::package(&b, "big.pkg").await.unwrap();
     assert_eq!(p["status"], "Downloading");
     b.kill9();
     let before = s3.keys("b/partial/").len();
     b.restart().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
-        if package_status(&b, "big.pkg")
+        if common::mesh::package(&b, "big.pkg")
             .await
             .is_some_and(|p| p["status"] == "Public")
         {

@@ -765,17 +765,7 @@ async fn killed_receiver_resumes_with_only_the_missing_chunks() {
     );
     register(&b, &a).await;
     // Slow B's fetching from A to 8 MiB/s so the kill lands mid-transfer.
-    let peer_id = s_items(&b).await[0]["id"].as_i64().unwrap();
-    let r = b
-        .admin(
-            Method::PATCH,
-            &format!("/api/admin/registered_ods/{peer_id}"),
-        )
-        .json(&json!({"rate_limit": 8 * 1024 * 1024}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    common::mesh::rate_limit_first_peer(&b, 8 * 1024 * 1024).await;
     b.eventually(60, "half of the transfer", || async {
         stats(&a).await["chunk_bytes_served"].as_u64().unwrap() >= (size / 2) as u64
     })

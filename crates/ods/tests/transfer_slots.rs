@@ -7,9 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::mesh::{self, package};
 use common::{Opts, Server, bytes, register, sha256_hex};
-use reqwest::Method;
-use serde_json::{Value, json};
 
 const TOKEN: &str = "transfer-slots-metrics-token-0123";
 const SLOTS: u64 = 6;
@@ -22,24 +21,8 @@ async fn server(name: &str, env: &[(&str, &str)]) -> Server {
         opts.env.push((k.to_string(), v.to_string()));
     }
     let s = Server::start_with(opts).await;
-    let r = s
-        .admin(Method::POST, "/api/admin/about")
-        .json(&json!({"name": name, "url": s.url, "stage": "Prod"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    mesh::name(&s, name, "Prod").await;
     s
-}
-
-async fn package(s: &Server, filename: &str) -> Option<Value> {
-    let list = s.get_json("/api/admin/packages?limit=200").await;
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["filename"] == filename)
-        .cloned()
 }
 
 /// The value of the `ods_transfers_in_progress` gauge on `s`'s `/metrics`.
@@ -58,18 +41,7 @@ async fn max_transfers_run_at_once_and_never_hold_up_the_catalog() {
     register(&b, &a).await;
     // B fetches from A at 2 MiB/s in all, so eight packages of three chunks take
     // several seconds, shared by every transfer at once.
-    let peers = b.get_json("/api/admin/registered_ods").await;
-    let peer_id = peers["items"][0]["id"].as_i64().unwrap();
-    let r = b
-        .admin(
-            Method::PATCH,
-            &format!("/api/admin/registered_ods/{peer_id}"),
-        )
-        .json(&json!({"rate_limit": 2 * 1024 * 1024}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    mesh::rate_limit_first_peer(&b, 2 * 1024 * 1024).await;
     let big: Vec<(String, Vec<u8>)> = (0..8)
         .map(|i| (format!("big-{i}.pkg"), bytes(2 * 1024 * 1024 + 1, 40 + i)))
         .collect();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod mesh;
 pub mod nginx;
 pub mod python;
 pub mod s3;

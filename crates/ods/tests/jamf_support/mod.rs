@@ -126,11 +126,5 @@ pub async fn jobs_settled(s: &Server) {
 }
 
 pub async fn set_about(s: &Server, name: &str) {
-    let r = s
-        .admin(Method::POST, "/api/admin/about")
-        .json(&json!({"name": name, "url": s.url, "stage": "Prod"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    crate::common::mesh::name(s, name, "Prod").await;
 }
