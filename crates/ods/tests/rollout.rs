@@ -6,8 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Server, register};
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 async fn node(name: &str, stage: &str) -> Server {
     node_with(name, stage, &[]).await
@@ -20,13 +19,7 @@ async fn node_with(name: &str, stage: &str, env: &[(&str, &str)]) -> Server {
         opts.env.push((k.to_string(), v.to_string()));
     }
     let s = Server::start_with(opts).await;
-    let r = s
-        .admin(Method::POST, "/api/admin/about")
-        .json(&json!({"name": name, "url": s.url, "stage": stage}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    common::mesh::name(&s, name, stage).await;
     s
 }
 

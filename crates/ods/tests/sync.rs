@@ -4,6 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::mesh::package;
 use common::{Server, bytes, register, sha256_hex};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -48,16 +49,6 @@ async fn set_about(s: &Server, body: Value) {
 
 async fn about(s: &Server) -> Value {
     s.get_json("/api/admin/about").await
-}
-
-async fn package(s: &Server, filename: &str) -> Option<Value> {
-    let list = s.get_json("/api/admin/packages").await;
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["filename"] == filename)
-        .cloned()
 }
 
 async fn wait_public(s: &Server, filename: &str, secs: u64) -> Value {
