@@ -38,8 +38,10 @@ pub async fn run<Ctx: Context>(
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(parallel));
-    let kinds: Vec<&'static str> = registry.kinds().collect();
-    tracing::info!(worker = %ctx.worker_id(), kinds = kinds.len(), parallel, "job worker started");
+    let mut kinds: Vec<&'static str> = registry.kinds().collect();
+    kinds.sort_unstable();
+    // The kinds name the lane (main, transfers, notifications) in the log.
+    tracing::info!(worker = %ctx.worker_id(), kinds = %kinds.join(","), parallel, "job worker started");
     loop {
         if shutdown.is_cancelled() {
             break;
