@@ -5,6 +5,7 @@
 //! transfers stay in progress long enough to count them.
 mod common;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::mesh::{self, package};
@@ -72,10 +73,20 @@ async fn max_transfers_run_at_once_and_never_hold_up_the_catalog() {
             );
             late_uploaded = true;
         }
-        if late_uploaded
-            && late_seen_while_busy.is_none()
-            && package(&b, "late.pkg").await.is_some()
-        {
+        // One read of B's list per round: every package's status by filename.
+        let list = b.get_json("/api/admin/packages?limit=200").await;
+        let status: HashMap<&str, &str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["filename"].as_str().unwrap(),
+                    p["status"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        if late_uploaded && late_seen_while_busy.is_none() && status.contains_key("late.pkg") {
             let running = b.get_json("/api/admin/sync").await["transfers_in_progress"]
                 .as_u64()
                 .unwrap();
@@ -83,19 +94,9 @@ async fn max_transfers_run_at_once_and_never_hold_up_the_catalog() {
         }
         // Done when every package is Public (late.pkg too, once uploaded; if the
         // slots never all filled it never is, and the asserts below say so).
-        let mut all = true;
-        for (name, _) in big.iter() {
-            all = all
-                && package(&b, name)
-                    .await
-                    .is_some_and(|p| p["status"] == "Public");
-        }
-        if late_uploaded {
-            all = all
-                && package(&b, "late.pkg")
-                    .await
-                    .is_some_and(|p| p["status"] == "Public");
-        }
+        let public = |name: &str| status.get(name) == Some(&"Public");
+        let all =
+            big.iter().all(|(name, _)| public(name)) && (!late_uploaded || public("late.pkg"));
         if all {
             break;
         }

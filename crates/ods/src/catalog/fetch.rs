@@ -122,13 +122,21 @@ impl Run<Lane> for Fetch {
         let Some(_claim) = app.sync.in_flight.take(&self.uuid) else {
             return Ok(());
         };
-        let _permit = app.sync.transfers.acquire().await?;
-        let _counted = InProgress::start(TRANSFERS);
+        let _slot = transfer_slot(&app).await?;
         hold(&app, &self.uuid).await
     }
     async fn gave_up(self, Lane(app): Lane, error: String) -> anyhow::Result<()> {
         super::transfer_failed(&app, &self.uuid, &error).await
     }
+}
+
+/// A transfer permit (`ODS_MAX_TRANSFERS`), counted in `ods_transfers_in_progress`
+/// while it is held.
+async fn transfer_slot(
+    app: &App,
+) -> Result<(tokio::sync::SemaphorePermit<'_>, InProgress), tokio::sync::AcquireError> {
+    let permit = app.sync.transfers.acquire().await?;
+    Ok((permit, InProgress::start(TRANSFERS)))
 }
 
 /// Brings one package's bytes the general way and turns it Public. The caller holds
@@ -168,14 +176,13 @@ impl Run<Lane> for FetchSmall {
         super::transfer_failed(&app, &self.uuid, &error).await
     }
     async fn run_batch(jobs: Vec<Self>, Lane(app): Lane) -> Vec<anyhow::Result<()>> {
-        let _permit = match app.sync.transfers.acquire().await {
-            Ok(p) => p,
+        let _slot = match transfer_slot(&app).await {
+            Ok(slot) => slot,
             Err(e) => {
                 let why = e.to_string();
                 return jobs.iter().map(|_| Err(anyhow::anyhow!("{why}"))).collect();
             }
         };
-        let _counted = InProgress::start(TRANSFERS);
         // One transfer per package in this process: one already running is done here.
         let claims: Vec<_> = jobs
             .iter()
