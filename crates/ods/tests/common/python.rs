@@ -66,11 +66,13 @@ impl Drop for Helper {
     }
 }
 
-/// Every JSON line in `path` (none if it does not exist yet).
+/// Every complete JSON line in `path` (none if it does not exist yet). The helper may be
+/// appending while a test polls, so a last line without its newline is not read yet.
 pub fn read_jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
         .collect()
 }
