@@ -5,10 +5,7 @@
 //! `SECRET_KEY`/`DATABASE_KEY` is generated once and kept (mode 0600).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use std::path::PathBuf;
 
 /// A secret value; `Debug` prints `[hidden]`.
 #[derive(Clone, PartialEq, Eq)]
@@ -28,10 +25,12 @@ impl std::str::FromStr for Secret<String> {
 }
 
 mod jamf;
+mod keys;
 pub mod sample;
 mod settings;
 mod storage;
 pub use jamf::Jamf;
+pub use keys::KeyFiles;
 pub use settings::{ConfFile, Settings};
 pub use storage::{Storage, StorageConfig};
 
@@ -135,16 +134,6 @@ pub struct Limits {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-/// What the caller wants done with missing keys.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum KeyFiles {
-    /// Generate missing keys and keep them in the data directory.
-    Create,
-    /// Only read what exists (`check-config`); a missing key is noted in
-    /// `Config::pending` as one `ods serve` will generate, not made.
-    ReadOnly,
-}
-
 impl Config {
     /// Builds the configuration from the parsed settings (flags, environment and the
     /// `ODS_CONF` file already layered), reporting every problem at once, the file's too.
@@ -218,47 +207,14 @@ impl Config {
             ));
         }
 
-        let secret_key = match raw.secret_key {
-            Some(s) if s.0.len() >= 16 => Some(s.0.into_bytes()),
-            Some(_) => {
-                problems.push("SECRET_KEY is shorter than 16 characters".into());
-                None
-            }
-            None => stored_key(
-                &data_dir,
-                "SECRET_KEY",
-                "secret.key",
-                keys,
-                &mut problems,
-                &mut pending,
-            )
-            .map(|k| k.into_bytes()),
-        };
-        let database_key = match raw.database_key {
-            Some(s) => decode_key32(&s.0).or_else(|| {
-                problems.push(
-                    "DATABASE_KEY must be 32 bytes written as 64 hex digits or base64".into(),
-                );
-                None
-            }),
-            None => stored_key(
-                &data_dir,
-                "DATABASE_KEY",
-                "database.key",
-                keys,
-                &mut problems,
-                &mut pending,
-            )
-            .and_then(|k| {
-                decode_key32(&k).or_else(|| {
-                    problems.push(format!(
-                        "{} does not hold a 32-byte key",
-                        data_dir.join("database.key").display()
-                    ));
-                    None
-                })
-            }),
-        };
+        let (secret_key, database_key) = keys::resolve(
+            raw.secret_key,
+            raw.database_key,
+            &data_dir,
+            keys,
+            &mut problems,
+            &mut pending,
+        );
 
         let download_cache_control = axum::http::HeaderValue::from_str(raw.download_cache_control.trim())
             .ok()
@@ -501,229 +457,5 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-fn decode_key32(text: &str) -> Option<[u8; 32]> {
-    let t = text.trim();
-    let bytes = if t.len() == 64 && t.chars().all(|c| c.is_ascii_hexdigit()) {
-        hex::decode(t).ok()?
-    } else {
-        STANDARD.decode(t).or_else(|_| URL_SAFE.decode(t)).ok()?
-    };
-    bytes.try_into().ok()
-}
-
-/// The key `name` kept in the data directory as `file`; one that `ods serve` will
-/// generate goes to `pending` under `KeyFiles::ReadOnly`.
-fn stored_key(
-    data_dir: &Path,
-    name: &str,
-    file: &str,
-    keys: KeyFiles,
-    problems: &mut Vec<String>,
-    pending: &mut Vec<String>,
-) -> Option<String> {
-    let k = key_file(data_dir, file, keys, problems);
-    if k.is_none() && keys == KeyFiles::ReadOnly && !data_dir.join(file).exists() {
-        pending.push(format!(
-            "{name} is not set: ods serve generates it into {}",
-            data_dir.join(file).display()
-        ));
-    }
-    k
-}
-
-/// Reads a key kept in the data directory, creating it (0600) when asked to; `None`
-/// (and no problem) when it is missing and `keys` is `ReadOnly`.
-fn key_file(dir: &Path, name: &str, keys: KeyFiles, problems: &mut Vec<String>) -> Option<String> {
-    let path = dir.join(name);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => return Some(s.trim().to_string()),
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            problems.push(format!("{}: cannot read it: {e}", path.display()));
-            return None;
-        }
-        Err(_) => {}
-    }
-    if keys == KeyFiles::ReadOnly {
-        return None;
-    }
-    let key = URL_SAFE.encode(crate::secrets::random_bytes::<32>());
-    match write_private(&path, &key) {
-        Ok(()) => Some(key),
-        Err(e) => {
-            problems.push(format!("{}: cannot create it: {e}", path.display()));
-            None
-        }
-    }
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::{Args, Command, FromArgMatches};
-
-    /// Settings from these flags and this ODS_CONF text, ignoring the environment.
-    fn parse(args: &[&str], file: &str) -> Settings {
-        let conf = ConfFile::parse(file);
-        assert_eq!(conf.problems, Vec::<String>::new());
-        let cmd = conf.apply(Settings::augment_args(Command::new("ods")).mut_args(|a| a.env(None)));
-        let m = cmd.try_get_matches_from(std::iter::once("ods").chain(args.iter().copied()));
-        Settings::from_arg_matches(&m.unwrap()).unwrap()
-    }
-
-    fn settings(args: &[&str]) -> Settings {
-        parse(args, "")
-    }
-
-    #[test]
-    fn secrets_hidden_in_debug() {
-        let dir = tempfile::tempdir().unwrap();
-        let flags = settings(&[
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--database-url",
-            "postgres://u:hunter2@h/db",
-            "--secret-key",
-            "s3cr3t-s3cr3t-s3cr3t",
-            "--mysql-password",
-            "s3cr3t-too",
-        ]);
-        assert!(!format!("{flags:?}").contains("s3cr3t"), "{flags:?}");
-        let c = Config::resolve(flags, KeyFiles::Create).unwrap();
-        let dbg = format!("{c:?}");
-        assert!(!dbg.contains("hunter2") && !dbg.contains("s3cr3t"), "{dbg}");
-        assert_eq!(c.database_url_redacted(), "postgres://u:***@h/db");
-    }
-
-    #[test]
-    fn every_problem_is_reported() {
-        let flags = settings(&[
-            "--listen",
-            "nonsense",
-            "--data-dir",
-            "/nonexistent/ods",
-            "--database-url",
-            "oracle://x",
-            "--database-key",
-            "short",
-            "--share-context",
-            "a/b",
-        ]);
-        let problems = Config::resolve(flags, KeyFiles::ReadOnly).unwrap_err();
-        assert!(problems.len() >= 5, "{problems:#?}");
-    }
-
-    #[test]
-    fn keys_generated_once_with_private_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        let flags = || settings(&["--data-dir", dir.path().to_str().unwrap()]);
-        let a = Config::resolve(flags(), KeyFiles::Create).unwrap();
-        let b = Config::resolve(flags(), KeyFiles::Create).unwrap();
-        assert_eq!(a.database_key.0, b.database_key.0);
-        assert_eq!(a.secret_key.0, b.secret_key.0);
-        assert!(a.pending.is_empty());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("database.key"))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-    }
-
-    #[test]
-    fn keys_to_be_generated_are_pending_not_problems() {
-        let dir = tempfile::tempdir().unwrap();
-        let flags = || settings(&["--data-dir", dir.path().to_str().unwrap()]);
-        let c = Config::resolve(flags(), KeyFiles::ReadOnly).unwrap();
-        assert_eq!(c.pending.len(), 2, "{:?}", c.pending);
-        assert!(
-            c.pending[0].starts_with("SECRET_KEY is not set"),
-            "{:?}",
-            c.pending
-        );
-        assert!(
-            c.pending[1].starts_with("DATABASE_KEY is not set"),
-            "{:?}",
-            c.pending
-        );
-        assert!(
-            !dir.path().join("secret.key").exists(),
-            "nothing is created"
-        );
-        // Once generated, they are read, not pending.
-        let made = Config::resolve(flags(), KeyFiles::Create).unwrap();
-        let read = Config::resolve(flags(), KeyFiles::ReadOnly).unwrap();
-        assert!(read.pending.is_empty(), "{:?}", read.pending);
-        assert_eq!(read.database_key.0, made.database_key.0);
-        // A key file that is there but bad is a problem.
-        std::fs::write(dir.path().join("database.key"), "garbage").unwrap();
-        let problems = Config::resolve(flags(), KeyFiles::ReadOnly).unwrap_err();
-        assert!(problems[0].contains("32-byte key"), "{problems:?}");
-    }
-
-    #[test]
-    fn toml_keys_any_case_and_mysql_vars() {
-        let dir = tempfile::tempdir().unwrap();
-        let l = parse(
-            &["--data-dir", dir.path().to_str().unwrap()],
-            "MYSQL_SERVER = \"db:3306\"\nmysql_user = \"ods\"\nMYSQL_PASSWORD = \"p@ss\"\nDEBUG = true\nods_sync_interval = 7\nLogin_Max_Failures_Per_Address = 3",
-        );
-        assert_eq!(l.mysql_server.as_deref(), Some("db:3306"));
-        let c = Config::resolve(l, KeyFiles::Create).unwrap();
-        assert_eq!(c.database_url.0, "mysql://ods:p%40ss@db:3306/ods");
-        assert!(c.debug);
-        assert_eq!(c.sync_interval_secs, 7);
-        assert_eq!(c.login_max_failures_per_address, 3);
-    }
-
-    #[test]
-    fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let file = "listen = \"127.0.0.1:1\"\nODS_LOGIN_WINDOW_SECS = 5\ndebug = true";
-        let s = parse(&["--listen", "127.0.0.1:2", "--debug=false"], file);
-        assert_eq!(s.listen, "127.0.0.1:2");
-        assert!(!s.debug);
-        assert_eq!(s.login_window_secs, 5, "from the file");
-        assert_eq!(s.login_max_failures_per_address, 10, "the default");
-        assert!(parse(&["--debug"], "").debug, "a bare boolean flag is true");
-    }
-
-    #[test]
-    fn bad_files_are_reported_key_by_key_without_secrets() {
-        let conf = ConfFile::parse(
-            "no_such_key = 1\nODS_JOB_POLL_MS = \"soon\"\nlogin_max_failures = 0\nsecret_key = [1]\nlisten = \"127.0.0.1:9\"",
-        );
-        assert_eq!(conf.problems.len(), 4, "{:#?}", conf.problems);
-        assert!(
-            conf.problems.iter().any(|p| p.contains("no_such_key")),
-            "{:?}",
-            conf.problems
-        );
-        assert!(
-            conf.problems
-                .iter()
-                .any(|p| p.contains("ODS_JOB_POLL_MS") && p.contains("soon"))
-        );
-        assert_eq!(
-            conf.values,
-            vec![("listen".to_string(), "127.0.0.1:9".to_string())]
-        );
-        let conf = ConfFile::parse("not toml at all ===");
-        assert_eq!(conf.problems.len(), 1);
-    }
-}
+mod tests;
