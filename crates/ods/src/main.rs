@@ -7,6 +7,12 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ods::config::{ConfFile, Config, KeyFiles, Settings};
 
+/// The server makes and frees many small buffers on many threads (request heads, rows,
+/// catalog records); mimalloc's per-thread free lists serve them with less contention
+/// and fewer instructions than the system allocator (see the README's benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Shown under every command's `--help`.
 const CONFIG_HELP: &str = "Every option can also be set by the environment variable shown with it, or in the \
 TOML file named by ODS_CONF, under the option's name or its variable (any letter case). \
