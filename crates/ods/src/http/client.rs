@@ -80,14 +80,13 @@ pub fn addr_of(parts: &Parts) -> Option<IpAddr> {
 /// The span each request is logged in: method, path and the client address.
 pub fn span<B>(req: &Request<B>) -> tracing::Span {
     let client = req.extensions().get::<ClientInfo>();
-    let addr = client.map(|c| c.addr.to_string()).unwrap_or_default();
-    let via = client.is_some_and(|c| c.via_proxy);
+    // (The fields are only evaluated when the span is enabled.)
     tracing::info_span!(
         "request",
         method = %req.method(),
         uri = %req.uri().path(),
-        client = %addr,
-        via_proxy = via,
+        client = %client.map(|c| c.addr.to_string()).unwrap_or_default(),
+        via_proxy = client.is_some_and(|c| c.via_proxy),
     )
 }
 

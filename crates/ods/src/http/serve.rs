@@ -14,7 +14,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -117,7 +116,7 @@ cache-control: no-store\r\nretry-after: 5\r\nconnection: close\r\ncontent-length
 /// finish for up to ten seconds.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: super::Service,
     limits: Limits,
     tls: Option<Arc<Tls>>,
     stop: CancellationToken,

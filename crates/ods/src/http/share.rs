@@ -8,7 +8,7 @@
 
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -106,9 +106,9 @@ macro_rules! download_op {
         async fn $name(
             app: State<App>,
             filename: Result<Path<String>, PathRejection>,
-            parts: Parts,
+            req: Request,
         ) -> ApiResult<Response> {
-            download(app, filename, parts).await
+            download(app, filename, req).await
         }
     };
 }
@@ -153,8 +153,10 @@ pub fn jamf_routes(context: &str) -> axum::Router<App> {
 async fn download(
     State(app): State<App>,
     filename: Result<Path<String>, PathRejection>,
-    parts: Parts,
+    req: Request,
 ) -> ApiResult<Response> {
+    // The request itself rather than the `Parts` extractor, which clones them.
+    let (parts, _) = req.into_parts();
     // A path that does not decode (invalid UTF-8 after percent-decoding) is no filename.
     let Path(filename) = filename.map_err(|e| {
         ApiError::bad_request(
@@ -249,7 +251,12 @@ async fn serve(
     let tag = p.etag.to_str().unwrap_or_default();
     let mtime = p.modified;
 
-    let mut base = Response::builder()
+    let mut base = Response::builder();
+    if let Some(h) = base.headers_mut() {
+        // Room for every header of the answer at once, not grown twice on the way.
+        h.reserve(12);
+    }
+    let mut base = base
         .header(header::ETAG, p.etag.clone())
         .header(header::LAST_MODIFIED, p.last_modified.clone())
         .header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"))
