@@ -88,30 +88,7 @@ code=$(curl -sS -u "admin:$PASSWORD" -F "file=@$FILES/small.bin;filename=small.p
 
 # ---------------------------------------------------------------- nginx
 NGINX_PORT=$(free_port)
-cat >"$WORK/nginx/nginx.conf" <<EOF
-master_process off;
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  default_type application/octet-stream;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
-  fastcgi_temp_path $WORK/nginx/fastcgi;
-  uwsgi_temp_path $WORK/nginx/uwsgi;
-  scgi_temp_path $WORK/nginx/scgi;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location /share/ { alias $FILES/; }
-  }
-}
-EOF
+static_nginx_conf "$WORK/nginx" "$NGINX_PORT" "$FILES" "master_process off;" "worker_processes 1;"
 log "starting nginx under callgrind on 127.0.0.1:$NGINX_PORT"
 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.nginx.%p" \
   "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" 2>"$WORK/nginx/stderr" &

@@ -97,6 +97,40 @@ warm_page_cache() {
   rm -f "$WORK/scratch"
 }
 
+# static_nginx_conf DIR PORT FILES [TOP...]: writes DIR/nginx.conf for an nginx serving
+# FILES at /share/ on 127.0.0.1:PORT with sendfile (the reference for downloads),
+# keeping every path it writes in DIR; TOP lines go before the rest (for example
+# "master_process off;"). Workers: auto unless a TOP line sets them.
+static_nginx_conf() {
+  local dir=$1 port=$2 files=$3 top
+  shift 3
+  top=$(printf '%s\n' "$@")
+  grep -q worker_processes <<<"$top" || top+=$'\nworker_processes auto;'
+  cat >"$dir/nginx.conf" <<EOF
+$top
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  default_type application/octet-stream;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  server {
+    listen 127.0.0.1:$port;
+    location /share/ { alias $files/; }
+  }
+}
+EOF
+}
+
 # git_state: sets commit (short hash) and dirty (true when crates/ has changes).
 # shellcheck disable=SC2034 # used by the sourcing scripts
 git_state() {
