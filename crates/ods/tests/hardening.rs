@@ -1,5 +1,6 @@
 //! Findings of the outside security review, each driven against a real `ods serve`:
-//! `/api` answers are never cacheable, and the data directory is private.
+//! `/api` answers are never cacheable, request heads over the limits are refused with
+//! JSON before any handler runs, and the data directory is private.
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
@@ -54,6 +55,54 @@ async fn api_answers_are_never_stored_by_caches() {
             .map(|v| v.to_str().unwrap()),
         Some("no-store")
     );
+}
+
+#[tokio::test]
+async fn request_heads_over_the_limits_get_json_errors_that_are_not_stored() {
+    let s = Server::start().await;
+    s.upload("limits.pkg", common::bytes(1000, 3), "Prod").await;
+    let anon = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut many = anon.get(s.at("/api/admin/about"));
+    for i in 0..101 {
+        many = many.header(format!("x-extra-{i}"), "1");
+    }
+    let cases = [
+        ("101 header fields", many, 431, "headers_too_large", true),
+        (
+            "70,000 bytes of headers on a download",
+            anon.get(s.at("/share/limits.pkg"))
+                .header("x-big", "a".repeat(70_000)),
+            431,
+            "headers_too_large",
+            false,
+        ),
+        (
+            "a 9,000-byte request target",
+            anon.get(s.at(&format!("/api/admin/about?q={}", "a".repeat(9_000)))),
+            414,
+            "uri_too_long",
+            true,
+        ),
+    ];
+    for (what, rb, status, code, api) in cases {
+        let r = rb.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{what}");
+        let stored = r
+            .headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(
+            stored.as_deref() == Some("no-store"),
+            api,
+            "{what}: {stored:?}"
+        );
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+    }
+    // The same download with ordinary headers is served.
+    let r = anon.get(s.at("/share/limits.pkg")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), common::bytes(1000, 3));
 }
 
 #[tokio::test]
