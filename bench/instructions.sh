@@ -52,8 +52,9 @@ wait_for() {
   return 1
 }
 
-# count NAME PID URL: zeroes PID's counters, runs wrk on URL, dumps them; prints
-# "requests instructions"
+# count NAME PID URL: zeroes PID's counters, runs wrk on URL, dumps them; sets
+# COUNT_N (requests) and COUNT_IR (instructions). Not run in a subshell, so its die ends
+# the script.
 count() {
   local out n ir
   wrk -t1 -c4 -d3s "$3" >/dev/null # warm-up (caches, connections, lazy statics)
@@ -67,7 +68,8 @@ count() {
   sleep 0.5
   ir=$(cat "$WORK/cg.$1".* | awk '/^summary:/ { s += $2 } END { print s + 0 }')
   [ "${n:-0}" -gt 0 ] && [ "$ir" -gt 0 ] || die "no count for $1 (requests ${n:-0}, instructions $ir)"
-  echo "$n $ir"
+  COUNT_N=$n
+  COUNT_IR=$ir
 }
 
 # ---------------------------------------------------------------- ods
@@ -102,10 +104,10 @@ cmp -s <(curl -sSf "$ODS_URL/share/small.pkg") "$FILES/small.bin" || die "ods se
 cmp -s <(curl -sSf "$NGINX_URL/share/small.bin") "$FILES/small.bin" || die "nginx served other bytes"
 ods_per=(); nginx_per=(); ratios=()
 for i in $(seq "$RUNS"); do
-  read -r n ir < <(count ods "$ODS_PID" "$ODS_URL/share/small.pkg")
-  ods_per+=("$((ir / n))")
-  read -r n ir < <(count nginx "$NGINX_PID" "$NGINX_URL/share/small.bin")
-  nginx_per+=("$((ir / n))")
+  count ods "$ODS_PID" "$ODS_URL/share/small.pkg"
+  ods_per+=("$((COUNT_IR / COUNT_N))")
+  count nginx "$NGINX_PID" "$NGINX_URL/share/small.bin"
+  nginx_per+=("$((COUNT_IR / COUNT_N))")
   ratios+=("$(ratio "${ods_per[-1]}" "${nginx_per[-1]}")")
   log "  run $i: ods ${ods_per[-1]}, nginx ${nginx_per[-1]} instructions per request (${ratios[-1]}x)"
 done
